@@ -1,0 +1,1 @@
+DROP TABLE versions; DROP TABLE documents;

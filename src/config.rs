@@ -1,0 +1,34 @@
+//! Settings: built once from the command line and environment, then passed in. Never global,
+//! so tests can run many isolated apps in one process.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `sqlite://FILE` or `postgres://…` (`ASSENT_DATABASE_URL`).
+    pub database_url: String,
+    /// The policy folder (`ASSENT_POLICIES`).
+    pub policies_dir: PathBuf,
+    /// Address to listen on; port 0 picks a free port (`ASSENT_BIND`).
+    pub bind: String,
+    /// The language of the untranslated policy files (`ASSENT_LOCALE`).
+    pub original_locale: String,
+    /// HTTP worker threads (`ASSENT_WORKERS`); 0 means one per core.
+    pub workers: usize,
+    /// Database connections in the pool (`ASSENT_DB_POOL`).
+    pub pool_size: u32,
+}
+
+impl Settings {
+    /// Settings for a given database and policy folder, with every other value at its default.
+    pub fn new(database_url: impl Into<String>, policies_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            policies_dir: policies_dir.into(),
+            bind: "127.0.0.1:8080".into(),
+            original_locale: "en".into(),
+            workers: 0,
+            pool_size: 16,
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Storage through diesel: one connection type over SQLite and PostgreSQL, a pool, embedded
+//! migrations, and one file per aggregate. Nothing here knows about HTTP or templates.
+//!
+//! The backend is chosen from the URL scheme (`sqlite://` or `postgres://`); any other scheme is
+//! refused rather than being taken for a SQLite file name.
+
+pub mod schema;
+pub mod versions;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either backend. Queries written once against it run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{0}")]
+    Url(String),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("no database connection available: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("stored data is not as Assent wrote it: {0}")]
+    Corrupt(String),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file path.
+    Sqlite(String),
+    /// A PostgreSQL connection URL, passed to libpq as given.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, DbError> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(DbError::Url(
+                    "`sqlite://` needs a file path, as in `sqlite://assent.db`".into(),
+                ));
+            }
+            return Ok(Self::Sqlite(path.to_owned()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        Err(DbError::Url(format!(
+            "unsupported database URL `{}`: use `sqlite://FILE` or `postgres://USER@HOST/DB`",
+            redact(url)
+        )))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    fn establish(&self) -> Result<DbConnection, DbError> {
+        match self {
+            Self::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
+                // FULL: a commit is on disk before we answer, so neither a process crash nor a
+                // power loss takes back an acknowledged write.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                )?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            Self::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url)?)),
+        }
+    }
+}
+
+/// Hides a password in a URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// r2d2 glue: opens connections for the URL's backend.
+#[derive(Debug)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl diesel::r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConnection, DbError> {
+        self.url.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
+        conn.batch_execute("SELECT 1").map_err(DbError::from)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+pub type PooledConnection = diesel::r2d2::PooledConnection<Manager>;
+
+/// The connection pool. Cloning is cheap.
+#[derive(Clone)]
+pub struct Db {
+    pool: diesel::r2d2::Pool<Manager>,
+    backend: &'static str,
+}
+
+impl Db {
+    /// Opens the database, creating a SQLite file if there is none, and applies migrations.
+    pub fn open(url: &str, pool_size: u32) -> Result<Self, DbError> {
+        let url = DatabaseUrl::parse(url)?;
+        let backend = url.backend_name();
+        if let DatabaseUrl::Sqlite(_) = url {
+            // WAL is a property of the file; set it once, before the pool opens connections
+            // concurrently (setting it per connection races at start-up).
+            let mut first = url.establish()?;
+            first.batch_execute("PRAGMA journal_mode = WAL;")?;
+        }
+        let pool = diesel::r2d2::Pool::builder()
+            .max_size(pool_size)
+            .connection_timeout(Duration::from_secs(10))
+            .build(Manager { url })?;
+        let db = Self { pool, backend };
+        db.get()?.migrate()?;
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// A connection for blocking code (the CLI, start-up).
+    pub fn get(&self) -> Result<PooledConnection, DbError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs blocking database work on the blocking thread pool, off the async executor.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+}
+
+impl DbConnection {
+    /// Applies pending migrations of this backend's set.
+    pub fn migrate(&mut self) -> Result<(), DbError> {
+        let result = match self {
+            Self::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+            Self::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+        };
+        result.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// Checks that the database answers.
+    pub fn ping(&mut self) -> Result<(), DbError> {
+        self.batch_execute("SELECT 1").map_err(DbError::from)
+    }
+}
+
+/// Times are stored as UTC without zone, truncated to microseconds so that both backends give
+/// back exactly what was written.
+pub fn to_stored_time(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6).naive_utc()
+}
+
+pub fn from_stored_time(t: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    t.and_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend_by_scheme() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://assent.db").unwrap(),
+            DatabaseUrl::Sqlite("assent.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/a.db").unwrap(),
+            DatabaseUrl::Sqlite("/tmp/a.db".into())
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u@h/d").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/d").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        let err = DatabaseUrl::parse("mysql://root:secret@h/d")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unsupported"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        assert!(DatabaseUrl::parse("assent.db").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! Assent versions Markdown policies, renders them, shows what changed between versions, and
+//! keeps a verifiable record of which version each subject accepted.
+//!
+//! How the crate is laid out (dependencies run one way, left to right):
+//!
+//! ```text
+//! routes (HTTP, askama views) ──► domain (pure rules, typed values)
+//!       │                              ▲
+//!       └──────────► db (diesel) ──────┘        render (markdown) ◄── routes, policies
+//! ```
+//!
+//! - [`domain`]: `Slug`, `VersionNumber`, `Locale`, the catalog and which version is current.
+//! - [`policies`]: reading and validating the policy folder; `sync` publishes it.
+//! - [`render`]: Markdown → sanitised HTML and a table of contents.
+//! - [`db`]: one connection type over SQLite and PostgreSQL, the pool, migrations, queries.
+//! - [`routes`]: pages, JSON API, metrics; one route table.
+//! - [`startup`]: builds the app and binds it; [`config`] holds the settings; [`cli`] the commands.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod policies;
+pub mod render;
+pub mod routes;
+pub mod startup;

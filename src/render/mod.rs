@@ -1,0 +1,6 @@
+//! Turning policy Markdown into safe HTML (and, later, diffs). Nothing here knows about HTTP or
+//! the database.
+
+pub mod markdown;
+
+pub use markdown::{Rendered, SafeHtml, TocEntry, render};

@@ -1,0 +1,151 @@
+//! The public document endpoints of the JSON API (`/api/v1/documents…`).
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState, lookup};
+use crate::db::versions::{load_catalog, version_text};
+use crate::domain::{Locale, Slug, VersionInfo};
+
+#[derive(Serialize)]
+pub struct DocumentJson {
+    pub slug: Slug,
+    pub title: String,
+    pub current_version: Option<u32>,
+    pub upcoming_version: Option<u32>,
+    pub acceptance: &'static str,
+    pub part_of: Option<Slug>,
+}
+
+/// `GET /api/v1/documents`
+pub async fn list_documents(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let catalog = state.db.run(load_catalog).await?;
+    let now = Utc::now();
+    let body: Vec<DocumentJson> = catalog
+        .documents
+        .iter()
+        .map(|d| DocumentJson {
+            slug: d.slug.clone(),
+            title: d.title(now).to_owned(),
+            current_version: d.current(now).map(|v| v.number.get()),
+            upcoming_version: d.upcoming(now).map(|v| v.number.get()),
+            acceptance: d.acceptance().as_str(),
+            part_of: d.part_of().cloned(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Serialize)]
+pub struct VersionJson {
+    pub version: u32,
+    pub title: String,
+    pub effective: String,
+    pub material: bool,
+    pub summary: Option<String>,
+    pub sha256: String,
+    pub locales: Vec<Locale>,
+}
+
+impl From<&VersionInfo> for VersionJson {
+    fn from(v: &VersionInfo) -> Self {
+        Self {
+            version: v.number.get(),
+            title: v.title.clone(),
+            effective: rfc3339(v.effective),
+            material: v.material,
+            summary: v.summary.clone(),
+            sha256: v.sha256.clone(),
+            locales: v.locales.clone(),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with a `Z`, as the contract promises.
+pub fn rfc3339(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// `GET /api/v1/documents/{slug}/versions`
+pub async fn list_versions(
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let catalog = state.db.run(load_catalog).await?;
+    let doc = lookup::document(&catalog, &slug)?;
+    let body: Vec<VersionJson> = doc.versions.iter().map(VersionJson::from).collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Deserialize)]
+pub struct LocaleQuery {
+    pub locale: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct VersionTextJson {
+    #[serde(flatten)]
+    pub meta: VersionJson,
+    /// The locale of this text; absent for the original.
+    pub locale: Option<Locale>,
+    /// The Markdown body (after the front matter).
+    pub markdown: String,
+    /// The rendered, sanitised HTML of the body.
+    pub html: String,
+    /// The exact file, front matter included: its SHA-256 is `sha256`.
+    pub source_sha256: String,
+}
+
+/// `GET /api/v1/documents/{slug}/versions/{n}?locale=`
+pub async fn show_version(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    query: web::Query<LocaleQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, number) = path.into_inner();
+    let catalog = state.db.run(load_catalog).await?;
+    let doc = lookup::document(&catalog, &slug)?;
+    let version = lookup::version(doc, &number)?;
+    let locale = match query.locale.as_deref().filter(|l| !l.is_empty()) {
+        None => None,
+        Some(raw) if raw.eq_ignore_ascii_case(&state.settings.original_locale) => None,
+        Some(raw) => {
+            let wanted = Locale::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let found = version
+                .locales
+                .iter()
+                .find(|l| l.as_str().eq_ignore_ascii_case(wanted.as_str()))
+                .cloned();
+            Some(found.ok_or_else(|| {
+                let have: Vec<&str> = version.locales.iter().map(Locale::as_str).collect();
+                ApiError::not_found(format!(
+                    "version {} of `{}` has no `{raw}` translation; available: {}",
+                    version.number,
+                    doc.slug,
+                    if have.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        have.join(", ")
+                    }
+                ))
+            })?)
+        }
+    };
+    let (s, n, l) = (doc.slug.clone(), version.number, locale.clone());
+    let text = state
+        .db
+        .run(move |c| version_text(c, &s, n, l.as_ref()))
+        .await?
+        .ok_or_else(|| ApiError::not_found("this version's text is missing"))?;
+    let mut meta = VersionJson::from(version);
+    meta.title = text.title;
+    meta.summary = text.summary;
+    Ok(HttpResponse::Ok().json(VersionTextJson {
+        meta,
+        locale,
+        markdown: text.body,
+        html: text.html.into_string(),
+        source_sha256: text.sha256,
+    }))
+}

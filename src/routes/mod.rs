@@ -1,0 +1,89 @@
+//! HTTP: the route table, and one file per area. Handlers extract, parse into domain types,
+//! ask `db`, and hand plain data to a view.
+
+pub mod api;
+pub mod errors;
+pub mod feed;
+mod lookup;
+pub mod metrics;
+pub mod pages;
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::config::Settings;
+use crate::db::Db;
+pub use errors::{ApiError, PageError};
+pub use metrics::Metrics;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The one route table.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(pages::index))
+        .route("/policies/{slug}", web::get().to(pages::show_current))
+        .route(
+            "/policies/{slug}/versions",
+            web::get().to(pages::list_versions),
+        )
+        .route(
+            "/policies/{slug}/versions/{version}",
+            web::get().to(pages::show_version),
+        )
+        .route("/feed.atom", web::get().to(feed::atom))
+        .route("/healthz", web::get().to(metrics::healthz))
+        .route("/metrics", web::get().to(metrics::prometheus))
+        .route("/assets/assent.css", web::get().to(stylesheet))
+        .service(
+            web::scope("/api/v1")
+                .route("/documents", web::get().to(api::list_documents))
+                .route(
+                    "/documents/{slug}/versions",
+                    web::get().to(api::list_versions),
+                )
+                .route(
+                    "/documents/{slug}/versions/{version}",
+                    web::get().to(api::show_version),
+                )
+                .default_service(web::to(api_not_found)),
+        )
+        .default_service(web::to(page_not_found));
+}
+
+const STYLESHEET: &str = include_str!("../../templates/assent.css");
+
+/// The one stylesheet, served by Assent itself.
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(STYLESHEET)
+}
+
+async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no API endpoint {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+async fn page_not_found() -> Result<HttpResponse, PageError> {
+    Err(PageError::not_found(
+        "There is no page at this address. The list of policies is on the home page.",
+    ))
+}
+
+/// JSON and query extraction errors in the API's own shape (never actix's plain text).
+pub fn api_query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::bad_request(format!("query: {err}")).into()
+}

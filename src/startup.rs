@@ -1,0 +1,94 @@
+//! Building the application: open and migrate the database, publish the policy folder, bind
+//! (port 0 works), and hand back the real address.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::policies::{self, SyncError, SyncReport};
+use crate::routes::{self, AppState, Metrics};
+
+pub struct Application {
+    server: Server,
+    address: SocketAddr,
+    pub report: SyncReport,
+}
+
+impl Application {
+    /// Opens the database, publishes new policy versions, and binds the server. Must be called
+    /// inside an actix system; the server runs once [`Application::run`] is awaited.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db =
+            Db::open(&settings.database_url, settings.pool_size).context("opening the database")?;
+        let set = policies::load(&settings.policies_dir).map_err(|problems| {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!(
+                "the policy folder has problems; nothing was published:\n{}",
+                lines.join("\n")
+            )
+        })?;
+        let mut conn = db.get().context("connecting to the database")?;
+        let report = match policies::sync(&mut conn, &set, chrono::Utc::now()) {
+            Ok(r) => r,
+            Err(SyncError::Refused(problems)) => {
+                let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                anyhow::bail!(
+                    "the policy folder cannot be published; nothing was changed:\n{}",
+                    lines.join("\n")
+                );
+            }
+            Err(SyncError::Db(e)) => return Err(e).context("publishing the policy folder"),
+        };
+        drop(conn);
+        for line in &report.published {
+            tracing::info!("published {line}");
+        }
+        let state = web::Data::new(AppState {
+            db,
+            settings: Arc::new(settings.clone()),
+            metrics: Arc::new(Metrics::default()),
+        });
+        let query_config = web::QueryConfig::default().error_handler(routes::api_query_error);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(query_config.clone())
+                .wrap(from_fn(routes::metrics::record))
+                .wrap(Compress::default())
+                .configure(routes::configure)
+        });
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server
+            .bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let address = *server
+            .addrs()
+            .first()
+            .context("the server bound no address")?;
+        Ok(Self {
+            server: server.run(),
+            address,
+            report,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
