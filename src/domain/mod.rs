@@ -169,10 +169,11 @@ impl FromStr for Acceptance {
 /// Parses an `effective` value: a date (`2026-12-01`, midnight UTC) or an RFC 3339 time.
 pub fn parse_effective(raw: &str) -> Result<DateTime<Utc>, InvalidValue> {
     let raw = raw.trim();
-    if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        if let Some(midnight) = date.and_hms_opt(0, 0, 0) {
-            return Ok(midnight.and_utc());
-        }
+    if let Some(midnight) = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+    {
+        return Ok(midnight.and_utc());
     }
     DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))

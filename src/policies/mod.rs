@@ -388,29 +388,30 @@ fn attach_translations(
             )
         };
         let before = problems.len();
-        if let Some((v, line)) = r.effective {
-            if v != original.effective {
-                problems.push(mismatch("effective", line));
-            }
-        }
-        if let Some((v, line)) = r.material {
-            if v != original.material {
-                problems.push(mismatch("material", line));
-            }
-        }
-        if let Some((v, line)) = &r.part_of {
-            if *v != original.part_of {
-                problems.push(mismatch("part_of", *line));
-            }
-        }
-        if let Some((v, line)) = r.acceptance {
-            if v != original.acceptance {
-                problems.push(mismatch("acceptance", line));
-            }
-        }
-        if let Some((v, line)) = r.draft {
-            if v != original.draft {
-                problems.push(mismatch("draft", line));
+        let differs = [
+            (
+                "effective",
+                r.effective.map(|(v, l)| (v != original.effective, l)),
+            ),
+            (
+                "material",
+                r.material.map(|(v, l)| (v != original.material, l)),
+            ),
+            (
+                "part_of",
+                r.part_of
+                    .as_ref()
+                    .map(|(v, l)| (*v != original.part_of, *l)),
+            ),
+            (
+                "acceptance",
+                r.acceptance.map(|(v, l)| (v != original.acceptance, l)),
+            ),
+            ("draft", r.draft.map(|(v, l)| (v != original.draft, l))),
+        ];
+        for (key, check) in differs {
+            if let Some((true, line)) = check {
+                problems.push(mismatch(key, line));
             }
         }
         if problems.len() == before {

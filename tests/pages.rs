@@ -1,0 +1,312 @@
+//! The public HTML pages, as a reader's browser gets them.
+
+mod common;
+
+use common::{Backend, TestApp, write};
+
+const FAR_FUTURE: &str = "2999-01-01";
+
+/// A folder with a current, a superseded and an upcoming version, and a translation.
+fn timeline(dir: &std::path::Path) {
+    write(
+        dir,
+        "terms/v1.md",
+        "---\ntitle: Terms\neffective: 2020-01-01\n---\n## Scope\n\nThe first terms.\n",
+    );
+    write(
+        dir,
+        "terms/v2.md",
+        "---\ntitle: Terms\neffective: 2021-01-01\nsummary: Clearer scope.\n---\n## Scope\n\nThe second terms.\n\n## Contact\n\nWrite to us.\n",
+    );
+    write(
+        dir,
+        "terms/v2.de.md",
+        "---\ntitle: Bedingungen\n---\n## Geltungsbereich\n\nDie zweiten Bedingungen.\n",
+    );
+    write(
+        dir,
+        "terms/v3.md",
+        &format!(
+            "---\ntitle: Terms\neffective: {FAR_FUTURE}\nsummary: Future terms.\n---\n## Scope\n\nThe third terms.\n"
+        ),
+    );
+    write(
+        dir,
+        "privacy/v1.md",
+        "---\ntitle: Privacy Notice\neffective: 2020-01-01\npart_of: terms\n---\nWe keep little.\n",
+    );
+}
+
+fn index_lists_every_document_with_current_and_upcoming(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, timeline);
+    let page = app.get("/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.content_type.starts_with("text/html"),
+        "{}",
+        page.content_type
+    );
+    assert!(
+        page.body.contains(r#"<a href="/policies/terms">Terms</a>"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("Version 2, in effect since 1 January 2021"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("takes effect on 1 January 2999"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("Part of the <a href=\"/policies/terms\">Terms</a>"),
+        "{}",
+        page.body
+    );
+}
+
+fn the_shipped_policies_are_served(backend: Backend) {
+    let app = TestApp::spawn(&backend);
+    let index = app.get("/");
+    for title in [
+        "Privacy Policy",
+        "Developer Service Usage Agreement",
+        "SDK Privacy Policy",
+        "Cookie Statement",
+    ] {
+        assert!(index.body.contains(title), "index lacks {title}");
+    }
+    let policy = app.get("/policies/privacy-policy");
+    assert_eq!(policy.status, 200);
+    assert!(
+        policy
+            .body
+            .contains("<h2 id=\"1-scope-of-application\">1. Scope of Application</h2>"),
+        "{}",
+        policy.body
+    );
+    assert!(
+        policy.body.contains("href=\"#1-scope-of-application\""),
+        "table of contents missing"
+    );
+    assert!(
+        policy.body.contains("Developer Service Usage Agreement"),
+        "part_of link missing"
+    );
+    let sdk = app.get("/policies/sdk-privacy-policy");
+    assert!(sdk.body.contains("Perfect Corp."));
+    assert!(
+        !sdk.body
+            .contains("By using the website, you agree to our use of cookies"),
+        "the website's cookie notice is not policy text"
+    );
+}
+
+fn a_policy_page_shows_the_current_version_with_contents(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, timeline);
+    let page = app.get("/policies/terms");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("The second terms."), "{}", page.body);
+    assert!(page.body.contains("Version 2 of 3"));
+    assert!(
+        page.body.contains("<a href=\"#contact\">Contact</a>"),
+        "toc: {}",
+        page.body
+    );
+    assert!(page.body.contains("What changed:</strong> Clearer scope."));
+    assert!(
+        page.body
+            .contains("Version 3 takes effect on 1 January 2999."),
+        "upcoming notice missing"
+    );
+    assert!(
+        page.body.contains("/policies/terms/versions"),
+        "history link missing"
+    );
+    assert!(page.body.contains(
+        "Integral parts of this agreement: <a href=\"/policies/privacy\">Privacy Notice</a>"
+    ));
+}
+
+fn an_old_version_says_a_newer_one_exists(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, timeline);
+    let page = app.get("/policies/terms/versions/1");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("The first terms."));
+    assert!(page.body.contains("This is an earlier version (1 of 3), in effect from 1 January 2020 until 1 January 2021. A newer version is in effect: version 2"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<a href="/policies/terms">Read the current version</a>"#)
+    );
+    let current = app.get("/policies/terms/versions/2");
+    assert!(
+        !current.body.contains("earlier version"),
+        "the current version has no superseded banner"
+    );
+    let upcoming = app.get("/policies/terms/versions/3");
+    assert!(
+        upcoming
+            .body
+            .contains("This version takes effect on 1 January 2999. Until then, version 2"),
+        "{}",
+        upcoming.body
+    );
+}
+
+fn the_versions_page_lists_every_version(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, timeline);
+    let page = app.get("/policies/terms/versions");
+    assert_eq!(page.status, 200);
+    let v3 = page.body.find("Version 3</a>").expect("v3 listed");
+    let v2 = page.body.find("Version 2</a>").expect("v2 listed");
+    let v1 = page.body.find("Version 1</a>").expect("v1 listed");
+    assert!(v3 < v2 && v2 < v1, "newest first");
+    assert!(page.body.contains("Upcoming"));
+    assert!(page.body.contains("Current"));
+    assert!(page.body.contains("Future terms."));
+    assert!(page.body.contains("also in Deutsch"));
+}
+
+fn accept_language_picks_a_translation(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, timeline);
+    let german = app.get_with(
+        "/policies/terms",
+        &[("Accept-Language", "de-DE,de;q=0.9,en;q=0.5")],
+    );
+    assert!(
+        german.body.contains("Die zweiten Bedingungen."),
+        "{}",
+        german.body
+    );
+    assert!(german.body.contains("<html lang=\"de\">"));
+    let english = app.get_with("/policies/terms", &[("Accept-Language", "en-US,de;q=0.5")]);
+    assert!(english.body.contains("The second terms."));
+    let explicit = app.get_with("/policies/terms?lang=en", &[("Accept-Language", "de")]);
+    assert!(
+        explicit.body.contains("The second terms."),
+        "?lang= overrides the header"
+    );
+    let unknown = app.get_with("/policies/terms", &[("Accept-Language", "fr")]);
+    assert!(unknown.body.contains("The second terms."));
+    assert!(
+        german.body.contains("hreflang=\"en\""),
+        "a language switcher links the original"
+    );
+}
+
+fn unknown_documents_and_versions_are_404_and_bad_versions_400(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, timeline);
+    for path in [
+        "/policies/nope",
+        "/policies/terms/versions/9",
+        "/policies/terms/versions/0",
+        "/policies/NOT_A_SLUG",
+        "/policies/nope/versions",
+        "/no/such/page",
+        "/policies/terms/versions/99999999999999999999",
+    ] {
+        let page = app.get(path);
+        assert_eq!(page.status, 404, "{path}");
+        assert!(
+            page.content_type.starts_with("text/html"),
+            "{path}: {}",
+            page.content_type
+        );
+        assert!(page.body.contains("Not found"), "{path}");
+    }
+    for path in [
+        "/policies/terms/versions/two",
+        "/policies/terms/versions/-1",
+        "/policies/terms/versions/1.5",
+    ] {
+        let page = app.get(path);
+        assert_eq!(page.status, 400, "{path}");
+        assert!(
+            page.body.contains("is not a version number"),
+            "{path}: {}",
+            page.body
+        );
+    }
+}
+
+fn the_atom_feed_lists_versions_newest_first(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, timeline);
+    let feed = app.get("/feed.atom");
+    assert_eq!(feed.status, 200);
+    assert!(feed.content_type.starts_with("application/atom+xml"));
+    assert!(feed.body.starts_with("<?xml"), "{}", feed.body);
+    let v3 = feed.body.find("Terms — version 3").expect("v3 in feed");
+    let v1 = feed.body.find("Terms — version 1").expect("v1 in feed");
+    assert!(v3 < v1, "newest first");
+    assert!(
+        feed.body
+            .contains(&format!("{}/policies/terms/versions/2", app.address))
+    );
+    assert_eq!(
+        feed.body.matches("<entry>").count(),
+        4,
+        "translations are not separate entries"
+    );
+}
+
+fn health_metrics_and_the_stylesheet_are_served(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, timeline);
+    let health = app.get("/healthz");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok");
+    app.get("/policies/terms");
+    let metrics = app.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.body.contains(
+            r#"assent_http_requests_total{method="GET",route="/policies/{slug}",status="200"} 1"#
+        ),
+        "{}",
+        metrics.body
+    );
+    let css = app.get("/assets/assent.css");
+    assert_eq!(css.status, 200);
+    assert!(css.content_type.starts_with("text/css"));
+    assert!(css.body.contains("@media print"));
+    assert!(css.body.contains("prefers-color-scheme: dark"));
+}
+
+fn pages_load_nothing_from_other_hosts(backend: Backend) {
+    let app = TestApp::spawn(&backend);
+    for path in [
+        "/",
+        "/policies/privacy-policy",
+        "/policies/privacy-policy/versions",
+    ] {
+        let page = app.get(path);
+        for needle in [
+            "src=\"http",
+            "src=\"//",
+            "stylesheet\" href=\"http",
+            "@import",
+        ] {
+            assert!(
+                !page.body.contains(needle),
+                "{path} refers to another host: {needle}"
+            );
+        }
+    }
+}
+
+on_both_databases!(
+    index_lists_every_document_with_current_and_upcoming,
+    the_shipped_policies_are_served,
+    a_policy_page_shows_the_current_version_with_contents,
+    an_old_version_says_a_newer_one_exists,
+    the_versions_page_lists_every_version,
+    accept_language_picks_a_translation,
+    unknown_documents_and_versions_are_404_and_bad_versions_400,
+    the_atom_feed_lists_versions_newest_first,
+    health_metrics_and_the_stylesheet_are_served,
+    pages_load_nothing_from_other_hosts,
+);
