@@ -15,6 +15,8 @@ pub struct Settings {
     pub original_locale: String,
     /// HTTP worker threads (`ASSENT_WORKERS`); 0 means one per core.
     pub workers: usize,
+    /// Memory for computed diffs, in bytes (`ASSENT_DIFF_CACHE_MB`).
+    pub diff_cache_bytes: u64,
     /// Database connections in the pool (`ASSENT_DB_POOL`).
     pub pool_size: u32,
 }
@@ -29,6 +31,7 @@ impl Settings {
             original_locale: "en".into(),
             workers: 0,
             pool_size: 16,
+            diff_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -11,11 +11,13 @@
 //!
 //! - [`domain`]: `Slug`, `VersionNumber`, `Locale`, the catalog and which version is current.
 //! - [`policies`]: reading and validating the policy folder; `sync` publishes it.
-//! - [`render`]: Markdown → sanitised HTML and a table of contents.
+//! - [`render`]: Markdown → sanitised HTML and a table of contents; block- and word-level diffs.
+//! - [`changes`]: diffs between stored versions (cached), and what changed since a subject accepted.
 //! - [`db`]: one connection type over SQLite and PostgreSQL, the pool, migrations, queries.
 //! - [`routes`]: pages, JSON API, metrics; one route table.
 //! - [`startup`]: builds the app and binds it; [`config`] holds the settings; [`cli`] the commands.
 
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod db;

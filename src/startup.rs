@@ -9,6 +9,7 @@ use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
+use crate::changes::DiffCache;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::policies::{self, SyncError, SyncReport};
@@ -24,24 +25,17 @@ impl Application {
     /// Opens the database, publishes new policy versions, and binds the server. Must be called
     /// inside an actix system; the server runs once [`Application::run`] is awaited.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db =
-            Db::open(&settings.database_url, settings.pool_size).context("opening the database")?;
+        let db = Db::open(&settings.database_url, settings.pool_size).context("opening the database")?;
         let set = policies::load(&settings.policies_dir).map_err(|problems| {
             let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!(
-                "the policy folder has problems; nothing was published:\n{}",
-                lines.join("\n")
-            )
+            anyhow::anyhow!("the policy folder has problems; nothing was published:\n{}", lines.join("\n"))
         })?;
         let mut conn = db.get().context("connecting to the database")?;
         let report = match policies::sync(&mut conn, &set, chrono::Utc::now()) {
             Ok(r) => r,
             Err(SyncError::Refused(problems)) => {
                 let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                anyhow::bail!(
-                    "the policy folder cannot be published; nothing was changed:\n{}",
-                    lines.join("\n")
-                );
+                anyhow::bail!("the policy folder cannot be published; nothing was changed:\n{}", lines.join("\n"));
             }
             Err(SyncError::Db(e)) => return Err(e).context("publishing the policy folder"),
         };
@@ -53,6 +47,7 @@ impl Application {
             db,
             settings: Arc::new(settings.clone()),
             metrics: Arc::new(Metrics::default()),
+            diffs: Arc::new(DiffCache::new(settings.diff_cache_bytes)),
         });
         let query_config = web::QueryConfig::default().error_handler(routes::api_query_error);
         let mut server = HttpServer::new(move || {
@@ -66,18 +61,9 @@ impl Application {
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
-        let server = server
-            .bind(&settings.bind)
-            .with_context(|| format!("binding {}", settings.bind))?;
-        let address = *server
-            .addrs()
-            .first()
-            .context("the server bound no address")?;
-        Ok(Self {
-            server: server.run(),
-            address,
-            report,
-        })
+        let server = server.bind(&settings.bind).with_context(|| format!("binding {}", settings.bind))?;
+        let address = *server.addrs().first().context("the server bound no address")?;
+        Ok(Self { server: server.run(), address, report })
     }
 
     pub fn address(&self) -> SocketAddr {

@@ -5,41 +5,21 @@ mod common;
 use common::{Backend, TestApp, write};
 
 fn folder(dir: &std::path::Path) {
-    write(
-        dir,
-        "terms/v1.md",
-        "---\ntitle: Terms\neffective: 2020-01-01\n---\n# Terms\n\nOne.\n",
-    );
+    write(dir, "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\n---\n# Terms\n\nOne.\n");
     write(
         dir,
         "terms/v2.md",
         "---\ntitle: Terms of Use\neffective: 2021-06-01T12:00:00+02:00\nmaterial: false\nsummary: Typos.\n---\n# Terms\n\nOne, fixed.\n",
     );
-    write(
-        dir,
-        "terms/v2.zh.md",
-        "---\ntitle: 使用条款\n---\n# 条款\n\n一。\n",
-    );
-    write(
-        dir,
-        "terms/v3.md",
-        "---\ntitle: Terms of Use\neffective: 2999-01-01\n---\n# Terms\n\nThree.\n",
-    );
-    write(
-        dir,
-        "privacy/v1.md",
-        "---\ntitle: Privacy\neffective: 2020-01-01\npart_of: terms\n---\nPrivate.\n",
-    );
+    write(dir, "terms/v2.zh.md", "---\ntitle: 使用条款\n---\n# 条款\n\n一。\n");
+    write(dir, "terms/v3.md", "---\ntitle: Terms of Use\neffective: 2999-01-01\n---\n# Terms\n\nThree.\n");
+    write(dir, "privacy/v1.md", "---\ntitle: Privacy\neffective: 2020-01-01\npart_of: terms\n---\nPrivate.\n");
     write(
         dir,
         "cookies/v1.md",
         "---\ntitle: Cookies\neffective: 2020-01-01\nacceptance: informational\n---\nCrumbs.\n",
     );
-    write(
-        dir,
-        "later/v1.md",
-        "---\ntitle: Later\neffective: 2999-01-01\n---\nNot yet.\n",
-    );
+    write(dir, "later/v1.md", "---\ntitle: Later\neffective: 2999-01-01\n---\nNot yet.\n");
 }
 
 fn documents_lists_current_and_upcoming_versions(backend: Backend) {
@@ -49,12 +29,7 @@ fn documents_lists_current_and_upcoming_versions(backend: Backend) {
     assert!(resp.content_type.starts_with("application/json"));
     let docs = resp.json();
     let by_slug = |slug: &str| {
-        docs.as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["slug"] == slug)
-            .cloned()
-            .unwrap_or_else(|| panic!("{slug} missing"))
+        docs.as_array().unwrap().iter().find(|d| d["slug"] == slug).cloned().unwrap_or_else(|| panic!("{slug} missing"))
     };
     let terms = by_slug("terms");
     assert_eq!(terms["title"], "Terms of Use");
@@ -80,11 +55,7 @@ fn versions_lists_metadata_with_hashes(backend: Backend) {
     assert_eq!(list[1]["summary"], "Typos.");
     assert_eq!(list[1]["locales"], serde_json::json!(["zh"]));
     let file = std::fs::read(app.policies.path().join("terms/v2.md")).unwrap();
-    assert_eq!(
-        list[1]["sha256"],
-        assent::domain::sha256_hex(&file),
-        "the hash is of the file's exact bytes"
-    );
+    assert_eq!(list[1]["sha256"], assent::domain::sha256_hex(&file), "the hash is of the file's exact bytes");
 }
 
 fn a_version_carries_markdown_and_sanitised_html(backend: Backend) {
@@ -93,14 +64,9 @@ fn a_version_carries_markdown_and_sanitised_html(backend: Backend) {
     assert_eq!(v["version"], 2);
     assert_eq!(v["title"], "Terms of Use");
     assert_eq!(v["markdown"], "# Terms\n\nOne, fixed.\n");
-    assert_eq!(
-        v["html"],
-        "<h1 id=\"terms\">Terms</h1>\n<p>One, fixed.</p>\n"
-    );
+    assert_eq!(v["html"], "<h1 id=\"terms\">Terms</h1>\n<p>One, fixed.</p>\n");
     assert!(v["locale"].is_null());
-    let zh = app
-        .get("/api/v1/documents/terms/versions/2?locale=zh")
-        .json();
+    let zh = app.get("/api/v1/documents/terms/versions/2?locale=zh").json();
     assert_eq!(zh["title"], "使用条款");
     assert_eq!(zh["locale"], "zh");
     assert_eq!(zh["markdown"], "# 条款\n\n一。\n");
@@ -115,22 +81,10 @@ fn api_errors_are_json_with_the_right_status(backend: Backend) {
         ("/api/v1/documents/nope/versions/1", 404, "not_found"),
         ("/api/v1/documents/terms/versions/7", 404, "not_found"),
         ("/api/v1/documents/terms/versions/x", 400, "bad_request"),
-        (
-            "/api/v1/documents/terms/versions/1?locale=fr",
-            404,
-            "not_found",
-        ),
-        (
-            "/api/v1/documents/terms/versions/1?locale=not_a_tag",
-            400,
-            "bad_request",
-        ),
+        ("/api/v1/documents/terms/versions/1?locale=fr", 404, "not_found"),
+        ("/api/v1/documents/terms/versions/1?locale=not_a_tag", 400, "bad_request"),
         ("/api/v1/nothing-here", 404, "not_found"),
-        (
-            "/api/v1/documents/terms/versions/1?locale=%ZZ",
-            400,
-            "bad_request",
-        ),
+        ("/api/v1/documents/terms/versions/1?locale=%ZZ", 400, "bad_request"),
     ];
     for (path, status, code) in cases {
         let resp = app.get(path);
@@ -138,12 +92,7 @@ fn api_errors_are_json_with_the_right_status(backend: Backend) {
         assert!(resp.content_type.starts_with("application/json"), "{path}");
         let body = resp.json();
         assert_eq!(body["error"]["code"], code, "{path}");
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "{path}"
-        );
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{path}");
     }
 }
 
@@ -167,11 +116,7 @@ fn hostile_markdown_never_reaches_a_page(backend: Backend) {
 /// No tag may carry script, an event handler or a `javascript:` URL. Escaped text (`&#60;img
 /// onerror=…&#62;`) is harmless and allowed.
 fn assert_no_active_content(what: &str, html: &str) {
-    for tag in html
-        .split('<')
-        .skip(1)
-        .map(|rest| rest.split('>').next().unwrap_or("").to_lowercase())
-    {
+    for tag in html.split('<').skip(1).map(|rest| rest.split('>').next().unwrap_or("").to_lowercase()) {
         assert!(!tag.starts_with("script"), "{what}: <{tag}>");
         assert!(!tag.contains("javascript:"), "{what}: <{tag}>");
         for handler in ["onerror", "onmouseover", "onclick", "onload"] {

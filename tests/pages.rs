@@ -8,21 +8,13 @@ const FAR_FUTURE: &str = "2999-01-01";
 
 /// A folder with a current, a superseded and an upcoming version, and a translation.
 fn timeline(dir: &std::path::Path) {
-    write(
-        dir,
-        "terms/v1.md",
-        "---\ntitle: Terms\neffective: 2020-01-01\n---\n## Scope\n\nThe first terms.\n",
-    );
+    write(dir, "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\n---\n## Scope\n\nThe first terms.\n");
     write(
         dir,
         "terms/v2.md",
         "---\ntitle: Terms\neffective: 2021-01-01\nsummary: Clearer scope.\n---\n## Scope\n\nThe second terms.\n\n## Contact\n\nWrite to us.\n",
     );
-    write(
-        dir,
-        "terms/v2.de.md",
-        "---\ntitle: Bedingungen\n---\n## Geltungsbereich\n\nDie zweiten Bedingungen.\n",
-    );
+    write(dir, "terms/v2.de.md", "---\ntitle: Bedingungen\n---\n## Geltungsbereich\n\nDie zweiten Bedingungen.\n");
     write(
         dir,
         "terms/v3.md",
@@ -41,68 +33,28 @@ fn index_lists_every_document_with_current_and_upcoming(backend: Backend) {
     let app = TestApp::spawn_with(&backend, timeline);
     let page = app.get("/");
     assert_eq!(page.status, 200);
-    assert!(
-        page.content_type.starts_with("text/html"),
-        "{}",
-        page.content_type
-    );
-    assert!(
-        page.body.contains(r#"<a href="/policies/terms">Terms</a>"#),
-        "{}",
-        page.body
-    );
-    assert!(
-        page.body
-            .contains("Version 2, in effect since 1 January 2021"),
-        "{}",
-        page.body
-    );
-    assert!(
-        page.body.contains("takes effect on 1 January 2999"),
-        "{}",
-        page.body
-    );
-    assert!(
-        page.body
-            .contains("Part of the <a href=\"/policies/terms\">Terms</a>"),
-        "{}",
-        page.body
-    );
+    assert!(page.content_type.starts_with("text/html"), "{}", page.content_type);
+    assert!(page.body.contains(r#"<a href="/policies/terms">Terms</a>"#), "{}", page.body);
+    assert!(page.body.contains("Version 2, in effect since 1 January 2021"), "{}", page.body);
+    assert!(page.body.contains("takes effect on 1 January 2999"), "{}", page.body);
+    assert!(page.body.contains("Part of the <a href=\"/policies/terms\">Terms</a>"), "{}", page.body);
 }
 
 fn the_shipped_policies_are_served(backend: Backend) {
     let app = TestApp::spawn(&backend);
     let index = app.get("/");
-    for title in [
-        "Privacy Policy",
-        "Developer Service Usage Agreement",
-        "SDK Privacy Policy",
-        "Cookie Statement",
-    ] {
+    for title in ["Privacy Policy", "Developer Service Usage Agreement", "SDK Privacy Policy", "Cookie Statement"] {
         assert!(index.body.contains(title), "index lacks {title}");
     }
     let policy = app.get("/policies/privacy-policy");
     assert_eq!(policy.status, 200);
-    assert!(
-        policy
-            .body
-            .contains("<h2 id=\"1-scope-of-application\">1. Scope of Application</h2>"),
-        "{}",
-        policy.body
-    );
-    assert!(
-        policy.body.contains("href=\"#1-scope-of-application\""),
-        "table of contents missing"
-    );
-    assert!(
-        policy.body.contains("Developer Service Usage Agreement"),
-        "part_of link missing"
-    );
+    assert!(policy.body.contains("<h2 id=\"1-scope-of-application\">1. Scope of Application</h2>"), "{}", policy.body);
+    assert!(policy.body.contains("href=\"#1-scope-of-application\""), "table of contents missing");
+    assert!(policy.body.contains("Developer Service Usage Agreement"), "part_of link missing");
     let sdk = app.get("/policies/sdk-privacy-policy");
     assert!(sdk.body.contains("Perfect Corp."));
     assert!(
-        !sdk.body
-            .contains("By using the website, you agree to our use of cookies"),
+        !sdk.body.contains("By using the website, you agree to our use of cookies"),
         "the website's cookie notice is not policy text"
     );
 }
@@ -113,24 +65,11 @@ fn a_policy_page_shows_the_current_version_with_contents(backend: Backend) {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("The second terms."), "{}", page.body);
     assert!(page.body.contains("Version 2 of 3"));
-    assert!(
-        page.body.contains("<a href=\"#contact\">Contact</a>"),
-        "toc: {}",
-        page.body
-    );
+    assert!(page.body.contains("<a href=\"#contact\">Contact</a>"), "toc: {}", page.body);
     assert!(page.body.contains("What changed:</strong> Clearer scope."));
-    assert!(
-        page.body
-            .contains("Version 3 takes effect on 1 January 2999."),
-        "upcoming notice missing"
-    );
-    assert!(
-        page.body.contains("/policies/terms/versions"),
-        "history link missing"
-    );
-    assert!(page.body.contains(
-        "Integral parts of this agreement: <a href=\"/policies/privacy\">Privacy Notice</a>"
-    ));
+    assert!(page.body.contains("Version 3 takes effect on 1 January 2999."), "upcoming notice missing");
+    assert!(page.body.contains("/policies/terms/versions"), "history link missing");
+    assert!(page.body.contains("Integral parts of this agreement: <a href=\"/policies/privacy\">Privacy Notice</a>"));
 }
 
 fn an_old_version_says_a_newer_one_exists(backend: Backend) {
@@ -139,20 +78,12 @@ fn an_old_version_says_a_newer_one_exists(backend: Backend) {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("The first terms."));
     assert!(page.body.contains("This is an earlier version (1 of 3), in effect from 1 January 2020 until 1 January 2021. A newer version is in effect: version 2"), "{}", page.body);
-    assert!(
-        page.body
-            .contains(r#"<a href="/policies/terms">Read the current version</a>"#)
-    );
+    assert!(page.body.contains(r#"<a href="/policies/terms">Read the current version</a>"#));
     let current = app.get("/policies/terms/versions/2");
-    assert!(
-        !current.body.contains("earlier version"),
-        "the current version has no superseded banner"
-    );
+    assert!(!current.body.contains("earlier version"), "the current version has no superseded banner");
     let upcoming = app.get("/policies/terms/versions/3");
     assert!(
-        upcoming
-            .body
-            .contains("This version takes effect on 1 January 2999. Until then, version 2"),
+        upcoming.body.contains("This version takes effect on 1 January 2999. Until then, version 2"),
         "{}",
         upcoming.body
     );
@@ -174,29 +105,16 @@ fn the_versions_page_lists_every_version(backend: Backend) {
 
 fn accept_language_picks_a_translation(backend: Backend) {
     let app = TestApp::spawn_with(&backend, timeline);
-    let german = app.get_with(
-        "/policies/terms",
-        &[("Accept-Language", "de-DE,de;q=0.9,en;q=0.5")],
-    );
-    assert!(
-        german.body.contains("Die zweiten Bedingungen."),
-        "{}",
-        german.body
-    );
+    let german = app.get_with("/policies/terms", &[("Accept-Language", "de-DE,de;q=0.9,en;q=0.5")]);
+    assert!(german.body.contains("Die zweiten Bedingungen."), "{}", german.body);
     assert!(german.body.contains("<html lang=\"de\">"));
     let english = app.get_with("/policies/terms", &[("Accept-Language", "en-US,de;q=0.5")]);
     assert!(english.body.contains("The second terms."));
     let explicit = app.get_with("/policies/terms?lang=en", &[("Accept-Language", "de")]);
-    assert!(
-        explicit.body.contains("The second terms."),
-        "?lang= overrides the header"
-    );
+    assert!(explicit.body.contains("The second terms."), "?lang= overrides the header");
     let unknown = app.get_with("/policies/terms", &[("Accept-Language", "fr")]);
     assert!(unknown.body.contains("The second terms."));
-    assert!(
-        german.body.contains("hreflang=\"en\""),
-        "a language switcher links the original"
-    );
+    assert!(german.body.contains("hreflang=\"en\""), "a language switcher links the original");
 }
 
 fn unknown_documents_and_versions_are_404_and_bad_versions_400(backend: Backend) {
@@ -212,25 +130,13 @@ fn unknown_documents_and_versions_are_404_and_bad_versions_400(backend: Backend)
     ] {
         let page = app.get(path);
         assert_eq!(page.status, 404, "{path}");
-        assert!(
-            page.content_type.starts_with("text/html"),
-            "{path}: {}",
-            page.content_type
-        );
+        assert!(page.content_type.starts_with("text/html"), "{path}: {}", page.content_type);
         assert!(page.body.contains("Not found"), "{path}");
     }
-    for path in [
-        "/policies/terms/versions/two",
-        "/policies/terms/versions/-1",
-        "/policies/terms/versions/1.5",
-    ] {
+    for path in ["/policies/terms/versions/two", "/policies/terms/versions/-1", "/policies/terms/versions/1.5"] {
         let page = app.get(path);
         assert_eq!(page.status, 400, "{path}");
-        assert!(
-            page.body.contains("is not a version number"),
-            "{path}: {}",
-            page.body
-        );
+        assert!(page.body.contains("is not a version number"), "{path}: {}", page.body);
     }
 }
 
@@ -243,15 +149,8 @@ fn the_atom_feed_lists_versions_newest_first(backend: Backend) {
     let v3 = feed.body.find("Terms — version 3").expect("v3 in feed");
     let v1 = feed.body.find("Terms — version 1").expect("v1 in feed");
     assert!(v3 < v1, "newest first");
-    assert!(
-        feed.body
-            .contains(&format!("{}/policies/terms/versions/2", app.address))
-    );
-    assert_eq!(
-        feed.body.matches("<entry>").count(),
-        4,
-        "translations are not separate entries"
-    );
+    assert!(feed.body.contains(&format!("{}/policies/terms/versions/2", app.address)));
+    assert_eq!(feed.body.matches("<entry>").count(), 4, "translations are not separate entries");
 }
 
 fn health_metrics_and_the_stylesheet_are_served(backend: Backend) {
@@ -263,9 +162,7 @@ fn health_metrics_and_the_stylesheet_are_served(backend: Backend) {
     let metrics = app.get("/metrics");
     assert_eq!(metrics.status, 200);
     assert!(
-        metrics.body.contains(
-            r#"assent_http_requests_total{method="GET",route="/policies/{slug}",status="200"} 1"#
-        ),
+        metrics.body.contains(r#"assent_http_requests_total{method="GET",route="/policies/{slug}",status="200"} 1"#),
         "{}",
         metrics.body
     );
@@ -278,22 +175,10 @@ fn health_metrics_and_the_stylesheet_are_served(backend: Backend) {
 
 fn pages_load_nothing_from_other_hosts(backend: Backend) {
     let app = TestApp::spawn(&backend);
-    for path in [
-        "/",
-        "/policies/privacy-policy",
-        "/policies/privacy-policy/versions",
-    ] {
+    for path in ["/", "/policies/privacy-policy", "/policies/privacy-policy/versions"] {
         let page = app.get(path);
-        for needle in [
-            "src=\"http",
-            "src=\"//",
-            "stylesheet\" href=\"http",
-            "@import",
-        ] {
-            assert!(
-                !page.body.contains(needle),
-                "{path} refers to another host: {needle}"
-            );
+        for needle in ["src=\"http", "src=\"//", "stylesheet\" href=\"http", "@import"] {
+            assert!(!page.body.contains(needle), "{path} refers to another host: {needle}");
         }
     }
 }

@@ -9,15 +9,8 @@ use common::{Backend, TestDatabase, assent, write};
 const OK: &str = "---\ntitle: Terms\neffective: 2020-01-01\n---\nText.\n";
 
 fn check(dir: &Path) -> (bool, String) {
-    let out = assent(
-        &["check", &dir.to_string_lossy()],
-        "sqlite://unused.db",
-        dir,
-    );
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = assent(&["check", &dir.to_string_lossy()], "sqlite://unused.db", dir);
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Asserts `check` fails with a line that names `file:line` (or just `file:`) and says `words`.
@@ -45,44 +38,24 @@ fn the_shipped_policies_are_valid() {
 #[test]
 fn malformed_yaml_is_reported_with_its_line() {
     let d = folder();
-    write(
-        d.path(),
-        "terms/v1.md",
-        "---\ntitle: Terms\neffective: [2020-01-01\n---\nText.\n",
-    );
+    write(d.path(), "terms/v1.md", "---\ntitle: Terms\neffective: [2020-01-01\n---\nText.\n");
     assert_problem(d.path(), "terms/v1.md:3: ", "front matter");
 }
 
 #[test]
 fn unknown_keys_are_named() {
     let d = folder();
-    write(
-        d.path(),
-        "terms/v1.md",
-        "---\ntitle: Terms\neffective: 2020-01-01\nmaterail: false\n---\nText.\n",
-    );
+    write(d.path(), "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\nmaterail: false\n---\nText.\n");
     assert_problem(d.path(), "terms/v1.md:4: ", "materail");
 }
 
 #[test]
 fn missing_keys_and_bad_values_are_reported() {
     let d = folder();
-    write(
-        d.path(),
-        "a/v1.md",
-        "---\neffective: 2020-01-01\n---\nText.\n",
-    );
+    write(d.path(), "a/v1.md", "---\neffective: 2020-01-01\n---\nText.\n");
     write(d.path(), "b/v1.md", "---\ntitle: B\n---\nText.\n");
-    write(
-        d.path(),
-        "c/v1.md",
-        "---\ntitle: C\neffective: next tuesday\n---\nText.\n",
-    );
-    write(
-        d.path(),
-        "e/v1.md",
-        "---\ntitle: E\neffective: 2020-01-01\nacceptance: maybe\n---\nText.\n",
-    );
+    write(d.path(), "c/v1.md", "---\ntitle: C\neffective: next tuesday\n---\nText.\n");
+    write(d.path(), "e/v1.md", "---\ntitle: E\neffective: 2020-01-01\nacceptance: maybe\n---\nText.\n");
     write(d.path(), "f/v1.md", "# No front matter\n");
     assert_problem(d.path(), "a/v1.md:2: ", "title");
     assert_problem(d.path(), "b/v1.md:2: ", "effective");
@@ -109,21 +82,9 @@ fn version_gaps_are_refused() {
 #[test]
 fn part_of_must_name_a_document_and_not_loop() {
     let d = folder();
-    write(
-        d.path(),
-        "a/v1.md",
-        "---\ntitle: A\neffective: 2020-01-01\npart_of: b\n---\nA.\n",
-    );
-    write(
-        d.path(),
-        "b/v1.md",
-        "---\ntitle: B\neffective: 2020-01-01\npart_of: a\n---\nB.\n",
-    );
-    write(
-        d.path(),
-        "c/v1.md",
-        "---\ntitle: C\neffective: 2020-01-01\npart_of: nowhere\n---\nC.\n",
-    );
+    write(d.path(), "a/v1.md", "---\ntitle: A\neffective: 2020-01-01\npart_of: b\n---\nA.\n");
+    write(d.path(), "b/v1.md", "---\ntitle: B\neffective: 2020-01-01\npart_of: a\n---\nB.\n");
+    write(d.path(), "c/v1.md", "---\ntitle: C\neffective: 2020-01-01\npart_of: nowhere\n---\nC.\n");
     assert_problem(d.path(), "a/v1.md: ", "cycle");
     assert_problem(d.path(), "c/v1.md: ", "names no document");
 }
@@ -143,11 +104,7 @@ fn invalid_utf8_is_reported_at_its_line() {
 #[test]
 fn an_empty_body_is_refused() {
     let d = folder();
-    write(
-        d.path(),
-        "terms/v1.md",
-        "---\ntitle: Terms\neffective: 2020-01-01\n---\n\n   \n",
-    );
+    write(d.path(), "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\n---\n\n   \n");
     assert_problem(d.path(), "terms/v1.md:4: ", "body is empty");
 }
 
@@ -163,16 +120,8 @@ fn a_huge_file_is_refused_without_reading_it() {
 #[test]
 fn effective_dates_must_not_go_backwards() {
     let d = folder();
-    write(
-        d.path(),
-        "terms/v1.md",
-        "---\ntitle: T\neffective: 2021-01-01\n---\nOne.\n",
-    );
-    write(
-        d.path(),
-        "terms/v2.md",
-        "---\ntitle: T\neffective: 2020-01-01\n---\nTwo.\n",
-    );
+    write(d.path(), "terms/v1.md", "---\ntitle: T\neffective: 2021-01-01\n---\nOne.\n");
+    write(d.path(), "terms/v2.md", "---\ntitle: T\neffective: 2020-01-01\n---\nTwo.\n");
     assert_problem(d.path(), "terms/v2.md: ", "earlier than that of v1");
 }
 
@@ -180,21 +129,9 @@ fn effective_dates_must_not_go_backwards() {
 fn translations_need_their_original_and_must_agree_with_it() {
     let d = folder();
     write(d.path(), "terms/v1.md", OK);
-    write(
-        d.path(),
-        "terms/v2.de.md",
-        "---\ntitle: Bedingungen\n---\nText.\n",
-    );
-    write(
-        d.path(),
-        "terms/v1.fr.md",
-        "---\ntitle: Conditions\neffective: 2021-01-01\n---\nTexte.\n",
-    );
-    write(
-        d.path(),
-        "terms/v1.not_a_tag.md",
-        "---\ntitle: X\n---\nX.\n",
-    );
+    write(d.path(), "terms/v2.de.md", "---\ntitle: Bedingungen\n---\nText.\n");
+    write(d.path(), "terms/v1.fr.md", "---\ntitle: Conditions\neffective: 2021-01-01\n---\nTexte.\n");
+    write(d.path(), "terms/v1.not_a_tag.md", "---\ntitle: X\n---\nX.\n");
     assert_problem(d.path(), "terms/v2.de.md: ", "no v2.md");
     assert_problem(d.path(), "terms/v1.fr.md:3: ", "`effective` differs");
     assert_problem(d.path(), "terms/v1.not_a_tag.md: ", "language tag");
@@ -213,18 +150,11 @@ fn stray_files_in_a_document_folder_are_named() {
 #[test]
 fn every_problem_is_reported_in_one_run() {
     let d = folder();
-    write(
-        d.path(),
-        "a/v1.md",
-        "---\ntitle: A\neffective: 2020-01-01\nbogus: 1\n---\nA.\n",
-    );
+    write(d.path(), "a/v1.md", "---\ntitle: A\neffective: 2020-01-01\nbogus: 1\n---\nA.\n");
     write(d.path(), "b/v1.md", "---\ntitle: B\n---\nB.\n");
     let (ok, stderr) = check(d.path());
     assert!(!ok);
-    assert!(
-        stderr.contains("a/v1.md:4:") && stderr.contains("b/v1.md:2:"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("a/v1.md:4:") && stderr.contains("b/v1.md:2:"), "{stderr}");
     assert!(stderr.contains("2 problems found"), "{stderr}");
 }
 
@@ -243,30 +173,16 @@ fn sync_publishes_new_versions_once(backend: Backend) {
     let db = TestDatabase::create(&backend);
     let d = folder();
     write(d.path(), "terms/v1.md", OK);
-    write(
-        d.path(),
-        "terms/v1.de.md",
-        "---\ntitle: Bedingungen\n---\nText.\n",
-    );
+    write(d.path(), "terms/v1.de.md", "---\ntitle: Bedingungen\n---\nText.\n");
     let (ok, out, err) = sync(&db, d.path());
     assert!(ok, "{err}");
-    assert!(
-        out.contains("published terms v1\n") && out.contains("published terms v1 (de)"),
-        "{out}"
-    );
+    assert!(out.contains("published terms v1\n") && out.contains("published terms v1 (de)"), "{out}");
     let (ok, out, _) = sync(&db, d.path());
     assert!(ok);
     assert!(out.contains("0 published, 2 already published"), "{out}");
-    write(
-        d.path(),
-        "terms/v2.md",
-        "---\ntitle: Terms\neffective: 2020-02-01\n---\nText two.\n",
-    );
+    write(d.path(), "terms/v2.md", "---\ntitle: Terms\neffective: 2020-02-01\n---\nText two.\n");
     let (_, out, _) = sync(&db, d.path());
-    assert!(
-        out.contains("published terms v2\n") && out.contains("1 published"),
-        "{out}"
-    );
+    assert!(out.contains("published terms v2\n") && out.contains("1 published"), "{out}");
 }
 
 fn an_edited_published_version_stops_the_whole_sync(backend: Backend) {
@@ -274,24 +190,13 @@ fn an_edited_published_version_stops_the_whole_sync(backend: Backend) {
     let d = folder();
     write(d.path(), "terms/v1.md", OK);
     assert!(sync(&db, d.path()).0);
-    write(
-        d.path(),
-        "terms/v1.md",
-        "---\ntitle: Terms\neffective: 2020-01-01\n---\nText, quietly changed.\n",
-    );
-    write(
-        d.path(),
-        "terms/v2.md",
-        "---\ntitle: Terms\neffective: 2020-02-01\n---\nText two.\n",
-    );
+    write(d.path(), "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\n---\nText, quietly changed.\n");
+    write(d.path(), "terms/v2.md", "---\ntitle: Terms\neffective: 2020-02-01\n---\nText two.\n");
     write(d.path(), "other/v1.md", OK);
     let (ok, out, err) = sync(&db, d.path());
     assert!(!ok, "sync must refuse: {out}");
     assert!(
-        err.contains(&format!(
-            "{}/terms/v1.md: this version is published and its bytes changed",
-            d.path().display()
-        )),
+        err.contains(&format!("{}/terms/v1.md: this version is published and its bytes changed", d.path().display())),
         "{err}"
     );
     assert!(err.contains("nothing was published"), "{err}");
@@ -299,51 +204,30 @@ fn an_edited_published_version_stops_the_whole_sync(backend: Backend) {
     write(d.path(), "terms/v1.md", OK);
     let (ok, out, err) = sync(&db, d.path());
     assert!(ok, "{err}");
-    assert!(
-        out.contains("published other v1\n") && out.contains("published terms v2\n"),
-        "{out}"
-    );
+    assert!(out.contains("published other v1\n") && out.contains("published terms v2\n"), "{out}");
 }
 
 fn a_removed_published_version_is_refused(backend: Backend) {
     let db = TestDatabase::create(&backend);
     let d = folder();
     write(d.path(), "terms/v1.md", OK);
-    write(
-        d.path(),
-        "terms/v2.md",
-        "---\ntitle: Terms\neffective: 2020-02-01\n---\nText two.\n",
-    );
+    write(d.path(), "terms/v2.md", "---\ntitle: Terms\neffective: 2020-02-01\n---\nText two.\n");
     assert!(sync(&db, d.path()).0);
     std::fs::remove_file(d.path().join("terms/v2.md")).unwrap();
     let (ok, _, err) = sync(&db, d.path());
     assert!(!ok);
-    assert!(
-        err.contains("terms/v2.md: this version is published but its file is missing"),
-        "{err}"
-    );
+    assert!(err.contains("terms/v2.md: this version is published but its file is missing"), "{err}");
 }
 
 fn drafts_are_validated_but_never_published(backend: Backend) {
     let db = TestDatabase::create(&backend);
     let d = folder();
     write(d.path(), "terms/v1.md", OK);
-    write(
-        d.path(),
-        "terms/v2.md",
-        "---\ntitle: Terms\neffective: 2020-02-01\ndraft: true\n---\nDraft.\n",
-    );
+    write(d.path(), "terms/v2.md", "---\ntitle: Terms\neffective: 2020-02-01\ndraft: true\n---\nDraft.\n");
     let (ok, out, err) = sync(&db, d.path());
     assert!(ok, "{err}");
-    assert!(
-        out.contains("1 published") && !out.contains("terms v2"),
-        "{out}"
-    );
-    write(
-        d.path(),
-        "terms/v2.md",
-        "---\ntitle: Terms\neffective: 2020-02-01\n---\nFinal.\n",
-    );
+    assert!(out.contains("1 published") && !out.contains("terms v2"), "{out}");
+    write(d.path(), "terms/v2.md", "---\ntitle: Terms\neffective: 2020-02-01\n---\nFinal.\n");
     let (_, out, _) = sync(&db, d.path());
     assert!(out.contains("published terms v2"), "{out}");
 }
@@ -358,10 +242,7 @@ fn an_invalid_folder_publishes_nothing(backend: Backend) {
     assert!(err.contains("bad/v1.md:2:"), "{err}");
     std::fs::remove_dir_all(d.path().join("bad")).unwrap();
     let (_, out, _) = sync(&db, d.path());
-    assert!(
-        out.contains("published terms v1"),
-        "terms was not published by the refused run: {out}"
-    );
+    assert!(out.contains("published terms v1"), "terms was not published by the refused run: {out}");
 }
 
 fn unknown_database_schemes_are_refused(backend: Backend) {

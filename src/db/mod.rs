@@ -53,14 +53,9 @@ pub enum DatabaseUrl {
 
 impl DatabaseUrl {
     pub fn parse(url: &str) -> Result<Self, DbError> {
-        if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             if path.is_empty() {
-                return Err(DbError::Url(
-                    "`sqlite://` needs a file path, as in `sqlite://assent.db`".into(),
-                ));
+                return Err(DbError::Url("`sqlite://` needs a file path, as in `sqlite://assent.db`".into()));
             }
             return Ok(Self::Sqlite(path.to_owned()));
         }
@@ -220,25 +215,11 @@ mod tests {
 
     #[test]
     fn urls_pick_the_backend_by_scheme() {
-        assert_eq!(
-            DatabaseUrl::parse("sqlite://assent.db").unwrap(),
-            DatabaseUrl::Sqlite("assent.db".into())
-        );
-        assert_eq!(
-            DatabaseUrl::parse("sqlite:///tmp/a.db").unwrap(),
-            DatabaseUrl::Sqlite("/tmp/a.db".into())
-        );
-        assert!(matches!(
-            DatabaseUrl::parse("postgres://u@h/d").unwrap(),
-            DatabaseUrl::Postgres(_)
-        ));
-        assert!(matches!(
-            DatabaseUrl::parse("postgresql://u@h/d").unwrap(),
-            DatabaseUrl::Postgres(_)
-        ));
-        let err = DatabaseUrl::parse("mysql://root:secret@h/d")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(DatabaseUrl::parse("sqlite://assent.db").unwrap(), DatabaseUrl::Sqlite("assent.db".into()));
+        assert_eq!(DatabaseUrl::parse("sqlite:///tmp/a.db").unwrap(), DatabaseUrl::Sqlite("/tmp/a.db".into()));
+        assert!(matches!(DatabaseUrl::parse("postgres://u@h/d").unwrap(), DatabaseUrl::Postgres(_)));
+        assert!(matches!(DatabaseUrl::parse("postgresql://u@h/d").unwrap(), DatabaseUrl::Postgres(_)));
+        let err = DatabaseUrl::parse("mysql://root:secret@h/d").unwrap_err().to_string();
         assert!(err.contains("unsupported"), "{err}");
         assert!(!err.contains("secret"), "{err}");
         assert!(DatabaseUrl::parse("assent.db").is_err());

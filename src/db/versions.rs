@@ -41,47 +41,20 @@ pub struct FileKey {
 pub fn published_hashes(conn: &mut DbConnection) -> Result<HashMap<FileKey, String>, DbError> {
     let rows: Vec<(String, i32, String, String)> = versions::table
         .inner_join(documents::table)
-        .select((
-            documents::slug,
-            versions::version,
-            versions::locale,
-            versions::sha256,
-        ))
+        .select((documents::slug, versions::version, versions::locale, versions::sha256))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(slug, version, locale, sha)| {
-            (
-                FileKey {
-                    slug,
-                    version,
-                    locale,
-                },
-                sha,
-            )
-        })
-        .collect())
+    Ok(rows.into_iter().map(|(slug, version, locale, sha)| (FileKey { slug, version, locale }, sha)).collect())
 }
 
 /// The id of a document, creating it when it is new.
-pub fn ensure_document(
-    conn: &mut DbConnection,
-    slug: &Slug,
-    now: DateTime<Utc>,
-) -> Result<i64, DbError> {
-    let existing: Option<i64> = documents::table
-        .filter(documents::slug.eq(slug.as_str()))
-        .select(documents::id)
-        .first(conn)
-        .optional()?;
+pub fn ensure_document(conn: &mut DbConnection, slug: &Slug, now: DateTime<Utc>) -> Result<i64, DbError> {
+    let existing: Option<i64> =
+        documents::table.filter(documents::slug.eq(slug.as_str())).select(documents::id).first(conn).optional()?;
     if let Some(id) = existing {
         return Ok(id);
     }
     Ok(diesel::insert_into(documents::table)
-        .values((
-            documents::slug.eq(slug.as_str()),
-            documents::created_at.eq(to_stored_time(now)),
-        ))
+        .values((documents::slug.eq(slug.as_str()), documents::created_at.eq(to_stored_time(now))))
         .returning(documents::id)
         .get_result(conn)?)
 }
@@ -93,8 +66,7 @@ pub fn insert_version(
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     let toc = serde_json::to_string(v.toc).map_err(|e| DbError::Corrupt(e.to_string()))?;
-    let number = i32::try_from(v.number.get())
-        .map_err(|_| DbError::Corrupt("version number too large".into()))?;
+    let number = i32::try_from(v.number.get()).map_err(|_| DbError::Corrupt("version number too large".into()))?;
     diesel::insert_into(versions::table)
         .values((
             versions::document_id.eq(document_id),
@@ -148,46 +120,19 @@ pub fn load_catalog(conn: &mut DbConnection) -> Result<Catalog, DbError> {
             versions::sha256,
             versions::published_at,
         ))
-        .order((
-            documents::slug.asc(),
-            versions::version.asc(),
-            versions::locale.asc(),
-        ))
+        .order((documents::slug.asc(), versions::version.asc(), versions::locale.asc()))
         .load(conn)?;
     let mut catalog = Catalog::default();
-    for (
-        slug,
-        number,
-        locale,
-        title,
-        effective,
-        material,
-        summary,
-        part_of,
-        acceptance,
-        sha256,
-        published_at,
-    ) in rows
-    {
+    for (slug, number, locale, title, effective, material, summary, part_of, acceptance, sha256, published_at) in rows {
         let corrupt = |what: &str| DbError::Corrupt(format!("{what} of {slug} v{number}"));
-        if catalog
-            .documents
-            .last()
-            .is_none_or(|d| d.slug.as_str() != slug)
-        {
+        if catalog.documents.last().is_none_or(|d| d.slug.as_str() != slug) {
             let parsed = Slug::parse(&slug).map_err(|_| corrupt("slug"))?;
-            catalog.documents.push(DocumentInfo {
-                slug: parsed,
-                versions: Vec::new(),
-            });
+            catalog.documents.push(DocumentInfo { slug: parsed, versions: Vec::new() });
         }
         let Some(doc) = catalog.documents.last_mut() else {
             continue;
         };
-        let number_typed = u32::try_from(number)
-            .ok()
-            .and_then(VersionNumber::new)
-            .ok_or_else(|| corrupt("number"))?;
+        let number_typed = u32::try_from(number).ok().and_then(VersionNumber::new).ok_or_else(|| corrupt("number"))?;
         if !locale.is_empty() {
             let locale = Locale::parse(&locale).map_err(|_| corrupt("locale"))?;
             if let Some(v) = doc.versions.iter_mut().find(|v| v.number == number_typed) {
@@ -201,10 +146,7 @@ pub fn load_catalog(conn: &mut DbConnection) -> Result<Catalog, DbError> {
             effective: from_stored_time(effective),
             material,
             summary,
-            part_of: part_of
-                .map(|p| Slug::parse(&p))
-                .transpose()
-                .map_err(|_| corrupt("part_of"))?,
+            part_of: part_of.map(|p| Slug::parse(&p)).transpose().map_err(|_| corrupt("part_of"))?,
             acceptance: acceptance.parse().map_err(|_| corrupt("acceptance"))?,
             sha256,
             published_at: from_stored_time(published_at),
@@ -238,27 +180,36 @@ pub fn version_text(
         .filter(documents::slug.eq(slug.as_str()))
         .filter(versions::version.eq(number))
         .filter(versions::locale.eq(locale.map_or("", Locale::as_str)))
-        .select((
-            versions::title,
-            versions::summary,
-            versions::sha256,
-            versions::body,
-            versions::html,
-            versions::toc,
-        ))
+        .select((versions::title, versions::summary, versions::sha256, versions::body, versions::html, versions::toc))
         .first(conn)
         .optional()?;
     row.map(|(title, summary, sha256, body, html, toc)| {
         let toc = serde_json::from_str(&toc)
             .map_err(|e| DbError::Corrupt(format!("table of contents of {slug} v{number}: {e}")))?;
-        Ok(VersionText {
-            title,
-            summary,
-            sha256,
-            body,
-            html: SafeHtml::from_stored(html),
-            toc,
-        })
+        Ok(VersionText { title, summary, sha256, body, html: SafeHtml::from_stored(html), toc })
     })
     .transpose()
+}
+
+/// The exact file and the Markdown body of one original version, for diffs.
+pub struct VersionSource {
+    pub source: String,
+    pub body: String,
+}
+
+pub fn version_source(
+    conn: &mut DbConnection,
+    slug: &Slug,
+    number: VersionNumber,
+) -> Result<Option<VersionSource>, DbError> {
+    let number = i32::try_from(number.get()).unwrap_or(i32::MAX);
+    let row: Option<(String, String)> = versions::table
+        .inner_join(documents::table)
+        .filter(documents::slug.eq(slug.as_str()))
+        .filter(versions::version.eq(number))
+        .filter(versions::locale.eq(""))
+        .select((versions::source, versions::body))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(source, body)| VersionSource { source, body }))
 }

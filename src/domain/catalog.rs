@@ -55,8 +55,7 @@ impl DocumentInfo {
     }
 
     pub fn title(&self, now: DateTime<Utc>) -> &str {
-        self.shown(now)
-            .map_or(self.slug.as_str(), |v| v.title.as_str())
+        self.shown(now).map_or(self.slug.as_str(), |v| v.title.as_str())
     }
 
     pub fn acceptance(&self) -> Acceptance {
@@ -81,18 +80,12 @@ impl Catalog {
 
     /// Documents that are an integral part of `slug`.
     pub fn parts_of<'a>(&'a self, slug: &'a Slug) -> impl Iterator<Item = &'a DocumentInfo> + 'a {
-        self.documents
-            .iter()
-            .filter(move |d| d.part_of() == Some(slug))
+        self.documents.iter().filter(move |d| d.part_of() == Some(slug))
     }
 
     /// Every published version of every document, newest effective date first.
     pub fn newest_first(&self) -> Vec<(&DocumentInfo, &VersionInfo)> {
-        let mut all: Vec<_> = self
-            .documents
-            .iter()
-            .flat_map(|d| d.versions.iter().map(move |v| (d, v)))
-            .collect();
+        let mut all: Vec<_> = self.documents.iter().flat_map(|d| d.versions.iter().map(move |v| (d, v))).collect();
         all.sort_by(|a, b| {
             b.1.effective
                 .cmp(&a.1.effective)
@@ -142,10 +135,7 @@ mod tests {
 
     #[test]
     fn a_document_not_yet_in_effect_shows_its_first_version() {
-        let doc = DocumentInfo {
-            slug: Slug::parse("terms").unwrap(),
-            versions: vec![version(1, day(10))],
-        };
+        let doc = DocumentInfo { slug: Slug::parse("terms").unwrap(), versions: vec![version(1, day(10))] };
         assert_eq!(doc.current(day(5)), None);
         assert_eq!(doc.shown(day(5)).map(|v| v.number.get()), Some(1));
         assert_eq!(doc.title(day(5)), "Title 1");

@@ -25,9 +25,7 @@ pub struct Slug(String);
 impl Slug {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let mut chars = raw.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if first_ok && rest_ok && raw.len() <= 64 {
             Ok(Self(raw.to_owned()))
@@ -75,15 +73,9 @@ impl VersionNumber {
     /// Parses a version as given in a URL or a query: digits only.
     pub fn parse_param(raw: &str) -> Result<VersionParam, InvalidValue> {
         if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(InvalidValue(format!(
-                "`{raw}` is not a version number: use a whole number such as 1 or 2"
-            )));
+            return Err(InvalidValue(format!("`{raw}` is not a version number: use a whole number such as 1 or 2")));
         }
-        Ok(raw
-            .parse::<u32>()
-            .ok()
-            .and_then(Self::new)
-            .map_or(VersionParam::NoSuchVersion, VersionParam::Number))
+        Ok(raw.parse::<u32>().ok().and_then(Self::new).map_or(VersionParam::NoSuchVersion, VersionParam::Number))
     }
 }
 
@@ -101,17 +93,13 @@ pub struct Locale(String);
 impl Locale {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let mut parts = raw.split('-');
-        let language_ok = parts.next().is_some_and(|p| {
-            (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic())
-        });
-        let rest_ok = parts
-            .all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let language_ok =
+            parts.next().is_some_and(|p| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()));
+        let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
         if language_ok && rest_ok && raw.len() <= 35 {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(InvalidValue(format!(
-                "`{raw}` is not a language tag: use a BCP 47 tag such as `zh` or `pt-BR`"
-            )))
+            Err(InvalidValue(format!("`{raw}` is not a language tag: use a BCP 47 tag such as `zh` or `pt-BR`")))
         }
     }
 
@@ -159,9 +147,9 @@ impl FromStr for Acceptance {
         match raw {
             "required" => Ok(Self::Required),
             "informational" => Ok(Self::Informational),
-            other => Err(InvalidValue(format!(
-                "`{other}` is not an acceptance mode: use `required` or `informational`"
-            ))),
+            other => {
+                Err(InvalidValue(format!("`{other}` is not an acceptance mode: use `required` or `informational`")))
+            }
         }
     }
 }
@@ -169,19 +157,14 @@ impl FromStr for Acceptance {
 /// Parses an `effective` value: a date (`2026-12-01`, midnight UTC) or an RFC 3339 time.
 pub fn parse_effective(raw: &str) -> Result<DateTime<Utc>, InvalidValue> {
     let raw = raw.trim();
-    if let Some(midnight) = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .ok()
-        .and_then(|date| date.and_hms_opt(0, 0, 0))
-    {
+    if let Some(midnight) = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok().and_then(|date| date.and_hms_opt(0, 0, 0)) {
         return Ok(midnight.and_utc());
     }
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            InvalidValue(format!(
-                "`{raw}` is not a date: use `2026-12-01` (midnight UTC) or an RFC 3339 time such as `2026-12-01T09:00:00Z`"
-            ))
-        })
+    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        InvalidValue(format!(
+            "`{raw}` is not a date: use `2026-12-01` (midnight UTC) or an RFC 3339 time such as `2026-12-01T09:00:00Z`"
+        ))
+    })
 }
 
 /// Lowercase hex SHA-256 of some bytes: the content hash of a policy file.
@@ -200,19 +183,14 @@ pub fn negotiate_locale(
 ) -> Option<Locale> {
     let wanted: Vec<String> = match explicit {
         Some(tag) if !tag.is_empty() => vec![tag.to_owned()],
-        _ => accept_language
-            .map(accept_language::parse)
-            .unwrap_or_default(),
+        _ => accept_language.map(accept_language::parse).unwrap_or_default(),
     };
     let original = Locale(original.to_owned());
     for tag in &wanted {
         if original.answers(tag) {
             return None;
         }
-        if let Some(found) = available
-            .iter()
-            .find(|l| l.as_str().eq_ignore_ascii_case(tag))
-        {
+        if let Some(found) = available.iter().find(|l| l.as_str().eq_ignore_ascii_case(tag)) {
             return Some(found.clone());
         }
         if let Some(found) = available.iter().find(|l| l.answers(tag)) {
@@ -240,18 +218,9 @@ mod tests {
 
     #[test]
     fn version_params_distinguish_bad_input_from_missing_versions() {
-        assert_eq!(
-            VersionNumber::parse_param("2"),
-            Ok(VersionParam::Number(VersionNumber(2)))
-        );
-        assert_eq!(
-            VersionNumber::parse_param("0"),
-            Ok(VersionParam::NoSuchVersion)
-        );
-        assert_eq!(
-            VersionNumber::parse_param("99999999999999999999"),
-            Ok(VersionParam::NoSuchVersion)
-        );
+        assert_eq!(VersionNumber::parse_param("2"), Ok(VersionParam::Number(VersionNumber(2))));
+        assert_eq!(VersionNumber::parse_param("0"), Ok(VersionParam::NoSuchVersion));
+        assert_eq!(VersionNumber::parse_param("99999999999999999999"), Ok(VersionParam::NoSuchVersion));
         assert!(VersionNumber::parse_param("two").is_err());
         assert!(VersionNumber::parse_param("-1").is_err());
         assert!(VersionNumber::parse_param("").is_err());
@@ -272,17 +241,9 @@ mod tests {
 
     #[test]
     fn negotiation_prefers_explicit_then_header_order() {
-        let available = vec![
-            Locale::parse("zh").unwrap(),
-            Locale::parse("pt-BR").unwrap(),
-        ];
-        let pick = |explicit, header| {
-            negotiate_locale(&available, explicit, header, "en").map(|l| l.to_string())
-        };
-        assert_eq!(
-            pick(None, Some("zh-CN,zh;q=0.9,en;q=0.8")),
-            Some("zh".into())
-        );
+        let available = vec![Locale::parse("zh").unwrap(), Locale::parse("pt-BR").unwrap()];
+        let pick = |explicit, header| negotiate_locale(&available, explicit, header, "en").map(|l| l.to_string());
+        assert_eq!(pick(None, Some("zh-CN,zh;q=0.9,en;q=0.8")), Some("zh".into()));
         assert_eq!(pick(None, Some("en-US,en;q=0.9,zh;q=0.8")), None);
         assert_eq!(pick(None, Some("pt")), Some("pt-BR".into()));
         assert_eq!(pick(None, Some("fr")), None);
@@ -294,16 +255,8 @@ mod tests {
 
     #[test]
     fn effective_takes_dates_and_rfc3339() {
-        assert_eq!(
-            parse_effective("2026-12-01").unwrap().to_rfc3339(),
-            "2026-12-01T00:00:00+00:00"
-        );
-        assert_eq!(
-            parse_effective("2026-12-01T09:30:00+02:00")
-                .unwrap()
-                .to_rfc3339(),
-            "2026-12-01T07:30:00+00:00"
-        );
+        assert_eq!(parse_effective("2026-12-01").unwrap().to_rfc3339(), "2026-12-01T00:00:00+00:00");
+        assert_eq!(parse_effective("2026-12-01T09:30:00+02:00").unwrap().to_rfc3339(), "2026-12-01T07:30:00+00:00");
         assert!(parse_effective("December 1st").is_err());
     }
 }

@@ -64,7 +64,9 @@ pub fn split(text: &str) -> Result<Split<'_>, LineError> {
     if first.trim_end() != "---" {
         return Err(LineError {
             line: 1,
-            message: "the file must start with YAML front matter: a line `---`, then `title:` and `effective:`, then `---`".into(),
+            message:
+                "the file must start with YAML front matter: a line `---`, then `title:` and `effective:`, then `---`"
+                    .into(),
         });
     }
     let yaml_start = offset + first.len();
@@ -108,14 +110,11 @@ fn parse_raw(split: &Split<'_>) -> Result<Raw, LineError> {
     if split.yaml.trim().is_empty() {
         return Err(LineError {
             line: first,
-            message: "the front matter is empty: it needs at least `title:` and `effective:`"
-                .into(),
+            message: "the front matter is empty: it needs at least `title:` and `effective:`".into(),
         });
     }
     serde_saphyr::from_str::<Raw>(split.yaml).map_err(|e| {
-        let line = e
-            .location()
-            .map_or(0, |l| usize::try_from(l.line()).unwrap_or(0));
+        let line = e.location().map_or(0, |l| usize::try_from(l.line()).unwrap_or(0));
         let line = first + line.saturating_sub(1);
         let text = e.without_snippet().to_string();
         let text = strip_location(&text);
@@ -134,10 +133,7 @@ fn strip_location(text: &str) -> &str {
 }
 
 fn line_of<T>(split: &Split<'_>, s: &Spanned<T>) -> usize {
-    split.yaml_first_line
-        + usize::try_from(s.referenced.line())
-            .unwrap_or(1)
-            .saturating_sub(1)
+    split.yaml_first_line + usize::try_from(s.referenced.line()).unwrap_or(1).saturating_sub(1)
 }
 
 fn checked_title(split: &Split<'_>, title: Option<Spanned<String>>) -> Result<String, LineError> {
@@ -146,24 +142,18 @@ fn checked_title(split: &Split<'_>, title: Option<Spanned<String>>) -> Result<St
             line: split.yaml_first_line,
             message: "missing `title:` (the document's title at this version)".into(),
         }),
-        Some(t) if t.value.trim().is_empty() => Err(LineError {
-            line: line_of(split, &t),
-            message: "`title` is empty".into(),
-        }),
+        Some(t) if t.value.trim().is_empty() => {
+            Err(LineError { line: line_of(split, &t), message: "`title` is empty".into() })
+        }
         Some(t) => Ok(t.value.trim().to_owned()),
     }
 }
 
-fn checked_summary(
-    split: &Split<'_>,
-    summary: Option<Spanned<String>>,
-) -> Result<Option<String>, LineError> {
+fn checked_summary(split: &Split<'_>, summary: Option<Spanned<String>>) -> Result<Option<String>, LineError> {
     match summary {
         Some(s) if s.value.len() > 2000 => Err(LineError {
             line: line_of(split, &s),
-            message:
-                "`summary` is longer than 2000 bytes: say what changed in one or two sentences"
-                    .into(),
+            message: "`summary` is longer than 2000 bytes: say what changed in one or two sentences".into(),
         }),
         Some(s) if s.value.trim().is_empty() => Ok(None),
         other => Ok(other.map(|s| s.value.trim().to_owned())),
@@ -171,24 +161,15 @@ fn checked_summary(
 }
 
 fn checked_effective(split: &Split<'_>, s: &Spanned<String>) -> Result<DateTime<Utc>, LineError> {
-    parse_effective(&s.value).map_err(|e| LineError {
-        line: line_of(split, s),
-        message: format!("`effective`: {e}"),
-    })
+    parse_effective(&s.value).map_err(|e| LineError { line: line_of(split, s), message: format!("`effective`: {e}") })
 }
 
 fn checked_part_of(split: &Split<'_>, s: &Spanned<String>) -> Result<Slug, LineError> {
-    Slug::parse(s.value.trim()).map_err(|e| LineError {
-        line: line_of(split, s),
-        message: format!("`part_of`: {e}"),
-    })
+    Slug::parse(s.value.trim()).map_err(|e| LineError { line: line_of(split, s), message: format!("`part_of`: {e}") })
 }
 
 fn checked_acceptance(split: &Split<'_>, s: &Spanned<String>) -> Result<Acceptance, LineError> {
-    s.value.trim().parse().map_err(|e| LineError {
-        line: line_of(split, s),
-        message: format!("`acceptance`: {e}"),
-    })
+    s.value.trim().parse().map_err(|e| LineError { line: line_of(split, s), message: format!("`acceptance`: {e}") })
 }
 
 /// Parses and checks the front matter of an original (untranslated) version.
@@ -199,9 +180,7 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
         None => {
             return Err(LineError {
                 line: split.yaml_first_line,
-                message:
-                    "missing `effective:` (when this version takes effect, such as `2026-12-01`)"
-                        .into(),
+                message: "missing `effective:` (when this version takes effect, such as `2026-12-01`)".into(),
             });
         }
         Some(s) => checked_effective(split, s)?,
@@ -211,11 +190,7 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
         effective,
         material: raw.material.is_none_or(|m| m.value),
         summary: checked_summary(split, raw.summary)?,
-        part_of: raw
-            .part_of
-            .as_ref()
-            .map(|s| checked_part_of(split, s))
-            .transpose()?,
+        part_of: raw.part_of.as_ref().map(|s| checked_part_of(split, s)).transpose()?,
         acceptance: match &raw.acceptance {
             Some(s) => checked_acceptance(split, s)?,
             None => Acceptance::Required,
@@ -245,11 +220,7 @@ pub fn parse_translation(split: &Split<'_>) -> Result<TranslationFrontMatter, Li
         },
         draft: raw.draft.as_ref().map(|d| (d.value, line_of(split, d))),
     };
-    Ok(TranslationFrontMatter {
-        title,
-        summary,
-        repeated,
-    })
+    Ok(TranslationFrontMatter { title, summary, repeated })
 }
 
 #[cfg(test)]
@@ -272,9 +243,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named_with_their_line() {
-        let e =
-            front("---\ntitle: Terms\neffective: 2026-12-01\nefective: 2026-12-02\n---\nBody\n")
-                .unwrap_err();
+        let e = front("---\ntitle: Terms\neffective: 2026-12-01\nefective: 2026-12-02\n---\nBody\n").unwrap_err();
         assert_eq!(e.line, 4, "{e:?}");
         assert!(e.message.contains("efective"), "{}", e.message);
     }
@@ -284,40 +253,18 @@ mod tests {
         let e = front("---\ntitle: Terms\neffective: someday\n---\nBody\n").unwrap_err();
         assert_eq!(e.line, 3);
         assert!(e.message.contains("effective"), "{}", e.message);
-        let e = front("---\ntitle: Terms\neffective: 2026-01-01\npart_of: Not A Slug\n---\nx\n")
-            .unwrap_err();
+        let e = front("---\ntitle: Terms\neffective: 2026-01-01\npart_of: Not A Slug\n---\nx\n").unwrap_err();
         assert_eq!(e.line, 4);
-        let e = front("---\ntitle: Terms\neffective: 2026-01-01\nmaterial: maybe\n---\nx\n")
-            .unwrap_err();
+        let e = front("---\ntitle: Terms\neffective: 2026-01-01\nmaterial: maybe\n---\nx\n").unwrap_err();
         assert_eq!(e.line, 4, "{e:?}");
     }
 
     #[test]
     fn missing_and_malformed_front_matter_is_explained() {
-        assert!(
-            front("# No front matter\n")
-                .unwrap_err()
-                .message
-                .contains("must start")
-        );
-        assert!(
-            front("---\ntitle: x\n")
-                .unwrap_err()
-                .message
-                .contains("never closed")
-        );
-        assert!(
-            front("---\neffective: 2026-01-01\n---\nx")
-                .unwrap_err()
-                .message
-                .contains("title")
-        );
-        assert!(
-            front("---\ntitle: x\n---\nx")
-                .unwrap_err()
-                .message
-                .contains("effective")
-        );
+        assert!(front("# No front matter\n").unwrap_err().message.contains("must start"));
+        assert!(front("---\ntitle: x\n").unwrap_err().message.contains("never closed"));
+        assert!(front("---\neffective: 2026-01-01\n---\nx").unwrap_err().message.contains("title"));
+        assert!(front("---\ntitle: x\n---\nx").unwrap_err().message.contains("effective"));
         let e = front("---\ntitle: [unclosed\neffective: 2026-01-01\n---\nx").unwrap_err();
         assert!(e.line >= 2, "{e:?}");
     }

@@ -26,11 +26,7 @@ pub struct Problem {
 
 impl Problem {
     fn new(file: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
-        Self {
-            file: file.to_owned(),
-            line,
-            message: message.into(),
-        }
+        Self { file: file.to_owned(), line, message: message.into() }
     }
 }
 
@@ -131,12 +127,11 @@ pub fn load(dir: &Path) -> Result<PolicySet, Vec<Problem>> {
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, Problem> {
-    let read = std::fs::read_dir(dir)
-        .map_err(|e| Problem::new(dir, None, format!("cannot read the policy folder: {e}")))?;
+    let read =
+        std::fs::read_dir(dir).map_err(|e| Problem::new(dir, None, format!("cannot read the policy folder: {e}")))?;
     let mut paths = Vec::new();
     for entry in read {
-        let entry = entry
-            .map_err(|e| Problem::new(dir, None, format!("cannot read the policy folder: {e}")))?;
+        let entry = entry.map_err(|e| Problem::new(dir, None, format!("cannot read the policy folder: {e}")))?;
         paths.push(entry.path());
     }
     paths.sort();
@@ -144,9 +139,7 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, Problem> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// `v12.md` → (12, None); `v2.pt-BR.md` → (2, Some("pt-BR")).
@@ -220,9 +213,7 @@ fn load_document(dir: &Path, slug: Slug, problems: &mut Vec<Problem>) -> Option<
                 Ok(front) => {
                     originals.insert(number.get(), (file, front));
                 }
-                Err(LineError { line, message }) => {
-                    problems.push(Problem::new(&path, Some(line), message))
-                }
+                Err(LineError { line, message }) => problems.push(Problem::new(&path, Some(line), message)),
             },
             Some(tag) => {
                 let locale = match Locale::parse(tag) {
@@ -234,36 +225,20 @@ fn load_document(dir: &Path, slug: Slug, problems: &mut Vec<Problem>) -> Option<
                 };
                 match frontmatter::parse_translation(&split) {
                     Ok(front) => translation_fronts.push((locale, file, front)),
-                    Err(LineError { line, message }) => {
-                        problems.push(Problem::new(&path, Some(line), message))
-                    }
+                    Err(LineError { line, message }) => problems.push(Problem::new(&path, Some(line), message)),
                 }
             }
         }
     }
     if originals.is_empty() && problems.len() == before {
-        problems.push(Problem::new(
-            dir,
-            None,
-            "no versions: a document folder needs at least `v1.md`",
-        ));
+        problems.push(Problem::new(dir, None, "no versions: a document folder needs at least `v1.md`"));
         return None;
     }
     check_sequence(dir, &originals, problems);
-    let mut versions: Vec<PolicyVersion> = originals
-        .into_values()
-        .map(|(file, front)| PolicyVersion {
-            file,
-            front,
-            translations: Vec::new(),
-        })
-        .collect();
+    let mut versions: Vec<PolicyVersion> =
+        originals.into_values().map(|(file, front)| PolicyVersion { file, front, translations: Vec::new() }).collect();
     attach_translations(&mut versions, translation_fronts, problems);
-    (problems.len() == before).then_some(PolicyDocument {
-        slug,
-        dir: dir.to_owned(),
-        versions,
-    })
+    (problems.len() == before).then_some(PolicyDocument { slug, dir: dir.to_owned(), versions })
 }
 
 /// Reads a file as UTF-8 text, refusing huge files and naming the line of invalid bytes.
@@ -273,11 +248,7 @@ fn read_text(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
             problems.push(Problem::new(
                 path,
                 None,
-                format!(
-                    "the file is {} bytes; a policy file may be at most {} bytes",
-                    m.len(),
-                    MAX_FILE_BYTES
-                ),
+                format!("the file is {} bytes; a policy file may be at most {} bytes", m.len(), MAX_FILE_BYTES),
             ));
             return None;
         }
@@ -302,11 +273,7 @@ fn read_text(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
         Ok(text) => Some(text),
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..valid]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1;
+            let line = e.as_bytes()[..valid].iter().filter(|b| **b == b'\n').count() + 1;
             problems.push(Problem::new(
                 path,
                 Some(line),
@@ -317,11 +284,7 @@ fn read_text(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
     }
 }
 
-fn check_sequence(
-    dir: &Path,
-    originals: &BTreeMap<u32, (PolicyFile, FrontMatter)>,
-    problems: &mut Vec<Problem>,
-) {
+fn check_sequence(dir: &Path, originals: &BTreeMap<u32, (PolicyFile, FrontMatter)>, problems: &mut Vec<Problem>) {
     let mut expected = 1;
     let mut previous: Option<&(PolicyFile, FrontMatter)> = None;
     for (n, entry) in originals {
@@ -331,26 +294,31 @@ fn check_sequence(
             problems.push(Problem::new(
                 dir,
                 None,
-                format!(
-                    "version numbers have a gap: {} is missing before v{n}.md",
-                    missing.join(", ")
-                ),
+                format!("version numbers have a gap: {} is missing before v{n}.md", missing.join(", ")),
             ));
         }
         if let Some((prev_file, prev_front)) = previous {
             if front.effective < prev_front.effective {
-                problems.push(Problem::new(&file.path, None, format!(
-                    "`effective` ({}) is earlier than that of v{} ({}): versions take effect in order",
-                    front.effective.to_rfc3339(),
-                    prev_file.number,
-                    prev_front.effective.to_rfc3339()
-                )));
+                problems.push(Problem::new(
+                    &file.path,
+                    None,
+                    format!(
+                        "`effective` ({}) is earlier than that of v{} ({}): versions take effect in order",
+                        front.effective.to_rfc3339(),
+                        prev_file.number,
+                        prev_front.effective.to_rfc3339()
+                    ),
+                ));
             }
             if prev_front.draft && !front.draft {
-                problems.push(Problem::new(&file.path, None, format!(
-                    "v{} is a draft, so v{n} cannot be published after it: only the newest versions can be drafts",
-                    prev_file.number
-                )));
+                problems.push(Problem::new(
+                    &file.path,
+                    None,
+                    format!(
+                        "v{} is a draft, so v{n} cannot be published after it: only the newest versions can be drafts",
+                        prev_file.number
+                    ),
+                ));
             }
         }
         previous = Some(entry);
@@ -368,10 +336,7 @@ fn attach_translations(
             problems.push(Problem::new(
                 &file.path,
                 None,
-                format!(
-                    "a translation of v{} but there is no v{}.md",
-                    file.number, file.number
-                ),
+                format!("a translation of v{} but there is no v{}.md", file.number, file.number),
             ));
             continue;
         };
@@ -389,24 +354,10 @@ fn attach_translations(
         };
         let before = problems.len();
         let differs = [
-            (
-                "effective",
-                r.effective.map(|(v, l)| (v != original.effective, l)),
-            ),
-            (
-                "material",
-                r.material.map(|(v, l)| (v != original.material, l)),
-            ),
-            (
-                "part_of",
-                r.part_of
-                    .as_ref()
-                    .map(|(v, l)| (*v != original.part_of, *l)),
-            ),
-            (
-                "acceptance",
-                r.acceptance.map(|(v, l)| (v != original.acceptance, l)),
-            ),
+            ("effective", r.effective.map(|(v, l)| (v != original.effective, l))),
+            ("material", r.material.map(|(v, l)| (v != original.material, l))),
+            ("part_of", r.part_of.as_ref().map(|(v, l)| (*v != original.part_of, *l))),
+            ("acceptance", r.acceptance.map(|(v, l)| (v != original.acceptance, l))),
             ("draft", r.draft.map(|(v, l)| (v != original.draft, l))),
         ];
         for (key, check) in differs {
@@ -415,11 +366,7 @@ fn attach_translations(
             }
         }
         if problems.len() == before {
-            version.translations.push(PolicyTranslation {
-                file,
-                locale,
-                front,
-            });
+            version.translations.push(PolicyTranslation { file, locale, front });
         }
     }
 }
@@ -450,16 +397,8 @@ fn check_part_of(documents: &[PolicyDocument], problems: &mut Vec<Problem>) {
         let mut at = *target;
         loop {
             if seen.contains(&at) {
-                let chain: Vec<&str> = seen
-                    .iter()
-                    .map(|s| s.as_str())
-                    .chain([at.as_str()])
-                    .collect();
-                problems.push(Problem::new(
-                    path,
-                    None,
-                    format!("`part_of` makes a cycle: {}", chain.join(" → ")),
-                ));
+                let chain: Vec<&str> = seen.iter().map(|s| s.as_str()).chain([at.as_str()]).collect();
+                problems.push(Problem::new(path, None, format!("`part_of` makes a cycle: {}", chain.join(" → "))));
                 break;
             }
             seen.push(at);

@@ -36,11 +36,7 @@ impl From<diesel::result::Error> for SyncError {
 }
 
 /// Publishes every new version of `set`, all or nothing.
-pub fn sync(
-    conn: &mut DbConnection,
-    set: &PolicySet,
-    now: DateTime<Utc>,
-) -> Result<SyncReport, SyncError> {
+pub fn sync(conn: &mut DbConnection, set: &PolicySet, now: DateTime<Utc>) -> Result<SyncReport, SyncError> {
     conn.transaction(|conn| {
         let stored = published_hashes(conn)?;
         let mut report = SyncReport::default();

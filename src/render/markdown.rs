@@ -50,7 +50,7 @@ pub struct Rendered {
     pub toc: Vec<TocEntry>,
 }
 
-fn options() -> Options {
+pub(crate) fn options() -> Options {
     Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_STRIKETHROUGH
@@ -65,10 +65,7 @@ pub fn render(markdown: &str) -> Rendered {
     let (events, toc) = assign_heading_ids(events);
     let mut raw = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut raw, events.into_iter());
-    Rendered {
-        html: SafeHtml(sanitizer().clean(&raw).to_string()),
-        toc,
-    }
+    Rendered { html: SafeHtml(sanitizer().clean(&raw).to_string()), toc }
 }
 
 fn assign_heading_ids(mut events: Vec<Event<'_>>) -> (Vec<Event<'_>>, Vec<TocEntry>) {
@@ -95,11 +92,7 @@ fn assign_heading_ids(mut events: Vec<Event<'_>>) -> (Vec<Event<'_>>, Vec<TocEnt
             if let Event::Start(Tag::Heading { id, .. }) = &mut events[i] {
                 *id = Some(CowStr::from(unique.clone()));
             }
-            toc.push(TocEntry {
-                level: heading_depth(level),
-                id: unique,
-                text: text.trim().to_owned(),
-            });
+            toc.push(TocEntry { level: heading_depth(level), id: unique, text: text.trim().to_owned() });
             i = end;
         }
         i += 1;
@@ -151,7 +144,7 @@ fn unique_id(base: &str, used: &mut HashSet<String>) -> String {
     candidate
 }
 
-fn sanitizer() -> ammonia::Builder<'static> {
+pub(crate) fn sanitizer() -> ammonia::Builder<'static> {
     let mut builder = ammonia::Builder::default();
     let headings = ["h1", "h2", "h3", "h4", "h5", "h6"];
     let mut tag_attributes: HashMap<&str, HashSet<&str>> = HashMap::new();
@@ -173,6 +166,8 @@ fn sanitizer() -> ammonia::Builder<'static> {
         .add_allowed_classes("div", ["footnote-definition"])
         .add_allowed_classes("sup", ["footnote-reference", "footnote-definition-label"])
         .add_allowed_classes("ol", ["footnotes-list"])
+        .add_allowed_classes("ins", ["block"])
+        .add_allowed_classes("del", ["block"])
         .filter_style_properties(HashSet::from(["text-align"]));
     for (tag, attrs) in tag_attributes {
         builder.add_tag_attributes(tag, attrs);
@@ -190,30 +185,12 @@ mod tests {
         assert_eq!(
             r.toc,
             vec![
-                TocEntry {
-                    level: 2,
-                    id: "1-scope".into(),
-                    text: "1. Scope".into()
-                },
-                TocEntry {
-                    level: 2,
-                    id: "1-scope-2".into(),
-                    text: "1. Scope".into()
-                },
-                TocEntry {
-                    level: 3,
-                    id: "cookies".into(),
-                    text: "Cookies".into()
-                },
+                TocEntry { level: 2, id: "1-scope".into(), text: "1. Scope".into() },
+                TocEntry { level: 2, id: "1-scope-2".into(), text: "1. Scope".into() },
+                TocEntry { level: 3, id: "cookies".into(), text: "Cookies".into() },
             ]
         );
-        assert!(
-            r.html
-                .as_str()
-                .contains(r#"<h2 id="1-scope">1. Scope</h2>"#),
-            "{}",
-            r.html
-        );
+        assert!(r.html.as_str().contains(r#"<h2 id="1-scope">1. Scope</h2>"#), "{}", r.html);
         assert!(r.html.as_str().contains(r#"<h3 id="cookies">"#));
     }
 

@@ -68,10 +68,7 @@ pub fn rfc3339(t: chrono::DateTime<Utc>) -> String {
 }
 
 /// `GET /api/v1/documents/{slug}/versions`
-pub async fn list_versions(
-    state: web::Data<AppState>,
-    slug: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list_versions(state: web::Data<AppState>, slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let catalog = state.db.run(load_catalog).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let body: Vec<VersionJson> = doc.versions.iter().map(VersionJson::from).collect();
@@ -112,22 +109,14 @@ pub async fn show_version(
         Some(raw) if raw.eq_ignore_ascii_case(&state.settings.original_locale) => None,
         Some(raw) => {
             let wanted = Locale::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let found = version
-                .locales
-                .iter()
-                .find(|l| l.as_str().eq_ignore_ascii_case(wanted.as_str()))
-                .cloned();
+            let found = version.locales.iter().find(|l| l.as_str().eq_ignore_ascii_case(wanted.as_str())).cloned();
             Some(found.ok_or_else(|| {
                 let have: Vec<&str> = version.locales.iter().map(Locale::as_str).collect();
                 ApiError::not_found(format!(
                     "version {} of `{}` has no `{raw}` translation; available: {}",
                     version.number,
                     doc.slug,
-                    if have.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        have.join(", ")
-                    }
+                    if have.is_empty() { "none".to_owned() } else { have.join(", ") }
                 ))
             })?)
         }

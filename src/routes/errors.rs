@@ -18,11 +18,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
+        Self { status, code, message: message.into() }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -57,23 +53,15 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: &self.message,
-            },
-        })
+        HttpResponse::build(self.status)
+            .json(ErrorBody { error: ErrorDetail { code: self.code, message: &self.message } })
     }
 }
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         tracing::error!(error = %e, "database error");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the database is not answering; try again shortly",
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is not answering; try again shortly")
     }
 }
 
@@ -86,17 +74,11 @@ pub struct PageError {
 
 impl PageError {
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-        }
+        Self { status: StatusCode::NOT_FOUND, message: message.into() }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
+        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
 }
 
@@ -125,18 +107,12 @@ impl ResponseError for PageError {
             StatusCode::BAD_REQUEST => "That address is not quite right",
             _ => "Something went wrong on our side",
         };
-        let page = ErrorPage {
-            status: self.status.as_u16(),
-            heading,
-            message: &self.message,
-        };
+        let page = ErrorPage { status: self.status.as_u16(), heading, message: &self.message };
         match page.render() {
-            Ok(html) => HttpResponse::build(self.status)
-                .content_type("text/html; charset=utf-8")
-                .body(html),
-            Err(_) => HttpResponse::build(self.status)
-                .content_type("text/plain; charset=utf-8")
-                .body(self.message.clone()),
+            Ok(html) => HttpResponse::build(self.status).content_type("text/html; charset=utf-8").body(html),
+            Err(_) => {
+                HttpResponse::build(self.status).content_type("text/plain; charset=utf-8").body(self.message.clone())
+            }
         }
     }
 }
@@ -154,9 +130,6 @@ impl From<DbError> for PageError {
 impl From<askama::Error> for PageError {
     fn from(e: askama::Error) -> Self {
         tracing::error!(error = %e, "template error");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: "This page could not be drawn.".into(),
-        }
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: "This page could not be drawn.".into() }
     }
 }

@@ -40,38 +40,22 @@ pub async fn atom(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
                 .published(Some(fixed(v.published_at)))
                 .summary(Some(Text::plain(summary)))
                 .links(vec![
-                    LinkBuilder::default()
-                        .href(url)
-                        .rel("alternate")
-                        .mime_type(Some("text/html".into()))
-                        .build(),
+                    LinkBuilder::default().href(url).rel("alternate").mime_type(Some("text/html".into())).build(),
                 ])
                 .build()
         })
         .collect();
-    let updated = catalog
-        .documents
-        .iter()
-        .flat_map(|d| d.versions.iter().map(|v| v.published_at))
-        .max()
-        .unwrap_or_else(Utc::now);
+    let updated =
+        catalog.documents.iter().flat_map(|d| d.versions.iter().map(|v| v.published_at)).max().unwrap_or_else(Utc::now);
     let feed = FeedBuilder::default()
         .id(format!("{base}/feed.atom"))
         .title(Text::plain("Policy updates"))
         .updated(fixed(updated))
         .links(vec![
-            LinkBuilder::default()
-                .href(format!("{base}/feed.atom"))
-                .rel("self")
-                .build(),
-            LinkBuilder::default()
-                .href(format!("{base}/"))
-                .rel("alternate")
-                .build(),
+            LinkBuilder::default().href(format!("{base}/feed.atom")).rel("self").build(),
+            LinkBuilder::default().href(format!("{base}/")).rel("alternate").build(),
         ])
         .entries(entries)
         .build();
-    Ok(HttpResponse::Ok()
-        .content_type("application/atom+xml; charset=utf-8")
-        .body(feed.to_string()))
+    Ok(HttpResponse::Ok().content_type("application/atom+xml; charset=utf-8").body(feed.to_string()))
 }

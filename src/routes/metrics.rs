@@ -40,33 +40,17 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.0001, 2.5, 14))
         });
         registry.register("http_requests", "HTTP requests answered", requests.clone());
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to answer an HTTP request",
-            durations.clone(),
-        );
-        Self {
-            registry,
-            requests,
-            durations,
-        }
+        registry.register("http_request_duration_seconds", "Time to answer an HTTP request", durations.clone());
+        Self { registry, requests, durations }
     }
 }
 
 impl Metrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.requests
-            .get_or_create(&RequestLabels {
-                method: method.to_owned(),
-                route: route.to_owned(),
-                status,
-            })
+            .get_or_create(&RequestLabels { method: method.to_owned(), route: route.to_owned(), status })
             .inc();
-        self.durations
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
-            .observe(seconds);
+        self.durations.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
     }
 
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
@@ -83,22 +67,12 @@ pub async fn record(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.metrics.clone());
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
     let method = req.method().to_string();
     let res = next.call(req).await?;
     if let Some(metrics) = metrics {
-        let route = res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
-        metrics.observe(
-            &method,
-            &route,
-            res.status().as_u16(),
-            started.elapsed().as_secs_f64(),
-        );
+        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        metrics.observe(&method, &route, res.status().as_u16(), started.elapsed().as_secs_f64());
     }
     Ok(res)
 }
@@ -106,9 +80,9 @@ pub async fn record(
 /// `GET /metrics`
 pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     match state.metrics.encode() {
-        Ok(text) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(text),
+        Ok(text) => {
+            HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(text)
+        }
         Err(_) => HttpResponse::InternalServerError().finish(),
     }
 }

@@ -2,6 +2,7 @@
 //! ask `db`, and hand plain data to a view.
 
 pub mod api;
+pub mod diffs;
 pub mod errors;
 pub mod feed;
 mod lookup;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::changes::DiffCache;
 use crate::config::Settings;
 use crate::db::Db;
 pub use errors::{ApiError, PageError};
@@ -22,20 +24,16 @@ pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    pub diffs: Arc<DiffCache>,
 }
 
 /// The one route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::index))
         .route("/policies/{slug}", web::get().to(pages::show_current))
-        .route(
-            "/policies/{slug}/versions",
-            web::get().to(pages::list_versions),
-        )
-        .route(
-            "/policies/{slug}/versions/{version}",
-            web::get().to(pages::show_version),
-        )
+        .route("/policies/{slug}/versions", web::get().to(pages::list_versions))
+        .route("/policies/{slug}/versions/{version}", web::get().to(pages::show_version))
+        .route("/policies/{slug}/diff", web::get().to(diffs::show_diff))
         .route("/feed.atom", web::get().to(feed::atom))
         .route("/healthz", web::get().to(metrics::healthz))
         .route("/metrics", web::get().to(metrics::prometheus))
@@ -43,14 +41,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .route("/documents", web::get().to(api::list_documents))
-                .route(
-                    "/documents/{slug}/versions",
-                    web::get().to(api::list_versions),
-                )
-                .route(
-                    "/documents/{slug}/versions/{version}",
-                    web::get().to(api::show_version),
-                )
+                .route("/documents/{slug}/versions", web::get().to(api::list_versions))
+                .route("/documents/{slug}/versions/{version}", web::get().to(api::show_version))
+                .route("/documents/{slug}/diff", web::get().to(diffs::api_diff))
                 .default_service(web::to(api_not_found)),
         )
         .default_service(web::to(page_not_found));
@@ -67,23 +60,14 @@ async fn stylesheet() -> HttpResponse {
 }
 
 async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!(
-        "no API endpoint {} {}",
-        req.method(),
-        req.path()
-    )))
+    Err(ApiError::not_found(format!("no API endpoint {} {}", req.method(), req.path())))
 }
 
 async fn page_not_found() -> Result<HttpResponse, PageError> {
-    Err(PageError::not_found(
-        "There is no page at this address. The list of policies is on the home page.",
-    ))
+    Err(PageError::not_found("There is no page at this address. The list of policies is on the home page."))
 }
 
 /// JSON and query extraction errors in the API's own shape (never actix's plain text).
-pub fn api_query_error(
-    err: actix_web::error::QueryPayloadError,
-    _req: &HttpRequest,
-) -> actix_web::Error {
+pub fn api_query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request(format!("query: {err}")).into()
 }

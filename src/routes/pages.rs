@@ -61,10 +61,7 @@ pub struct IndexPage {
 
 fn related(catalog: &Catalog, doc: &DocumentInfo, now: DateTime<Utc>) -> Option<Related> {
     let parent = catalog.document(doc.part_of()?)?;
-    Some(Related {
-        slug: parent.slug.to_string(),
-        title: parent.title(now).to_owned(),
-    })
+    Some(Related { slug: parent.slug.to_string(), title: parent.title(now).to_owned() })
 }
 
 /// `GET /`: every published document with its current and upcoming versions.
@@ -79,9 +76,7 @@ pub async fn index(state: web::Data<AppState>) -> Result<IndexPage, PageError> {
             title: doc.title(now).to_owned(),
             version: doc.current(now).map(|v| v.number.get()),
             effective: doc.current(now).map(|v| human_time(v.effective)),
-            upcoming: doc
-                .upcoming(now)
-                .map(|v| (v.number.get(), human_time(v.effective))),
+            upcoming: doc.upcoming(now).map(|v| (v.number.get(), human_time(v.effective))),
             informational: doc.acceptance() == crate::domain::Acceptance::Informational,
             part_of: related(&catalog, doc, now),
             versions: doc.versions.len(),
@@ -90,13 +85,7 @@ pub async fn index(state: web::Data<AppState>) -> Result<IndexPage, PageError> {
     // Agreements first, each followed by its parts.
     documents.sort_by(|a, b| {
         let key = |e: &IndexEntry| {
-            (
-                e.part_of
-                    .as_ref()
-                    .map_or(e.title.clone(), |p| p.title.clone()),
-                e.part_of.is_some(),
-                e.title.clone(),
-            )
+            (e.part_of.as_ref().map_or(e.title.clone(), |p| p.title.clone()), e.part_of.is_some(), e.title.clone())
         };
         key(a).cmp(&key(b))
     });
@@ -154,10 +143,7 @@ pub async fn show_current(
     let catalog = state.db.run(crate::db::versions::load_catalog).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let Some(version) = doc.shown(Utc::now()) else {
-        return Err(PageError::not_found(format!(
-            "`{}` has no published version yet",
-            doc.slug
-        )));
+        return Err(PageError::not_found(format!("`{}` has no published version yet", doc.slug)));
     };
     document_page(&state, &catalog, doc, version, query.lang.as_deref(), &req).await
 }
@@ -186,10 +172,7 @@ async fn document_page(
 ) -> Result<DocumentPage, PageError> {
     let now = Utc::now();
     let original = state.settings.original_locale.clone();
-    let accept = req
-        .headers()
-        .get("accept-language")
-        .and_then(|h| h.to_str().ok());
+    let accept = req.headers().get("accept-language").and_then(|h| h.to_str().ok());
     let locale = negotiate_locale(&version.locales, lang, accept, &original);
     let (slug, number, wanted) = (doc.slug.clone(), version.number, locale.clone());
     let text = state
@@ -232,10 +215,7 @@ async fn document_page(
         part_of: related(catalog, doc, now),
         parts: catalog
             .parts_of(&doc.slug)
-            .map(|p| Related {
-                slug: p.slug.to_string(),
-                title: p.title(now).to_owned(),
-            })
+            .map(|p| Related { slug: p.slug.to_string(), title: p.title(now).to_owned() })
             .collect(),
         informational: doc.acceptance() == crate::domain::Acceptance::Informational,
     })
@@ -254,10 +234,7 @@ fn notices(doc: &DocumentInfo, version: &VersionInfo, now: DateTime<Utc>) -> Vec
                 c.number,
                 human_time(c.effective)
             ),
-            None => format!(
-                "This version takes effect on {}.",
-                human_time(version.effective)
-            ),
+            None => format!("This version takes effect on {}.", human_time(version.effective)),
         };
         out.push(Notice {
             kind: "upcoming",
@@ -270,9 +247,7 @@ fn notices(doc: &DocumentInfo, version: &VersionInfo, now: DateTime<Utc>) -> Vec
             .versions
             .iter()
             .find(|v| v.number > version.number)
-            .map_or_else(String::new, |next| {
-                format!(" until {}", human_time(next.effective))
-            });
+            .map_or_else(String::new, |next| format!(" until {}", human_time(next.effective)));
         out.push(Notice {
             kind: "superseded",
             text: format!(
@@ -291,11 +266,7 @@ fn notices(doc: &DocumentInfo, version: &VersionInfo, now: DateTime<Utc>) -> Vec
     if let Some(u) = doc.upcoming(now).filter(|u| u.number != version.number) {
         out.push(Notice {
             kind: "next",
-            text: format!(
-                "Version {} takes effect on {}.",
-                u.number,
-                human_time(u.effective)
-            ),
+            text: format!("Version {} takes effect on {}.", u.number, human_time(u.effective)),
             href: link_to(u),
             link: format!("Read version {}", u.number),
         });
@@ -323,10 +294,7 @@ pub struct VersionsPage {
 }
 
 /// `GET /policies/{slug}/versions`: every version, newest first.
-pub async fn list_versions(
-    state: web::Data<AppState>,
-    slug: web::Path<String>,
-) -> Result<VersionsPage, PageError> {
+pub async fn list_versions(state: web::Data<AppState>, slug: web::Path<String>) -> Result<VersionsPage, PageError> {
     let catalog = state.db.run(crate::db::versions::load_catalog).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let now = Utc::now();
@@ -349,17 +317,8 @@ pub async fn list_versions(
             } else {
                 "superseded"
             },
-            languages: v
-                .locales
-                .iter()
-                .map(|l| language_name(l.as_str()))
-                .collect::<Vec<_>>()
-                .join(", "),
+            languages: v.locales.iter().map(|l| language_name(l.as_str())).collect::<Vec<_>>().join(", "),
         })
         .collect();
-    Ok(VersionsPage {
-        slug: doc.slug.to_string(),
-        title: doc.title(now).to_owned(),
-        rows,
-    })
+    Ok(VersionsPage { slug: doc.slug.to_string(), title: doc.title(now).to_owned(), rows })
 }

@@ -71,32 +71,16 @@ impl TestDatabase {
         match backend {
             Backend::Sqlite => {
                 let path = dir.path().join("assent.db");
-                Self {
-                    url: format!("sqlite://{}", path.display()),
-                    admin_url: None,
-                    name: String::new(),
-                    _dir: dir,
-                }
+                Self { url: format!("sqlite://{}", path.display()), admin_url: None, name: String::new(), _dir: dir }
             }
             Backend::Postgres(admin) => {
                 let name = format!("assent_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn =
-                    PgConnection::establish(admin).expect("connect to the test PostgreSQL");
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .expect("create test database");
+                let mut conn = PgConnection::establish(admin).expect("connect to the test PostgreSQL");
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
                 let base = admin.split('?').next().unwrap_or(admin);
-                let cut = base
-                    .rfind('/')
-                    .filter(|i| *i > "postgres://".len())
-                    .unwrap_or(base.len());
+                let cut = base.rfind('/').filter(|i| *i > "postgres://".len()).unwrap_or(base.len());
                 let url = format!("{}/{name}", &base[..cut]);
-                Self {
-                    url,
-                    admin_url: Some(admin.clone()),
-                    name,
-                    _dir: dir,
-                }
+                Self { url, admin_url: Some(admin.clone()), name, _dir: dir }
             }
         }
     }
@@ -160,10 +144,7 @@ impl Response {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -204,18 +185,8 @@ impl TestApp {
             Ok(started) => started,
             Err(e) => panic!("the app did not start: {e}"),
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Self {
-            address: format!("http://{address}"),
-            policies,
-            db,
-            handle,
-            thread: Some(thread),
-            agent,
-        }
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Self { address: format!("http://{address}"), policies, db, handle, thread: Some(thread), agent }
     }
 
     pub fn get(&self, path: &str) -> Response {
@@ -229,27 +200,11 @@ impl TestApp {
         }
         let mut resp = req.call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let status = resp.status().as_u16();
-        let headers: Vec<(String, String)> = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let body = resp
-            .body_mut()
-            .read_to_string()
-            .unwrap_or_else(|e| panic!("GET {path} body: {e}"));
-        Response {
-            status,
-            content_type,
-            headers,
-            body,
-        }
+        let headers: Vec<(String, String)> =
+            resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let body = resp.body_mut().read_to_string().unwrap_or_else(|e| panic!("GET {path} body: {e}"));
+        Response { status, content_type, headers, body }
     }
 
     fn stop(&mut self) {

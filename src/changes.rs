@@ -1,0 +1,133 @@
+//! What changed between versions of a document, and since the versions a subject accepted.
+//!
+//! Published versions never change, so a diff is a pure function of (document, from, to): it is
+//! computed once and kept in a cache bounded by the bytes it holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::db::versions::version_source;
+use crate::db::{DbConnection, DbError};
+use crate::domain::{Catalog, Slug, VersionNumber};
+use crate::render::diff::{self, TextChanges};
+
+/// The difference between two versions of one document.
+#[derive(Debug)]
+pub struct DocumentDiff {
+    pub slug: Slug,
+    pub from: VersionNumber,
+    pub to: VersionNumber,
+    /// Block-aligned, word-level changes of the rendered text.
+    pub changes: TextChanges,
+    /// A unified diff of the two files, front matter included: `patch` turns `from` into `to`.
+    pub unified: String,
+}
+
+type Key = (Slug, u32, u32);
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl quick_cache::Weighter<Key, Arc<DocumentDiff>> for ByBytes {
+    fn weight(&self, _key: &Key, value: &Arc<DocumentDiff>) -> u64 {
+        u64::try_from(value.changes.weight() + value.unified.len()).unwrap_or(u64::MAX).max(1)
+    }
+}
+
+/// Diffs already computed, bounded by the bytes they hold.
+pub struct DiffCache {
+    cache: quick_cache::sync::Cache<Key, Arc<DocumentDiff>, ByBytes>,
+}
+
+impl DiffCache {
+    pub fn new(max_bytes: u64) -> Self {
+        // quick_cache wants an estimate of the entry count; a diff is typically tens of KB.
+        let estimated = usize::try_from(max_bytes / 32_768).unwrap_or(1024).max(16);
+        Self { cache: quick_cache::sync::Cache::with_weighter(estimated, max_bytes, ByBytes) }
+    }
+
+    /// A diff computed before, without touching the database.
+    pub fn get(&self, slug: &Slug, from: VersionNumber, to: VersionNumber) -> Option<Arc<DocumentDiff>> {
+        self.cache.get(&(slug.clone(), from.get(), to.get()))
+    }
+
+    /// The diff of two versions, from the cache or computed now. `None` when either version
+    /// does not exist.
+    pub fn diff(
+        &self,
+        conn: &mut DbConnection,
+        slug: &Slug,
+        from: VersionNumber,
+        to: VersionNumber,
+    ) -> Result<Option<Arc<DocumentDiff>>, DbError> {
+        if let Some(hit) = self.get(slug, from, to) {
+            return Ok(Some(hit));
+        }
+        let (Some(old), Some(new)) = (version_source(conn, slug, from)?, version_source(conn, slug, to)?) else {
+            return Ok(None);
+        };
+        let computed = Arc::new(DocumentDiff {
+            slug: slug.clone(),
+            from,
+            to,
+            changes: diff::diff(&old.body, &new.body),
+            unified: diff::unified(
+                &old.source,
+                &new.source,
+                &format!("a/{slug}/v{from}.md"),
+                &format!("b/{slug}/v{to}.md"),
+            ),
+        });
+        self.cache.insert((slug.clone(), from.get(), to.get()), computed.clone());
+        Ok(Some(computed))
+    }
+}
+
+/// One document of an agreement that a subject is asked about.
+#[derive(Debug)]
+pub struct PendingChange {
+    pub slug: Slug,
+    pub title: String,
+    /// The version the subject accepted last, if any.
+    pub accepted: Option<VersionNumber>,
+    /// The version the subject is asked to accept.
+    pub to: VersionNumber,
+    /// What changed since `accepted`; `None` when the subject never accepted (show the whole text).
+    pub diff: Option<Arc<DocumentDiff>>,
+}
+
+/// What changed in `agreement` and each of its parts since the versions in `accepted`, up to the
+/// version each asks for at `now` (the current one, or the first when none is in effect yet).
+/// Documents whose accepted version is already that version are left out.
+pub fn changes_since(
+    conn: &mut DbConnection,
+    cache: &DiffCache,
+    catalog: &Catalog,
+    agreement: &Slug,
+    accepted: &HashMap<Slug, VersionNumber>,
+    now: DateTime<Utc>,
+) -> Result<Vec<PendingChange>, DbError> {
+    let Some(root) = catalog.document(agreement) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for doc in std::iter::once(root).chain(catalog.parts_of(agreement)) {
+        let Some(target) = doc.shown(now) else { continue };
+        let from = accepted.get(&doc.slug).copied();
+        if from == Some(target.number) {
+            continue;
+        }
+        let diff = match from {
+            Some(f) => cache.diff(conn, &doc.slug, f, target.number)?,
+            None => None,
+        };
+        out.push(PendingChange {
+            slug: doc.slug.clone(),
+            title: target.title.clone(),
+            accepted: from,
+            to: target.number,
+            diff,
+        });
+    }
+    Ok(out)
+}
