@@ -391,19 +391,16 @@ impl Builder<'_> {
         let a = tokens(&old_html);
         let b = tokens(&new_html);
         let ops = capture_diff_slices_deadline(Algorithm::Myers, &a, &b, Some(self.deadline));
+        let runs = merge_small_equal_runs(&ops, &a, &b);
         let mut inline = String::new();
         let mut left = String::new();
         let mut right = String::new();
         let mut segments: Vec<Segment> = Vec::new();
         let (mut insertions, mut deletions) = (0, 0);
-        for op in ops {
-            let (deleted, inserted, equal): (&[&str], &[&str], &[&str]) = match op {
-                DiffOp::Equal { new_index, len, .. } => (&[], &[], &b[new_index..new_index + len]),
-                DiffOp::Delete { old_index, old_len, .. } => (&a[old_index..old_index + old_len], &[], &[]),
-                DiffOp::Insert { new_index, new_len, .. } => (&[], &b[new_index..new_index + new_len], &[]),
-                DiffOp::Replace { old_index, old_len, new_index, new_len } => {
-                    (&a[old_index..old_index + old_len], &b[new_index..new_index + new_len], &[])
-                }
+        for run in runs {
+            let (deleted, inserted, equal): (&[&str], &[&str], &[&str]) = match run {
+                Run::Equal(new) => (&[], &[], &b[new]),
+                Run::Change(old, new) => (&a[old], &b[new], &[]),
             };
             if !equal.is_empty() {
                 // Equal runs come from the newer side; the older side's tokens are the same.
@@ -443,6 +440,58 @@ impl Builder<'_> {
             deletions,
         });
     }
+}
+
+/// A stretch of a word-level diff.
+enum Run {
+    /// Tokens of the newer side that the older side has too.
+    Equal(Range<usize>),
+    /// Older tokens replaced by newer ones (either may be empty).
+    Change(Range<usize>, Range<usize>),
+}
+
+/// Turns diff operations into runs, and folds a tiny unchanged run (a short word, a space or a
+/// comma) that sits between two changes into them, so that a rewritten phrase reads as one
+/// replacement rather than a comb of alternating marks.
+fn merge_small_equal_runs(ops: &[DiffOp], old: &[&str], new: &[&str]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for op in ops {
+        let (old_range, new_range) = (op.old_range(), op.new_range());
+        match (op, runs.last_mut()) {
+            (DiffOp::Equal { .. }, _) => runs.push(Run::Equal(new_range)),
+            (_, Some(Run::Change(o, n))) => {
+                o.end = old_range.end;
+                n.end = new_range.end;
+            }
+            _ => runs.push(Run::Change(old_range, new_range)),
+        }
+    }
+    let small = |range: &Range<usize>| {
+        let tokens = &new[range.clone()];
+        let words: Vec<&&str> = tokens.iter().filter(|t| t.chars().any(char::is_alphanumeric)).collect();
+        tokens.iter().all(|t| !t.starts_with('<')) && words.len() <= 1 && words.iter().all(|w| w.chars().count() <= 4)
+    };
+    // Only changes of words pull a small run in; a change of white space alone does not.
+    let wordy = |run: Option<&Run>| match run {
+        Some(Run::Change(o, n)) => old[o.clone()]
+            .iter()
+            .chain(&new[n.clone()])
+            .any(|t| !t.starts_with('<') && t.chars().any(char::is_alphanumeric)),
+        _ => false,
+    };
+    let mut merged: Vec<Run> = Vec::with_capacity(runs.len());
+    let mut iter = runs.into_iter().peekable();
+    while let Some(run) = iter.next() {
+        let absorb = matches!(&run, Run::Equal(r) if small(r)) && wordy(merged.last()) && wordy(iter.peek());
+        if absorb && let (Some(Run::Change(o, n)), Some(Run::Change(next_o, next_n))) = (merged.last_mut(), iter.next())
+        {
+            o.end = next_o.end;
+            n.end = next_n.end;
+            continue;
+        }
+        merged.push(run);
+    }
+    merged
 }
 
 /// Whether two blocks are versions of one another (a rewording) rather than unrelated text:
@@ -637,6 +686,18 @@ mod tests {
         assert!(b.html.contains("<strong>never</strong>"), "{}", b.html);
         assert!(b.html.contains("<ins>or rent </ins>"), "{}", b.html);
         assert!(!b.html.contains("<script"), "{}", b.html);
+    }
+
+    #[test]
+    fn a_rewritten_phrase_reads_as_one_replacement_not_a_comb() {
+        let d = diff(
+            "b) Share your personal information with third parties that are necessary to provide it;\n",
+            "b) Share with service providers only the personal information that is necessary to provide it;\n",
+        );
+        let b = d.blocks.iter().find(|b| b.change == Change::Changed).unwrap();
+        assert!(b.html.matches("<del>").count() <= 3, "{}", b.html);
+        assert!(b.html.contains("necessary to provide it;"), "{}", b.html);
+        assert!(b.html.starts_with("<p>b) Share "), "{}", b.html);
     }
 
     #[test]
