@@ -49,7 +49,7 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             diffs: Arc::new(DiffCache::new(settings.diff_cache_bytes)),
         });
-        let query_config = web::QueryConfig::default().error_handler(routes::api_query_error);
+        let query_config = web::QueryConfig::default().error_handler(routes::query_error);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -133,6 +133,9 @@ fn unknown_documents_and_versions_are_404_and_bad_versions_400(backend: Backend)
         assert!(page.content_type.starts_with("text/html"), "{path}: {}", page.content_type);
         assert!(page.body.contains("Not found"), "{path}");
     }
+    let bad_query = app.get("/policies/terms?lang=de&lang=en");
+    assert_eq!(bad_query.status, 400);
+    assert!(bad_query.content_type.starts_with("text/html"), "a page answers with a page");
     for path in ["/policies/terms/versions/two", "/policies/terms/versions/-1", "/policies/terms/versions/1.5"] {
         let page = app.get(path);
         assert_eq!(page.status, 400, "{path}");

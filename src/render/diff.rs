@@ -603,7 +603,10 @@ fn tokens(html: &str) -> Vec<&str> {
         let len = if c == '<' {
             rest.find('>').map_or(rest.len(), |e| e + 1)
         } else if c == '&' {
-            rest[..rest.len().min(12)].find(';').map_or(1, |e| e + 1)
+            // An entity such as `&amp;` or `&#39;`; a lone `&` is one token. Bytes, not a slice,
+            // so that a multi-byte character after the `&` is never cut.
+            let name = rest.bytes().skip(1).take(10).take_while(|b| b.is_ascii_alphanumeric() || *b == b'#').count();
+            if rest.as_bytes().get(name + 1) == Some(&b';') && name > 0 { name + 2 } else { 1 }
         } else if c.is_whitespace() {
             rest.find(|ch: char| !ch.is_whitespace()).unwrap_or(rest.len())
         } else if is_cjk(c) {
@@ -698,6 +701,14 @@ mod tests {
         assert!(b.html.matches("<del>").count() <= 3, "{}", b.html);
         assert!(b.html.contains("necessary to provide it;"), "{}", b.html);
         assert!(b.html.starts_with("<p>b) Share "), "{}", b.html);
+    }
+
+    #[test]
+    fn ampersands_next_to_any_text_never_split_a_character() {
+        let d = diff("A & B — 数据 &数据数据数据数据\n", "A & C — 数据 &数据数据数据\n");
+        assert!(!d.is_empty());
+        assert_eq!(tokens("&数据;"), vec!["&", "数", "据", ";"]);
+        assert_eq!(tokens("a&amp;b"), vec!["a", "&amp;", "b"]);
     }
 
     #[test]

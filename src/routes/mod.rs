@@ -67,7 +67,12 @@ async fn page_not_found() -> Result<HttpResponse, PageError> {
     Err(PageError::not_found("There is no page at this address. The list of policies is on the home page."))
 }
 
-/// JSON and query extraction errors in the API's own shape (never actix's plain text).
-pub fn api_query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::bad_request(format!("query: {err}")).into()
+/// A query string that does not parse: a JSON error under `/api`, an error page elsewhere
+/// (never actix's plain text).
+pub fn query_error(err: actix_web::error::QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    if req.path().starts_with("/api/") {
+        ApiError::bad_request(format!("query: {err}")).into()
+    } else {
+        PageError::bad_request(format!("The address has a query that cannot be read: {err}")).into()
+    }
 }
