@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::changes::{DiffCache, DocumentDiff};
 use crate::config::Settings;
 use crate::db::Db;
-use crate::domain::{Slug, VersionNumber, VersionParam};
+use crate::domain::{Scope, Slug, SubjectId, VersionNumber, VersionParam};
 use crate::policies::{self, PolicySet, SyncError};
 use crate::render::diff::Change;
 use crate::startup::Application;
@@ -39,6 +39,16 @@ pub struct Cli {
     /// Memory for computed diffs, in MiB.
     #[arg(long, global = true, env = "ASSENT_DIFF_CACHE_MB", default_value_t = 64)]
     pub diff_cache_mb: u64,
+
+    /// How much of a client's IP address the ledger keeps: full, truncated (IPv4 /24, IPv6
+    /// /48), hashed (keyed) or none.
+    #[arg(long, global = true, env = "ASSENT_IP_MODE", default_value = "truncated")]
+    pub ip_mode: String,
+
+    /// The server secret (keys IP hashes and signs links); generated and kept in the database
+    /// when unset.
+    #[arg(long, global = true, env = "ASSENT_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -76,6 +86,36 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = DiffFormat::Word)]
         format: DiffFormat,
     },
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print a subject's events, oldest first.
+    History {
+        /// The subject id, exactly as the host application sends it.
+        subject: String,
+        /// One JSON object per event instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every subject's hash chain and every stored version's content hash; exit 1 naming
+    /// whatever is broken.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once (only a hash is stored).
+    Create {
+        /// A name for the key, such as the host application's.
+        name: String,
+        /// What the key may do: read (GET), write (POST and GET) or admin (everything).
+        #[arg(long, value_parser = ["read", "write", "admin"])]
+        scope: String,
+    },
+    /// List keys: name, scope, when created, when last used, whether revoked.
+    List,
+    /// Revoke a key by name; requests with it are refused within seconds.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -90,6 +130,7 @@ impl Cli {
         s.original_locale = self.locale.clone();
         s.pool_size = self.db_pool.max(1);
         s.diff_cache_bytes = self.diff_cache_mb.saturating_mul(1024 * 1024);
+        s.secret = self.secret.clone();
         s
     }
 }
@@ -97,6 +138,7 @@ impl Cli {
 /// Runs a parsed command line and says how the process should exit.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut settings = cli.settings();
+    settings.ip_mode = cli.ip_mode.parse().context("ASSENT_IP_MODE")?;
     match cli.command {
         None => serve(settings),
         Some(Command::Serve { bind, workers }) => {
@@ -107,6 +149,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Sync) => sync(&settings),
         Some(Command::Check { dir }) => Ok(check(dir.as_deref().unwrap_or(&settings.policies_dir))),
         Some(Command::Diff { slug, from, to, format }) => diff(&settings, &slug, &from, &to, format),
+        Some(Command::Keys(command)) => keys(&settings, command),
+        Some(Command::History { subject, json }) => history(&settings, &subject, json),
+        Some(Command::Verify) => verify(&settings),
     }
 }
 
@@ -289,4 +334,106 @@ fn write_unified(out: &mut impl Write, unified: &str, color: bool) -> std::io::R
         }
     }
     Ok(())
+}
+
+fn open(settings: &Settings) -> anyhow::Result<crate::db::PooledConnection> {
+    let db = Db::open(&settings.database_url, 1).context("opening the database")?;
+    db.get().context("connecting to the database")
+}
+
+fn time(t: chrono::NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    let mut conn = open(settings)?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        KeysCommand::Create { name, scope } => {
+            let scope: Scope = scope.parse()?;
+            let key = crate::ledger::keys::create(&mut conn, &name, scope, chrono::Utc::now())?;
+            writeln!(out, "{key}")?;
+            eprintln!("Key `{name}` ({}) created. It is shown only now: store it as a secret.", scope.as_str());
+        }
+        KeysCommand::List => {
+            let rows = crate::db::keys::all_keys(&mut conn)?;
+            writeln!(out, "{:<24} {:<6} {:<21} {:<21} REVOKED", "NAME", "SCOPE", "CREATED", "LAST USED")?;
+            for k in rows {
+                writeln!(
+                    out,
+                    "{:<24} {:<6} {:<21} {:<21} {}",
+                    k.name,
+                    k.scope,
+                    time(k.created_at),
+                    k.last_used_at.map_or_else(|| "never".to_owned(), time),
+                    k.revoked_at.map_or_else(|| "-".to_owned(), time)
+                )?;
+            }
+        }
+        KeysCommand::Revoke { name } => {
+            if crate::db::keys::revoke_key(&mut conn, &name, chrono::Utc::now())? {
+                writeln!(out, "revoked `{name}`")?;
+            } else {
+                anyhow::bail!("no live key named `{name}` (`assent keys list` shows them)");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn history(settings: &Settings, subject: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let subject = SubjectId::parse(subject)?;
+    let mut conn = open(settings)?;
+    let rows = crate::db::ledger::events_of(&mut conn, subject.as_str())?;
+    let mut out = std::io::stdout().lock();
+    if rows.is_empty() {
+        eprintln!("no events for subject {:?}", subject.as_str());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for row in &rows {
+        let receipt = crate::ledger::receipt(row)?;
+        if json {
+            let line = serde_json::json!({
+                "receipt": receipt, "recorded_by": row.recorded_by, "method": row.method,
+                "evidence": {"ip": row.ip, "user_agent": row.user_agent, "locale": row.locale},
+                "prev_hash": row.prev_hash,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            let covers: Vec<String> = receipt.covers.iter().map(|c| format!("{} v{}", c.document, c.version)).collect();
+            writeln!(
+                out,
+                "{:>4}  {}  {:<9}  {:<24}  via {:<12} by {:<16} {}  {}",
+                row.seq,
+                receipt.recorded_at,
+                row.kind,
+                covers.join(", "),
+                row.method,
+                row.recorded_by,
+                row.ip.as_deref().unwrap_or("-"),
+                &row.chain_hash[..16.min(row.chain_hash.len())]
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let mut conn = open(settings)?;
+    let report = crate::ledger::verify::verify(&mut conn)?;
+    for p in &report.problems {
+        println!("BROKEN {p}");
+    }
+    println!(
+        "checked {} stored versions, {} subjects, {} events: {}",
+        report.versions,
+        report.subjects,
+        report.events,
+        if report.problems.is_empty() {
+            "all intact".to_owned()
+        } else {
+            format!("{} problems", report.problems.len())
+        }
+    );
+    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

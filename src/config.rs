@@ -19,6 +19,10 @@ pub struct Settings {
     pub diff_cache_bytes: u64,
     /// Database connections in the pool (`ASSENT_DB_POOL`).
     pub pool_size: u32,
+    /// How much of a client IP the ledger keeps (`ASSENT_IP_MODE`).
+    pub ip_mode: crate::ledger::IpMode,
+    /// The server secret (`ASSENT_SECRET`); generated and stored in the database when unset.
+    pub secret: Option<String>,
 }
 
 impl Settings {
@@ -32,6 +36,8 @@ impl Settings {
             workers: 0,
             pool_size: 16,
             diff_cache_bytes: 64 * 1024 * 1024,
+            ip_mode: crate::ledger::IpMode::Truncated,
+            secret: None,
         }
     }
 }

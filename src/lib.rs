@@ -14,6 +14,7 @@
 //! - [`render`]: Markdown → sanitised HTML and a table of contents; block- and word-level diffs.
 //! - [`changes`]: diffs between stored versions (cached), and what changed since a subject accepted.
 //! - [`db`]: one connection type over SQLite and PostgreSQL, the pool, migrations, queries.
+//! - [`ledger`]: decisions as append-only, hash-chained events; receipts; API keys; `verify`.
 //! - [`routes`]: pages, JSON API, metrics; one route table.
 //! - [`startup`]: builds the app and binds it; [`config`] holds the settings; [`cli`] the commands.
 
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod ledger;
 pub mod policies;
 pub mod render;
 pub mod routes;

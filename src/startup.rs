@@ -39,6 +39,7 @@ impl Application {
             }
             Err(SyncError::Db(e)) => return Err(e).context("publishing the policy folder"),
         };
+        let ip_secret = server_secret(&mut conn, settings.secret.as_deref())?;
         drop(conn);
         for line in &report.published {
             tracing::info!("published {line}");
@@ -48,12 +49,17 @@ impl Application {
             settings: Arc::new(settings.clone()),
             metrics: Arc::new(Metrics::default()),
             diffs: Arc::new(DiffCache::new(settings.diff_cache_bytes)),
+            catalog: Default::default(),
+            keys: Default::default(),
+            ip_secret,
         });
         let query_config = web::QueryConfig::default().error_handler(routes::query_error);
+        let json_config = web::JsonConfig::default().limit(routes::MAX_JSON_BYTES).error_handler(routes::json_error);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(query_config.clone())
+                .app_data(json_config.clone())
                 .wrap(from_fn(routes::metrics::record))
                 .wrap(Compress::default())
                 .configure(routes::configure)
@@ -77,4 +83,16 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The server's secret: `ASSENT_SECRET` when set, otherwise one generated once and kept in the
+/// database, so every server on the same database agrees.
+pub fn server_secret(conn: &mut crate::db::DbConnection, configured: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = configured.filter(|s| !s.is_empty()) {
+        return Ok(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(s.as_bytes())).to_vec());
+    }
+    let random = crate::ledger::keys::random_bytes::<32>().context("generating the server secret")?;
+    let stored = crate::db::keys::secret(conn, "server", || hex::encode(random), chrono::Utc::now())
+        .context("reading the server secret")?;
+    hex::decode(stored).context("the stored server secret is not hex")
 }

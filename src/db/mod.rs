@@ -4,6 +4,8 @@
 //! The backend is chosen from the URL scheme (`sqlite://` or `postgres://`); any other scheme is
 //! refused rather than being taken for a SQLite file name.
 
+pub mod keys;
+pub mod ledger;
 pub mod schema;
 pub mod versions;
 
@@ -167,18 +169,19 @@ impl Db {
     }
 
     /// Runs blocking database work on the blocking thread pool, off the async executor.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, DbError>
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
+            let mut conn = pool.get().map_err(DbError::from)?;
             work(&mut conn)
         })
         .await
-        .map_err(|e| DbError::Task(e.to_string()))?
+        .map_err(|e| E::from(DbError::Task(e.to_string())))?
     }
 }
 
@@ -190,6 +193,36 @@ impl DbConnection {
             Self::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
         };
         result.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// Runs `work` in a transaction that holds the write lock from its first statement. On
+    /// SQLite that is `BEGIN IMMEDIATE`: a deferred transaction that reads first and writes
+    /// later can fail at once with "database is locked" instead of waiting its turn. On
+    /// PostgreSQL an ordinary transaction; conflicting writers meet at unique keys.
+    pub fn write_transaction<T, E, F>(&mut self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        match self {
+            Self::Postgres(_) => self.transaction(work),
+            Self::Sqlite(_) => {
+                self.batch_execute("BEGIN IMMEDIATE")?;
+                match work(self) {
+                    Ok(value) => match self.batch_execute("COMMIT") {
+                        Ok(()) => Ok(value),
+                        Err(e) => {
+                            let _ = self.batch_execute("ROLLBACK");
+                            Err(e.into())
+                        }
+                    },
+                    Err(e) => {
+                        let _ = self.batch_execute("ROLLBACK");
+                        Err(e)
+                    }
+                }
+            }
+        }
     }
 
     /// Checks that the database answers.

@@ -3,14 +3,16 @@
 //! behind the edge trusts the type.
 
 mod catalog;
+pub mod rules;
 
 pub use catalog::{Catalog, DocumentInfo, VersionInfo};
+pub use rules::Covered;
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a raw value was refused. The message is written for the person who typed the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,9 +20,22 @@ use serde::Serialize;
 pub struct InvalidValue(pub String);
 
 /// A document's slug: `[a-z0-9][a-z0-9-]{0,63}`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Slug(String);
+
+impl TryFrom<String> for Slug {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<Slug> for String {
+    fn from(slug: Slug) -> Self {
+        slug.0
+    }
+}
 
 impl Slug {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
@@ -48,9 +63,22 @@ impl fmt::Display for Slug {
 }
 
 /// A version number: 1, 2, 3 …
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "u32", try_from = "u32")]
 pub struct VersionNumber(u32);
+
+impl TryFrom<u32> for VersionNumber {
+    type Error = InvalidValue;
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        Self::new(n).ok_or_else(|| InvalidValue("versions are numbered from 1".into()))
+    }
+}
+
+impl From<VersionNumber> for u32 {
+    fn from(v: VersionNumber) -> Self {
+        v.0
+    }
+}
 
 /// What a version segment of a URL turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +149,70 @@ impl Locale {
 impl fmt::Display for Locale {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A subject: whoever the host application says accepted (1–256 bytes of UTF-8, no control
+/// characters). Kept exactly as given; Assent never interprets it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SubjectId(String);
+
+impl SubjectId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.is_empty() || raw.len() > 256 {
+            return Err(InvalidValue(format!("a subject id is 1 to 256 bytes; this one is {} bytes", raw.len())));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(InvalidValue("a subject id may not contain control characters".into()));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SubjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What an API key may do: `read` for GET, `write` for POST (and GET), `admin` for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Whether a key of this scope may do what `needed` requires.
+    pub fn allows(self, needed: Scope) -> bool {
+        self >= needed
+    }
+}
+
+impl FromStr for Scope {
+    type Err = InvalidValue;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "read" => Ok(Self::Read),
+            "write" => Ok(Self::Write),
+            "admin" => Ok(Self::Admin),
+            other => Err(InvalidValue(format!("`{other}` is not a scope: use `read`, `write` or `admin`"))),
+        }
     }
 }
 
@@ -251,6 +343,26 @@ mod tests {
         assert_eq!(pick(Some("zh"), Some("en")), Some("zh".into()));
         assert_eq!(pick(Some("en"), Some("zh")), None);
         assert_eq!(pick(None, None), None);
+    }
+
+    #[test]
+    fn subject_ids_are_opaque_text_within_limits() {
+        assert!(SubjectId::parse("user-42").is_ok());
+        assert!(SubjectId::parse("'; DROP TABLE events; --").is_ok());
+        assert!(SubjectId::parse("用户😀").is_ok());
+        assert!(SubjectId::parse(&"x".repeat(256)).is_ok());
+        assert!(SubjectId::parse(&"x".repeat(257)).is_err());
+        assert!(SubjectId::parse("").is_err());
+        assert!(SubjectId::parse("a\nb").is_err());
+        assert!(SubjectId::parse("a\u{7f}b").is_err());
+    }
+
+    #[test]
+    fn scopes_nest() {
+        assert!(Scope::Admin.allows(Scope::Write) && Scope::Admin.allows(Scope::Read));
+        assert!(Scope::Write.allows(Scope::Read));
+        assert!(!Scope::Read.allows(Scope::Write));
+        assert!(!Scope::Write.allows(Scope::Admin));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, lookup};
-use crate::db::versions::{load_catalog, version_text};
+use crate::db::versions::version_text;
 use crate::domain::{Locale, Slug, VersionInfo};
 
 #[derive(Serialize)]
@@ -20,7 +20,7 @@ pub struct DocumentJson {
 
 /// `GET /api/v1/documents`
 pub async fn list_documents(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let catalog = state.db.run(load_catalog).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let now = Utc::now();
     let body: Vec<DocumentJson> = catalog
         .documents
@@ -69,7 +69,7 @@ pub fn rfc3339(t: chrono::DateTime<Utc>) -> String {
 
 /// `GET /api/v1/documents/{slug}/versions`
 pub async fn list_versions(state: web::Data<AppState>, slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let catalog = state.db.run(load_catalog).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let body: Vec<VersionJson> = doc.versions.iter().map(VersionJson::from).collect();
     Ok(HttpResponse::Ok().json(body))
@@ -101,7 +101,7 @@ pub async fn show_version(
     query: web::Query<LocaleQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (slug, number) = path.into_inner();
-    let catalog = state.db.run(load_catalog).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let version = lookup::version(doc, &number)?;
     let locale = match query.locale.as_deref().filter(|l| !l.is_empty()) {

@@ -12,7 +12,6 @@ use super::lookup::{self, LookupError};
 use super::pages::human_time;
 use super::{ApiError, AppState, PageError};
 use crate::changes::DocumentDiff;
-use crate::db::versions::load_catalog;
 use crate::domain::{DocumentInfo, Slug, VersionInfo};
 use crate::render::diff::{Change, DiffBlock, Segment};
 
@@ -195,7 +194,7 @@ pub async fn show_diff(
         Some("split") => true,
         Some(other) => return Err(PageError::bad_request(format!("`{other}` is not a view: use `inline` or `split`"))),
     };
-    let catalog = state.db.run(load_catalog).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let (from, to) = pick(doc, &query)?;
     let diff = compute(&state, &doc.slug, from, to).await?;
@@ -248,7 +247,7 @@ pub async fn api_diff(
     query: web::Query<DiffQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let catalog = state.db.run(load_catalog).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let (from, to) = pick(doc, &query)?;
     let diff = compute(&state, &doc.slug, from, to).await?;

@@ -7,14 +7,13 @@ use chrono::Utc;
 
 use super::pages::human_time;
 use super::{AppState, PageError};
-use crate::db::versions::load_catalog;
 
 fn fixed(t: chrono::DateTime<Utc>) -> FixedDateTime {
     t.fixed_offset()
 }
 
 pub async fn atom(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
-    let catalog = state.db.run(load_catalog).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let info = req.connection_info();
     let base = format!("{}://{}", info.scheme(), info.host());
     let entries: Vec<_> = catalog

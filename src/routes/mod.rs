@@ -2,12 +2,15 @@
 //! ask `db`, and hand plain data to a view.
 
 pub mod api;
+mod auth;
+pub mod catalog;
 pub mod diffs;
 pub mod errors;
 pub mod feed;
 mod lookup;
 pub mod metrics;
 pub mod pages;
+pub mod subjects;
 
 use std::sync::Arc;
 
@@ -25,6 +28,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
     pub diffs: Arc<DiffCache>,
+    pub catalog: catalog::CatalogCache,
+    pub keys: auth::KeyCache,
+    /// The key for keyed IP hashes (`ASSENT_IP_MODE=hashed`).
+    pub ip_secret: Vec<u8>,
 }
 
 /// The one route table.
@@ -44,6 +51,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/documents/{slug}/versions", web::get().to(api::list_versions))
                 .route("/documents/{slug}/versions/{version}", web::get().to(api::show_version))
                 .route("/documents/{slug}/diff", web::get().to(diffs::api_diff))
+                .route("/subjects/{subject}/status", web::get().to(subjects::status))
+                .route("/subjects/{subject}/acceptances", web::post().to(subjects::accept))
+                .route("/subjects/{subject}/declines", web::post().to(subjects::decline))
+                .route("/subjects/{subject}/withdrawals", web::post().to(subjects::withdraw))
+                .route("/subjects/{subject}/events", web::get().to(subjects::events))
                 .default_service(web::to(api_not_found)),
         )
         .default_service(web::to(page_not_found));
@@ -65,6 +77,24 @@ async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 async fn page_not_found() -> Result<HttpResponse, PageError> {
     Err(PageError::not_found("There is no page at this address. The list of policies is on the home page."))
+}
+
+/// Largest JSON body the API reads.
+pub const MAX_JSON_BYTES: usize = 16 * 1024;
+
+/// A JSON body that does not parse or is too large: 400 or 413 in the API's error shape.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {MAX_JSON_BYTES} bytes"),
+        )
+        .into(),
+        E::ContentType => ApiError::bad_request("send the body as JSON with `Content-Type: application/json`").into(),
+        other => ApiError::bad_request(format!("the body is not valid: {other}")).into(),
+    }
 }
 
 /// A query string that does not parse: a JSON error under `/api`, an error page elsewhere

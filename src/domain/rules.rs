@@ -1,0 +1,370 @@
+//! Which version a subject must accept (contract §2), as pure functions over the catalog and a
+//! subject's latest decision per agreement.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Acceptance, Catalog, DocumentInfo, Slug, VersionInfo, VersionNumber};
+
+/// One version an event covers, with the content hash of what the subject was shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Covered {
+    pub document: Slug,
+    pub sha256: String,
+    pub version: VersionNumber,
+}
+
+/// A subject's latest decision on one agreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Accepted `version` of the agreement; `covers` lists it and each part accepted with it.
+    Accepted {
+        version: VersionNumber,
+        covers: Vec<Covered>,
+    },
+    Declined {
+        version: VersionNumber,
+    },
+    Withdrawn,
+}
+
+/// Where a subject stands on one agreement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Accepted,
+    Pending,
+    Never,
+    Declined,
+    Withdrawn,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentStatus {
+    pub slug: Slug,
+    pub state: State,
+    /// The agreement's version in the subject's standing acceptance (accepted or pending).
+    pub accepted_version: Option<VersionNumber>,
+    pub current_version: Option<VersionNumber>,
+    pub upcoming_version: Option<VersionNumber>,
+    /// Since when the subject has been asked to accept (when not `accepted`); `None` when
+    /// nothing is in effect yet, so nothing is required.
+    pub required_since: Option<DateTime<Utc>>,
+}
+
+impl DocumentStatus {
+    /// Whether this agreement asks nothing of the subject now.
+    pub fn satisfied(&self) -> bool {
+        self.state == State::Accepted || self.required_since.is_none()
+    }
+}
+
+/// The oldest version a subject may have accepted and still be up to date at `now`: the
+/// newest *material* version in effect (version 1 always counts as material: it is the first
+/// text anyone accepts). `None` when no version is in effect yet.
+pub fn baseline(doc: &DocumentInfo, now: DateTime<Utc>) -> Option<&VersionInfo> {
+    doc.versions.iter().rev().filter(|v| v.effective <= now).find(|v| v.material || v.number.get() == 1)
+}
+
+/// The agreements subjects are asked to accept: required documents that are not part of another.
+pub fn agreements(catalog: &Catalog) -> impl Iterator<Item = &DocumentInfo> {
+    catalog.documents.iter().filter(|d| d.acceptance() == Acceptance::Required && d.part_of().is_none())
+}
+
+/// Each agreement's status for a subject whose latest decisions are `decisions`.
+pub fn status(catalog: &Catalog, decisions: &HashMap<Slug, Decision>, now: DateTime<Utc>) -> Vec<DocumentStatus> {
+    agreements(catalog).map(|doc| document_status(catalog, doc, decisions.get(&doc.slug), now)).collect()
+}
+
+fn document_status(
+    catalog: &Catalog,
+    doc: &DocumentInfo,
+    decision: Option<&Decision>,
+    now: DateTime<Utc>,
+) -> DocumentStatus {
+    // The agreement and each part, with the version each requires now.
+    let required: Vec<(&DocumentInfo, &VersionInfo)> = std::iter::once(doc)
+        .chain(catalog.parts_of(&doc.slug))
+        .filter_map(|d| baseline(d, now).map(|b| (d, b)))
+        .collect();
+    let since = required.iter().map(|(_, b)| b.effective).max();
+    let (state, accepted_version) = match decision {
+        None => (State::Never, None),
+        Some(Decision::Declined { .. }) => (State::Declined, None),
+        Some(Decision::Withdrawn) => (State::Withdrawn, None),
+        Some(Decision::Accepted { version, covers }) => {
+            let covered = |d: &DocumentInfo| covers.iter().find(|c| c.document == d.slug).map(|c| c.version);
+            let behind: Vec<&VersionInfo> =
+                required.iter().filter(|(d, b)| covered(d).is_none_or(|v| v < b.number)).map(|(_, b)| *b).collect();
+            if behind.is_empty() {
+                (State::Accepted, Some(*version))
+            } else {
+                let since = behind.iter().map(|b| b.effective).max();
+                return DocumentStatus {
+                    slug: doc.slug.clone(),
+                    state: State::Pending,
+                    accepted_version: Some(*version),
+                    current_version: doc.current(now).map(|v| v.number),
+                    upcoming_version: doc.upcoming(now).map(|v| v.number),
+                    required_since: since,
+                };
+            }
+        }
+    };
+    DocumentStatus {
+        slug: doc.slug.clone(),
+        state,
+        accepted_version,
+        current_version: doc.current(now).map(|v| v.number),
+        upcoming_version: doc.upcoming(now).map(|v| v.number),
+        required_since: if state == State::Accepted { None } else { since },
+    }
+}
+
+/// Why a decision on a document or version is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no published document `{0}`")]
+    UnknownDocument(String),
+    #[error("`{0}` is informational: it is published for reading and is never accepted or declined")]
+    Informational(Slug),
+    #[error(
+        "`{part}` is an integral part of `{agreement}`: accept, decline or withdraw `{agreement}`, which covers it"
+    )]
+    PartOf { part: Slug, agreement: Slug },
+    #[error("`{slug}` has no version {version}")]
+    UnknownVersion { slug: Slug, version: u32 },
+    #[error("version {version} of `{slug}` is superseded: the current version is {current}")]
+    Superseded { slug: Slug, version: VersionNumber, current: VersionNumber },
+}
+
+/// Checks that `version` of `slug` may be accepted or declined at `now` (the current version or
+/// a newer one), and returns what an acceptance covers: that version and the newest published
+/// version of each of the agreement's parts.
+pub fn decidable<'a>(
+    catalog: &'a Catalog,
+    slug: &str,
+    version: u32,
+    now: DateTime<Utc>,
+) -> Result<(&'a DocumentInfo, Vec<Covered>), Refusal> {
+    let doc = agreement(catalog, slug)?;
+    let chosen = VersionNumber::new(version)
+        .and_then(|n| doc.version(n))
+        .ok_or_else(|| Refusal::UnknownVersion { slug: doc.slug.clone(), version })?;
+    if let Some(current) = doc.current(now)
+        && chosen.number < current.number
+    {
+        return Err(Refusal::Superseded { slug: doc.slug.clone(), version: chosen.number, current: current.number });
+    }
+    let mut covers =
+        vec![Covered { document: doc.slug.clone(), version: chosen.number, sha256: chosen.sha256.clone() }];
+    for part in catalog.parts_of(&doc.slug) {
+        if let Some(newest) = part.latest() {
+            covers.push(Covered { document: part.slug.clone(), version: newest.number, sha256: newest.sha256.clone() });
+        }
+    }
+    Ok((doc, covers))
+}
+
+/// The agreement named `slug`: published, required, and not a part of another.
+pub fn agreement<'a>(catalog: &'a Catalog, slug: &str) -> Result<&'a DocumentInfo, Refusal> {
+    let doc = Slug::parse(slug)
+        .ok()
+        .and_then(|s| catalog.document(&s))
+        .ok_or_else(|| Refusal::UnknownDocument(slug.to_owned()))?;
+    if doc.acceptance() == Acceptance::Informational {
+        return Err(Refusal::Informational(doc.slug.clone()));
+    }
+    if let Some(parent) = doc.part_of() {
+        return Err(Refusal::PartOf { part: doc.slug.clone(), agreement: parent.clone() });
+    }
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, d, 0, 0, 0).unwrap()
+    }
+
+    fn v(n: u32, effective: u32, material: bool) -> VersionInfo {
+        VersionInfo {
+            number: VersionNumber::new(n).unwrap(),
+            title: format!("v{n}"),
+            effective: day(effective),
+            material,
+            summary: None,
+            part_of: None,
+            acceptance: Acceptance::Required,
+            sha256: format!("sha-{n}"),
+            published_at: day(1),
+            locales: Vec::new(),
+        }
+    }
+
+    fn slug(s: &str) -> Slug {
+        Slug::parse(s).unwrap()
+    }
+
+    fn n(x: u32) -> VersionNumber {
+        VersionNumber::new(x).unwrap()
+    }
+
+    /// terms: v1 (day 1), v2 editorial (day 5), v3 material (day 10), v4 upcoming (day 20).
+    /// privacy, part of terms: v1 (day 1), v2 material (day 12).
+    /// cookies: informational.
+    fn catalog() -> Catalog {
+        let mut privacy = vec![v(1, 1, true), v(2, 12, true)];
+        for p in &mut privacy {
+            p.part_of = Some(slug("terms"));
+        }
+        let mut cookies = vec![v(1, 1, true)];
+        cookies[0].acceptance = Acceptance::Informational;
+        Catalog {
+            documents: vec![
+                DocumentInfo { slug: slug("cookies"), versions: cookies },
+                DocumentInfo { slug: slug("privacy"), versions: privacy },
+                DocumentInfo {
+                    slug: slug("terms"),
+                    versions: vec![v(1, 1, true), v(2, 5, false), v(3, 10, true), v(4, 20, true)],
+                },
+            ],
+        }
+    }
+
+    fn accepted(terms: u32, privacy: u32) -> HashMap<Slug, Decision> {
+        HashMap::from([(
+            slug("terms"),
+            Decision::Accepted {
+                version: n(terms),
+                covers: vec![
+                    Covered { document: slug("terms"), version: n(terms), sha256: String::new() },
+                    Covered { document: slug("privacy"), version: n(privacy), sha256: String::new() },
+                ],
+            },
+        )])
+    }
+
+    fn only(statuses: Vec<DocumentStatus>) -> DocumentStatus {
+        assert_eq!(statuses.len(), 1, "only `terms` is an agreement: {statuses:?}");
+        statuses.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn only_required_top_level_documents_are_agreements() {
+        let names: Vec<String> = agreements(&catalog()).map(|d| d.slug.to_string()).collect();
+        assert_eq!(names, vec!["terms"]);
+    }
+
+    #[test]
+    fn current_and_upcoming_follow_the_clock() {
+        let s = only(status(&catalog(), &HashMap::new(), day(15)));
+        assert_eq!(s.current_version, Some(n(3)));
+        assert_eq!(s.upcoming_version, Some(n(4)));
+    }
+
+    #[test]
+    fn never_accepted_is_never_and_required_since_the_baseline() {
+        let s = only(status(&catalog(), &HashMap::new(), day(15)));
+        assert_eq!(s.state, State::Never);
+        assert_eq!(s.required_since, Some(day(12)), "the part's material v2 is the newest requirement");
+        assert!(!s.satisfied());
+    }
+
+    #[test]
+    fn accepting_the_newest_material_versions_is_up_to_date() {
+        let s = only(status(&catalog(), &accepted(3, 2), day(15)));
+        assert_eq!(s.state, State::Accepted);
+        assert_eq!(s.accepted_version, Some(n(3)));
+        assert_eq!(s.required_since, None);
+        assert!(s.satisfied());
+    }
+
+    #[test]
+    fn an_editorial_version_re_prompts_nobody() {
+        // On day 7, v2 (editorial) is current; v1's acceptance still stands.
+        let s = only(status(&catalog(), &accepted(1, 1), day(7)));
+        assert_eq!(s.current_version, Some(n(2)));
+        assert_eq!(s.state, State::Accepted);
+    }
+
+    #[test]
+    fn a_material_version_makes_older_acceptances_pending() {
+        let s = only(status(&catalog(), &accepted(2, 1), day(11)));
+        assert_eq!(s.state, State::Pending);
+        assert_eq!(s.accepted_version, Some(n(2)));
+        assert_eq!(s.required_since, Some(day(10)));
+    }
+
+    #[test]
+    fn a_material_change_in_a_part_re_prompts_its_agreement() {
+        let s = only(status(&catalog(), &accepted(3, 1), day(15)));
+        assert_eq!(s.state, State::Pending);
+        assert_eq!(s.required_since, Some(day(12)));
+        let before = only(status(&catalog(), &accepted(3, 1), day(11)));
+        assert_eq!(before.state, State::Accepted, "the part's v2 is not in effect yet");
+    }
+
+    #[test]
+    fn a_part_missing_from_the_acceptance_is_pending() {
+        let decisions = HashMap::from([(
+            slug("terms"),
+            Decision::Accepted {
+                version: n(3),
+                covers: vec![Covered { document: slug("terms"), version: n(3), sha256: String::new() }],
+            },
+        )]);
+        assert_eq!(only(status(&catalog(), &decisions, day(15))).state, State::Pending);
+    }
+
+    #[test]
+    fn an_accepted_upcoming_version_counts_once_it_takes_effect() {
+        let s = only(status(&catalog(), &accepted(4, 2), day(25)));
+        assert_eq!(s.state, State::Accepted);
+        let early = only(status(&catalog(), &accepted(4, 2), day(15)));
+        assert_eq!(early.state, State::Accepted, "accepting early covers the current version too");
+    }
+
+    #[test]
+    fn declined_and_withdrawn_are_not_up_to_date() {
+        let declined = HashMap::from([(slug("terms"), Decision::Declined { version: n(3) })]);
+        let s = only(status(&catalog(), &declined, day(15)));
+        assert_eq!(s.state, State::Declined);
+        assert!(!s.satisfied());
+        let withdrawn = HashMap::from([(slug("terms"), Decision::Withdrawn)]);
+        let s = only(status(&catalog(), &withdrawn, day(15)));
+        assert_eq!(s.state, State::Withdrawn);
+        assert_eq!(s.accepted_version, None);
+    }
+
+    #[test]
+    fn nothing_in_effect_requires_nothing() {
+        let s = only(status(&catalog(), &HashMap::new(), Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()));
+        assert_eq!(s.state, State::Never);
+        assert_eq!(s.required_since, None);
+        assert!(s.satisfied());
+    }
+
+    #[test]
+    fn current_and_upcoming_versions_can_be_decided_older_ones_cannot() {
+        let c = catalog();
+        let (_, covers) = decidable(&c, "terms", 3, day(15)).unwrap();
+        assert_eq!(covers.len(), 2);
+        assert_eq!(covers[1], Covered { document: slug("privacy"), version: n(2), sha256: "sha-2".into() });
+        assert!(decidable(&c, "terms", 4, day(15)).is_ok(), "an upcoming version can be accepted early");
+        assert_eq!(
+            decidable(&c, "terms", 2, day(15)).unwrap_err(),
+            Refusal::Superseded { slug: slug("terms"), version: n(2), current: n(3) }
+        );
+        assert!(matches!(decidable(&c, "terms", 9, day(15)), Err(Refusal::UnknownVersion { .. })));
+        assert!(matches!(decidable(&c, "terms", 0, day(15)), Err(Refusal::UnknownVersion { .. })));
+        assert!(matches!(decidable(&c, "nope", 1, day(15)), Err(Refusal::UnknownDocument(_))));
+        assert!(matches!(decidable(&c, "cookies", 1, day(15)), Err(Refusal::Informational(_))));
+        assert!(matches!(decidable(&c, "privacy", 2, day(15)), Err(Refusal::PartOf { .. })));
+    }
+}

@@ -1,0 +1,247 @@
+//! The subject endpoints: status, acceptances, declines, withdrawals and the event history.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::api::rfc3339;
+use super::auth::require;
+use super::{ApiError, AppState};
+use crate::db::ledger::events_of;
+use crate::domain::rules::{self, Refusal, State};
+use crate::domain::{Scope, SubjectId};
+use crate::ledger::{self, Action, Evidence, Method, NewDecision, RecordError, Recorded};
+
+/// The subject id from the path, exactly as the host application sent it.
+fn subject(req: &HttpRequest) -> Result<SubjectId, ApiError> {
+    let raw = req.match_info().get("subject").unwrap_or("");
+    // The router leaves `%2F`, `%25` and `%2B` encoded; decode the rest too.
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("the subject id is not valid UTF-8"))?;
+    SubjectId::parse(&decoded).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+#[derive(Serialize)]
+struct DocumentStatusJson {
+    slug: String,
+    state: State,
+    accepted_version: Option<u32>,
+    current_version: Option<u32>,
+    upcoming_version: Option<u32>,
+    required_since: Option<String>,
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    subject: &'a SubjectId,
+    up_to_date: bool,
+    documents: Vec<DocumentStatusJson>,
+}
+
+/// `GET /api/v1/subjects/{id}/status`: is this subject up to date?
+pub async fn status(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Read).await?;
+    let subject = subject(&req)?;
+    let catalog = state.catalog.get(&state.db).await?;
+    let who = subject.clone();
+    let decisions = state.db.run(move |c| ledger::decisions(c, &who)).await?;
+    let statuses = rules::status(&catalog, &decisions, Utc::now());
+    let body = StatusJson {
+        subject: &subject,
+        up_to_date: statuses.iter().all(rules::DocumentStatus::satisfied),
+        documents: statuses
+            .into_iter()
+            .map(|s| DocumentStatusJson {
+                slug: s.slug.to_string(),
+                state: s.state,
+                accepted_version: s.accepted_version.map(|v| v.get()),
+                current_version: s.current_version.map(|v| v.get()),
+                upcoming_version: s.upcoming_version.map(|v| v.get()),
+                required_since: s.required_since.map(rfc3339),
+            })
+            .collect(),
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceBody {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    pub document: String,
+    pub version: Option<u32>,
+    #[serde(default)]
+    pub evidence: EvidenceBody,
+    pub idempotency_key: Option<String>,
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        let message = r.to_string();
+        match r {
+            Refusal::UnknownDocument(_) | Refusal::UnknownVersion { .. } => ApiError::not_found(message),
+            Refusal::Superseded { .. } => ApiError::new(StatusCode::CONFLICT, "superseded", message),
+            Refusal::Informational(_) | Refusal::PartOf { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_an_agreement", message)
+            }
+        }
+    }
+}
+
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::IdempotencyConflict => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_conflict",
+                "this idempotency_key was already used for a different request",
+            ),
+            RecordError::NothingToWithdraw(_) => {
+                ApiError::new(StatusCode::CONFLICT, "nothing_to_withdraw", e.to_string())
+            }
+            RecordError::Db(db) => db.into(),
+        }
+    }
+}
+
+/// `POST /api/v1/subjects/{id}/acceptances`
+pub async fn accept(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<DecisionBody>,
+) -> Result<HttpResponse, ApiError> {
+    decide(state, req, body.into_inner(), ledger::Kind::Accepted).await
+}
+
+/// `POST /api/v1/subjects/{id}/declines`
+pub async fn decline(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<DecisionBody>,
+) -> Result<HttpResponse, ApiError> {
+    decide(state, req, body.into_inner(), ledger::Kind::Declined).await
+}
+
+/// `POST /api/v1/subjects/{id}/withdrawals`
+pub async fn withdraw(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<DecisionBody>,
+) -> Result<HttpResponse, ApiError> {
+    decide(state, req, body.into_inner(), ledger::Kind::Withdrawn).await
+}
+
+async fn decide(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: DecisionBody,
+    kind: ledger::Kind,
+) -> Result<HttpResponse, ApiError> {
+    let key = require(&state, &req, Scope::Write).await?;
+    let subject = subject(&req)?;
+    let decision = build_decision(&state, subject, body, kind, key.name, Method::Api).await?;
+    // The event is committed before the answer is sent.
+    match state.db.run(move |c| ledger::record(c, &decision, Utc::now())).await? {
+        Recorded::Created(receipt) => Ok(HttpResponse::Created().json(receipt)),
+        Recorded::Replayed(receipt) => Ok(HttpResponse::Ok().json(receipt)),
+    }
+}
+
+/// Checks a decision against the catalog and the contract, and builds what the ledger records.
+pub async fn build_decision(
+    state: &AppState,
+    subject: SubjectId,
+    body: DecisionBody,
+    kind: ledger::Kind,
+    recorded_by: String,
+    method: Method,
+) -> Result<NewDecision, ApiError> {
+    if let Some(k) = &body.idempotency_key
+        && (k.is_empty() || k.len() > 200 || k.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request("idempotency_key must be 1 to 200 bytes without control characters"));
+    }
+    let catalog = state.catalog.get(&state.db).await?;
+    let now = Utc::now();
+    let action = match kind {
+        ledger::Kind::Withdrawn => {
+            if body.version.is_some() {
+                return Err(ApiError::bad_request("a withdrawal names the document only, not a version"));
+            }
+            rules::agreement(&catalog, &body.document)?;
+            Action::Withdraw
+        }
+        _ => {
+            let version = body.version.ok_or_else(|| ApiError::bad_request("`version` is required"))?;
+            let (_, covers) = rules::decidable(&catalog, &body.document, version, now)?;
+            let number = covers[0].version;
+            if kind == ledger::Kind::Accepted {
+                Action::Accept { version: number, covers }
+            } else {
+                Action::Decline { version: number, covers: covers.into_iter().take(1).collect() }
+            }
+        }
+    };
+    let document = crate::domain::Slug::parse(&body.document).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let request_hash = body.idempotency_key.as_ref().map(|_| {
+        let canonical = serde_json::json!({"kind": kind.as_str(), "body": &body});
+        crate::domain::sha256_hex(canonical.to_string().as_bytes())
+    });
+    let evidence = Evidence::new(
+        body.evidence.ip.as_deref(),
+        body.evidence.user_agent.as_deref(),
+        body.evidence.locale.as_deref(),
+        state.settings.ip_mode,
+        &state.ip_secret,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(NewDecision {
+        subject,
+        document,
+        action,
+        recorded_by,
+        method,
+        evidence,
+        idempotency_key: body.idempotency_key,
+        request_hash,
+    })
+}
+
+#[derive(Serialize)]
+struct EventJson {
+    #[serde(flatten)]
+    receipt: ledger::Receipt,
+    recorded_by: String,
+    method: String,
+    evidence: HashMap<&'static str, Option<String>>,
+    prev_hash: String,
+}
+
+/// `GET /api/v1/subjects/{id}/events`: every event of the subject, oldest first.
+pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Read).await?;
+    let subject = subject(&req)?;
+    let rows = state.db.run(move |c| events_of(c, subject.as_str())).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(EventJson {
+            receipt: ledger::receipt(&row)?,
+            evidence: HashMap::from([("ip", row.ip), ("user_agent", row.user_agent), ("locale", row.locale)]),
+            recorded_by: row.recorded_by,
+            method: row.method,
+            prev_hash: row.prev_hash,
+        });
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
