@@ -17,8 +17,9 @@ use crate::ledger::{self, Action, Evidence, Method, NewDecision, RecordError, Re
 
 /// The subject id from the path, exactly as the host application sent it.
 fn subject(req: &HttpRequest) -> Result<SubjectId, ApiError> {
-    let raw = req.match_info().get("subject").unwrap_or("");
-    // The router leaves `%2F`, `%25` and `%2B` encoded; decode the rest too.
+    // The raw segment, decoded here: the router's own decoding replaces invalid UTF-8 with
+    // U+FFFD, which would quietly turn one subject into another.
+    let raw = req.uri().path().strip_prefix("/api/v1/subjects/").and_then(|rest| rest.split('/').next()).unwrap_or("");
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| ApiError::bad_request("the subject id is not valid UTF-8"))?;

@@ -198,13 +198,47 @@ impl TestApp {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let mut resp = req.call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let resp = req.call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        into_response(path, resp)
+    }
+}
+
+fn into_response(path: &str, mut resp: ureq::http::Response<ureq::Body>) -> Response {
+    {
         let status = resp.status().as_u16();
         let headers: Vec<(String, String)> =
             resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
         let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        let body = resp.body_mut().read_to_string().unwrap_or_else(|e| panic!("GET {path} body: {e}"));
+        let body = resp.body_mut().read_to_string().unwrap_or_else(|e| panic!("{path} body: {e}"));
         Response { status, content_type, headers, body }
+    }
+}
+
+impl TestApp {
+    /// Creates an API key of `scope` directly in the app's database.
+    pub fn key(&self, name: &str, scope: &str) -> String {
+        let db = assent::db::Db::open(&self.db.url, 1).expect("open db");
+        let mut conn = db.get().expect("conn");
+        assent::ledger::keys::create(&mut conn, name, scope.parse().expect("scope"), chrono::Utc::now())
+            .expect("create key")
+    }
+
+    pub fn get_auth(&self, path: &str, key: &str) -> Response {
+        self.get_with(path, &[("Authorization", &format!("Bearer {key}"))])
+    }
+
+    /// POSTs a raw body (JSON unless it is not) with a key.
+    pub fn post_raw(&self, path: &str, key: Option<&str>, body: &str) -> Response {
+        let mut req = self.agent.post(format!("{}{path}", self.address)).header("Content-Type", "application/json");
+        if let Some(key) = key {
+            req = req.header("Authorization", &format!("Bearer {key}"));
+        }
+        let resp = req.send(body).unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        into_response(path, resp)
+    }
+
+    pub fn post(&self, path: &str, key: &str, body: &serde_json::Value) -> Response {
+        self.post_raw(path, Some(key), &body.to_string())
     }
 
     fn stop(&mut self) {

@@ -1,0 +1,352 @@
+//! The acceptance ledger over HTTP: status, decisions, receipts, refusals, the chain, `verify`.
+
+mod common;
+
+use serde_json::{Value, json};
+
+use common::{Backend, TestApp, assent, write};
+
+/// terms: v1, v2 (material, current), v3 (upcoming); privacy is part of terms; cookies is
+/// informational; sdk stands alone.
+fn folder(dir: &std::path::Path) {
+    write(dir, "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\n---\nTerms one.\n");
+    write(dir, "terms/v2.md", "---\ntitle: Terms\neffective: 2021-01-01\n---\nTerms two.\n");
+    write(dir, "terms/v3.md", "---\ntitle: Terms\neffective: 2999-01-01\n---\nTerms three.\n");
+    write(dir, "privacy/v1.md", "---\ntitle: Privacy\neffective: 2020-01-01\npart_of: terms\n---\nPrivate.\n");
+    write(
+        dir,
+        "cookies/v1.md",
+        "---\ntitle: Cookies\neffective: 2020-01-01\nacceptance: informational\n---\nCrumbs.\n",
+    );
+    write(dir, "sdk/v1.md", "---\ntitle: SDK\neffective: 2020-01-01\n---\nSDK.\n");
+}
+
+struct Ledger {
+    app: TestApp,
+    write: String,
+    read: String,
+}
+
+fn ledger(backend: &Backend) -> Ledger {
+    let app = TestApp::spawn_with(backend, folder);
+    let write = app.key("host", "write");
+    let read = app.key("auditor", "read");
+    Ledger { app, write, read }
+}
+
+impl Ledger {
+    fn accept(&self, subject: &str, document: &str, version: u32) -> common::Response {
+        self.app.post(
+            &format!("/api/v1/subjects/{subject}/acceptances"),
+            &self.write,
+            &json!({"document": document, "version": version, "evidence": {"ip": "203.0.113.77", "user_agent": "Test/1.0", "locale": "en-GB"}}),
+        )
+    }
+
+    fn status(&self, subject: &str) -> Value {
+        let r = self.app.get_auth(&format!("/api/v1/subjects/{subject}/status"), &self.read);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    fn doc_state(&self, subject: &str, slug: &str) -> Value {
+        self.status(subject)["documents"].as_array().unwrap().iter().find(|d| d["slug"] == slug).cloned().unwrap()
+    }
+
+    fn file_sha(&self, rel: &str) -> String {
+        assent::domain::sha256_hex(&std::fs::read(self.app.policies.path().join(rel)).unwrap())
+    }
+}
+
+fn accepting_makes_a_subject_up_to_date_with_a_receipt(backend: Backend) {
+    let l = ledger(&backend);
+    let before = l.status("alice");
+    assert_eq!(before["up_to_date"], false);
+    let slugs: Vec<&str> =
+        before["documents"].as_array().unwrap().iter().map(|d| d["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, vec!["sdk", "terms"], "only required agreements are listed");
+    assert_eq!(l.doc_state("alice", "terms")["state"], "never");
+    assert_eq!(l.doc_state("alice", "terms")["required_since"], "2021-01-01T00:00:00Z");
+
+    let r = l.accept("alice", "terms", 2);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let receipt = r.json();
+    assert_eq!(receipt["subject"], "alice");
+    assert_eq!(receipt["document"], "terms");
+    assert_eq!(receipt["version"], 2);
+    assert_eq!(receipt["sha256"], l.file_sha("terms/v2.md"));
+    assert_eq!(
+        receipt["covers"],
+        json!([
+            {"document": "terms", "version": 2, "sha256": l.file_sha("terms/v2.md")},
+            {"document": "privacy", "version": 1, "sha256": l.file_sha("privacy/v1.md")},
+        ])
+    );
+    assert_eq!(receipt["chain_hash"].as_str().unwrap().len(), 64);
+    assert!(receipt["recorded_at"].as_str().unwrap().ends_with('Z'));
+    assert!(receipt["event_id"].as_i64().is_some());
+
+    let terms = l.doc_state("alice", "terms");
+    assert_eq!(terms["state"], "accepted");
+    assert_eq!(terms["accepted_version"], 2);
+    assert_eq!(terms["current_version"], 2);
+    assert_eq!(terms["upcoming_version"], 3);
+    assert!(terms["required_since"].is_null());
+    assert_eq!(l.status("alice")["up_to_date"], false, "sdk is still owed");
+    assert_eq!(l.accept("alice", "sdk", 1).status, 201);
+    assert_eq!(l.status("alice")["up_to_date"], true);
+    assert_eq!(l.status("bob")["up_to_date"], false, "subjects are separate");
+}
+
+fn older_versions_are_refused_and_upcoming_ones_accepted(backend: Backend) {
+    let l = ledger(&backend);
+    let old = l.accept("alice", "terms", 1);
+    assert_eq!(old.status, 409, "{}", old.body);
+    assert_eq!(old.json()["error"]["code"], "superseded");
+    assert!(old.json()["error"]["message"].as_str().unwrap().contains("the current version is 2"));
+    let early = l.accept("alice", "terms", 3);
+    assert_eq!(early.status, 201, "{}", early.body);
+    assert_eq!(l.doc_state("alice", "terms")["state"], "accepted");
+    assert_eq!(l.doc_state("alice", "terms")["accepted_version"], 3);
+}
+
+fn declines_and_withdrawals_are_recorded(backend: Backend) {
+    let l = ledger(&backend);
+    let path = |what: &str| format!("/api/v1/subjects/carol/{what}");
+    let nothing = l.app.post(&path("withdrawals"), &l.write, &json!({"document": "terms"}));
+    assert_eq!(nothing.status, 409, "{}", nothing.body);
+    assert_eq!(nothing.json()["error"]["code"], "nothing_to_withdraw");
+
+    let declined = l.app.post(&path("declines"), &l.write, &json!({"document": "terms", "version": 2}));
+    assert_eq!(declined.status, 201, "{}", declined.body);
+    assert_eq!(declined.json()["kind"], "declined");
+    assert_eq!(l.doc_state("carol", "terms")["state"], "declined");
+
+    assert_eq!(l.accept("carol", "terms", 2).status, 201);
+    let withdrawn =
+        l.app.post(&path("withdrawals"), &l.write, &json!({"document": "terms", "evidence": {"user_agent": "UA"}}));
+    assert_eq!(withdrawn.status, 201, "{}", withdrawn.body);
+    let w = withdrawn.json();
+    assert_eq!(w["kind"], "withdrawn");
+    assert_eq!(w["version"], 2, "names what was withdrawn");
+    assert_eq!(w["covers"].as_array().unwrap().len(), 2);
+    let terms = l.doc_state("carol", "terms");
+    assert_eq!(terms["state"], "withdrawn");
+    assert!(terms["accepted_version"].is_null());
+
+    let events = l.app.get_auth(&path("events"), &l.read).json();
+    let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["declined", "accepted", "withdrawn"], "oldest first");
+}
+
+fn idempotency_keys_return_the_first_receipt(backend: Backend) {
+    let l = ledger(&backend);
+    let body = json!({"document": "terms", "version": 2, "idempotency_key": "login-42"});
+    let first = l.app.post("/api/v1/subjects/dave/acceptances", &l.write, &body);
+    assert_eq!(first.status, 201);
+    let again = l.app.post("/api/v1/subjects/dave/acceptances", &l.write, &body);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json(), first.json());
+    let other = l.app.post(
+        "/api/v1/subjects/dave/acceptances",
+        &l.write,
+        &json!({"document": "terms", "version": 3, "idempotency_key": "login-42"}),
+    );
+    assert_eq!(other.status, 422, "{}", other.body);
+    assert_eq!(other.json()["error"]["code"], "idempotency_conflict");
+    let events = l.app.get_auth("/api/v1/subjects/dave/events", &l.read).json();
+    assert_eq!(events.as_array().unwrap().len(), 1, "a replay records nothing");
+}
+
+fn keys_and_scopes_are_enforced(backend: Backend) {
+    let l = ledger(&backend);
+    let body = json!({"document": "terms", "version": 2}).to_string();
+    let path = "/api/v1/subjects/erin/acceptances";
+    let none = l.app.post_raw(path, None, &body);
+    assert_eq!(none.status, 401);
+    assert_eq!(none.json()["error"]["code"], "unauthorized");
+    assert_eq!(l.app.post_raw(path, Some("assent_000000000000_nope"), &body).status, 401);
+    assert_eq!(l.app.post_raw(path, Some("not-even-a-key"), &body).status, 401);
+    let wrong_scope = l.app.post_raw(path, Some(&l.read), &body);
+    assert_eq!(wrong_scope.status, 403);
+    assert_eq!(wrong_scope.json()["error"]["code"], "forbidden");
+    assert_eq!(l.app.get("/api/v1/subjects/erin/status").status, 401);
+    assert_eq!(l.app.get_auth("/api/v1/subjects/erin/status", &l.write).status, 200, "write covers read");
+    let admin = l.app.key("ops", "admin");
+    assert_eq!(l.app.post_raw(path, Some(&admin), &body).status, 201);
+
+    let doomed = l.app.key("doomed", "write");
+    let out = assent(&["keys", "revoke", "doomed"], &l.app.db.url, l.app.policies.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(l.app.post_raw(path, Some(&doomed), &body).status, 401, "a revoked key is refused");
+    let list = String::from_utf8(assent(&["keys", "list"], &l.app.db.url, l.app.policies.path()).stdout).unwrap();
+    assert!(list.contains("doomed") && list.contains("ops") && list.contains("admin"), "{list}");
+    assert!(!list.contains(&doomed), "keys are never shown again");
+}
+
+fn bad_requests_get_clear_json_errors(backend: Backend) {
+    let l = ledger(&backend);
+    let accept = |subject: &str, body: &str| {
+        l.app.post_raw(&format!("/api/v1/subjects/{subject}/acceptances"), Some(&l.write), body)
+    };
+    let cases: Vec<(common::Response, u16, &str)> = vec![
+        (accept("x", r#"{"document": "nope", "version": 1}"#), 404, "not_found"),
+        (accept("x", r#"{"document": "terms", "version": 9}"#), 404, "not_found"),
+        (accept("x", r#"{"document": "terms", "version": 0}"#), 404, "not_found"),
+        (accept("x", r#"{"document": "privacy", "version": 1}"#), 422, "not_an_agreement"),
+        (accept("x", r#"{"document": "cookies", "version": 1}"#), 422, "not_an_agreement"),
+        (accept("x", r#"{"document": "terms"}"#), 400, "bad_request"),
+        (accept("x", r#"{"document": "terms", "version": "2"}"#), 400, "bad_request"),
+        (accept("x", r#"{"document": "terms", "version": -2}"#), 400, "bad_request"),
+        (accept("x", r#"{"document": "terms", "version": 2, "extra": true}"#), 400, "bad_request"),
+        (accept("x", r#"{"document": "terms", "version": 2, "evidence": {"ip": "999.1.1.1"}}"#), 400, "bad_request"),
+        (accept("x", r#"{"document": "terms", "version": 2, "idempotency_key": ""}"#), 400, "bad_request"),
+        (accept("x", r#"{"document": "terms", "vers"#), 400, "bad_request"),
+        (accept("x", "[]"), 400, "bad_request"),
+        (accept(&"s".repeat(257), r#"{"document": "terms", "version": 2}"#), 400, "bad_request"),
+        (accept("a%0Ab", r#"{"document": "terms", "version": 2}"#), 400, "bad_request"),
+        (accept("a%FFb", r#"{"document": "terms", "version": 2}"#), 400, "bad_request"),
+        (
+            accept(
+                "x",
+                &format!(
+                    r#"{{"document": "terms", "version": 2, "evidence": {{"user_agent": "{}"}}}}"#,
+                    "u".repeat(20_000)
+                ),
+            ),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (i, (resp, status, code)) in cases.into_iter().enumerate() {
+        assert_eq!(resp.status, status, "case {i}: {}", resp.body);
+        assert_eq!(resp.json()["error"]["code"], code, "case {i}");
+    }
+    let events = l.app.get_auth("/api/v1/subjects/x/events", &l.read).json();
+    assert_eq!(events, json!([]), "no refused request left a partial event");
+}
+
+fn subject_ids_are_plain_data_and_round_trip(backend: Backend) {
+    let l = ledger(&backend);
+    for raw in ["'; DROP TABLE events; --", "用户😀 / % + ?", "a+b", "ends with space "] {
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(raw, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let r = l.accept(&encoded, "terms", 2);
+        assert_eq!(r.status, 201, "{raw}: {}", r.body);
+        assert_eq!(r.json()["subject"], raw);
+        let status = l.status(&encoded);
+        assert_eq!(status["subject"], raw);
+        let events = l.app.get_auth(&format!("/api/v1/subjects/{encoded}/events"), &l.read).json();
+        assert_eq!(events[0]["subject"], raw);
+        let history = assent(&["history", raw, "--json"], &l.app.db.url, l.app.policies.path());
+        let line: Value = serde_json::from_slice(history.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        assert_eq!(line["receipt"]["subject"], raw);
+    }
+}
+
+fn events_are_chained_and_evidence_minimised(backend: Backend) {
+    let l = ledger(&backend);
+    l.accept("frank", "terms", 2);
+    l.accept("frank", "sdk", 1);
+    l.accept("frank", "terms", 3);
+    let events = l.app.get_auth("/api/v1/subjects/frank/events", &l.read).json();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0]["prev_hash"], "0".repeat(64));
+    for pair in events.windows(2) {
+        assert_eq!(pair[1]["prev_hash"], pair[0]["chain_hash"]);
+        assert_eq!(pair[1]["seq"].as_i64().unwrap(), pair[0]["seq"].as_i64().unwrap() + 1);
+    }
+    assert_eq!(events[0]["evidence"]["ip"], "203.0.113.0/24", "IPv4 is kept to its /24 by default");
+    assert_eq!(events[0]["evidence"]["user_agent"], "Test/1.0");
+    assert_eq!(events[0]["evidence"]["locale"], "en-GB");
+    assert_eq!(events[0]["method"], "api");
+    assert_eq!(events[0]["recorded_by"], "host");
+}
+
+fn concurrent_events_for_one_subject_chain_correctly(backend: Backend) {
+    let l = ledger(&backend);
+    let acked: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let l = &l;
+                s.spawn(move || {
+                    let r = l.app.post(
+                        "/api/v1/subjects/grace/acceptances",
+                        &l.write,
+                        &json!({"document": if i % 2 == 0 { "terms" } else { "sdk" }, "version": if i % 2 == 0 { 2 } else { 1 }, "idempotency_key": format!("k{i}")}),
+                    );
+                    assert_eq!(r.status, 201, "{}", r.body);
+                    r.json()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut seqs: Vec<i64> = acked.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=16).collect::<Vec<_>>());
+    let out = assent(&["verify"], &l.app.db.url, l.app.policies.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+fn verify_finds_tampering(backend: Backend) {
+    use diesel::{Connection, RunQueryDsl};
+    let l = ledger(&backend);
+    l.accept("heidi", "terms", 2);
+    l.accept("heidi", "sdk", 1);
+    l.accept("ivan", "terms", 2);
+    let clean = assent(&["verify"], &l.app.db.url, l.app.policies.path());
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "{text}");
+    assert!(text.contains("2 subjects, 3 events: all intact"), "{text}");
+
+    let sql = "UPDATE events SET ip = '198.51.100.0/24' WHERE subject = 'heidi' AND seq = 1";
+    let url = &l.app.db.url;
+    match &backend {
+        Backend::Sqlite => {
+            let mut c = diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://")).unwrap();
+            diesel::sql_query(sql).execute(&mut c).unwrap();
+            diesel::sql_query("UPDATE versions SET source = source || ' ' WHERE version = 1 AND document_id = (SELECT id FROM documents WHERE slug = 'sdk')").execute(&mut c).unwrap();
+        }
+        Backend::Postgres(_) => {
+            let mut c = diesel::PgConnection::establish(url).unwrap();
+            diesel::sql_query(sql).execute(&mut c).unwrap();
+            diesel::sql_query("UPDATE versions SET source = source || ' ' WHERE version = 1 AND document_id = (SELECT id FROM documents WHERE slug = 'sdk')").execute(&mut c).unwrap();
+        }
+    }
+    let broken = assent(&["verify"], &l.app.db.url, l.app.policies.path());
+    let text = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(r#"BROKEN subject "heidi" event "#) && text.contains("(seq 1): chain_hash does not match"),
+        "{text}"
+    );
+    assert!(text.contains("BROKEN version sdk v1: its stored text no longer matches"), "{text}");
+    assert!(!text.contains("\"ivan\""), "untouched subjects are not blamed: {text}");
+}
+
+fn history_prints_a_readable_table(backend: Backend) {
+    let l = ledger(&backend);
+    l.accept("judy", "terms", 2);
+    let out = assent(&["history", "judy"], &l.app.db.url, l.app.policies.path());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("accepted") && text.contains("terms v2, privacy v1") && text.contains("203.0.113.0/24"),
+        "{text}"
+    );
+}
+
+on_both_databases!(
+    accepting_makes_a_subject_up_to_date_with_a_receipt,
+    older_versions_are_refused_and_upcoming_ones_accepted,
+    declines_and_withdrawals_are_recorded,
+    idempotency_keys_return_the_first_receipt,
+    keys_and_scopes_are_enforced,
+    bad_requests_get_clear_json_errors,
+    subject_ids_are_plain_data_and_round_trip,
+    events_are_chained_and_evidence_minimised,
+    concurrent_events_for_one_subject_chain_correctly,
+    verify_finds_tampering,
+    history_prints_a_readable_table,
+);
