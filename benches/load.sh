@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Load test against a running release build: requests/s and latency percentiles for /healthz,
+# the status check and acceptances, with 64 connections. Uses wrk (Debian package `wrk`).
+#
+#   benches/load.sh                         # SQLite in a temporary folder
+#   ASSENT_LOAD_DATABASE_URL=postgres://postgres@127.0.0.1:5432/assent_load benches/load.sh
+#
+# Loopback only; every run is bounded in time (ASSENT_LOAD_SECONDS, default 10 per endpoint).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
+  else
+    echo "wrk is missing: apt-get install wrk" >&2; exit 1
+  fi
+fi
+
+seconds=${ASSENT_LOAD_SECONDS:-10}
+connections=${ASSENT_LOAD_CONNECTIONS:-64}
+work=$(mktemp -d)
+trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+export ASSENT_DATABASE_URL=${ASSENT_LOAD_DATABASE_URL:-sqlite://$work/load.db}
+export ASSENT_POLICIES=${ASSENT_POLICIES:-./policies}
+export ASSENT_LOG=warn
+
+cargo build --release --quiet
+bin=./target/release/assent
+$bin sync >/dev/null
+export ASSENT_LOAD_KEY=$($bin keys create "load-$(date +%s)-$$" --scope write 2>/dev/null)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+$bin serve --bind "127.0.0.1:$port" &
+server=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+run() {
+  local name=$1; shift
+  local out
+  out=$(wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@")
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  printf '| %-24s | %10s | %8s | %8s | %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0} non-2xx"
+}
+
+echo "database: ${ASSENT_DATABASE_URL%%:*}, $connections connections, ${seconds}s each, $(nproc) cores shared by client and server"
+printf '| %-24s | %10s | %8s | %8s |\n' "endpoint" "requests/s" "p50" "p99"
+run "GET /healthz" "http://127.0.0.1:$port/healthz"
+run "POST .../acceptances" -s benches/load/accept.lua "http://127.0.0.1:$port"
+run "GET .../status" -s benches/load/status.lua "http://127.0.0.1:$port"
+$bin verify | tail -n 1
