@@ -45,6 +45,7 @@ impl Application {
             tracing::info!("published {line}");
         }
         let state = web::Data::new(AppState {
+            recorder: crate::ledger::lane::Recorder::new(db.clone()),
             db,
             settings: Arc::new(settings.clone()),
             metrics: Arc::new(Metrics::default()),

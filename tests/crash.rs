@@ -67,8 +67,9 @@ fn durable_after_sigkill(backend: Backend) {
                         .send(body.to_string());
                     match sent {
                         Ok(mut resp) if resp.status().as_u16() == 201 => {
-                            let receipt: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default())
-                                .expect("a 201 carries a receipt");
+                            let receipt: Value =
+                                serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default())
+                                    .expect("a 201 carries a receipt");
                             acked.lock().unwrap().push(receipt);
                         }
                         Ok(resp) => panic!("unexpected status {}", resp.status()),
@@ -90,7 +91,9 @@ fn durable_after_sigkill(backend: Backend) {
     assert!(acked.len() >= 300, "only {} acknowledged", acked.len());
 
     let (mut server, address) = start(&db.url, policies.path());
-    let read = String::from_utf8(assent(&["keys", "create", "audit", "--scope", "read"], &db.url, policies.path()).stdout).unwrap();
+    let read =
+        String::from_utf8(assent(&["keys", "create", "audit", "--scope", "read"], &db.url, policies.path()).stdout)
+            .unwrap();
     let mut missing = Vec::new();
     let mut by_subject: std::collections::HashMap<String, Vec<Value>> = Default::default();
     for receipt in &acked {

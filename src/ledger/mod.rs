@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod evidence;
 pub mod keys;
+pub mod lane;
 pub mod verify;
 
 use chrono::{DateTime, Utc};
@@ -150,7 +151,11 @@ fn retryable(kind: &diesel::result::DatabaseErrorKind) -> bool {
     matches!(kind, K::UniqueViolation | K::SerializationFailure)
 }
 
-fn record_once(conn: &mut DbConnection, d: &NewDecision, now: DateTime<Utc>) -> Result<Recorded, RecordError> {
+pub(crate) fn record_once(
+    conn: &mut DbConnection,
+    d: &NewDecision,
+    now: DateTime<Utc>,
+) -> Result<Recorded, RecordError> {
     let subject = d.subject.as_str();
     if let Some(key) = &d.idempotency_key
         && let Some(previous) = event_by_idempotency_key(conn, subject, key)?

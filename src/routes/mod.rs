@@ -30,6 +30,7 @@ pub struct AppState {
     pub diffs: Arc<DiffCache>,
     pub catalog: catalog::CatalogCache,
     pub keys: auth::KeyCache,
+    pub recorder: crate::ledger::lane::Recorder,
     /// The key for keyed IP hashes (`ASSENT_IP_MODE=hashed`).
     pub ip_secret: Vec<u8>,
 }

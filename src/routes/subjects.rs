@@ -153,7 +153,7 @@ async fn decide(
     let subject = subject(&req)?;
     let decision = build_decision(&state, subject, body, kind, key.name, Method::Api).await?;
     // The event is committed before the answer is sent.
-    match state.db.run(move |c| ledger::record(c, &decision, Utc::now())).await? {
+    match state.recorder.record(decision).await? {
         Recorded::Created(receipt) => Ok(HttpResponse::Created().json(receipt)),
         Recorded::Replayed(receipt) => Ok(HttpResponse::Ok().json(receipt)),
     }

@@ -1,0 +1,108 @@
+//! Group commit for SQLite. SQLite has one writer at a time and `synchronous = FULL` makes each
+//! commit wait for the disk, so one transaction per request spends its time queuing for the
+//! lock and flushing. Here one writer thread takes every decision that is waiting, records each
+//! under its own savepoint inside a single transaction, commits once, and only then answers
+//! each request: a 201 still means "on disk", and a refused decision does not disturb the
+//! others in its batch.
+//!
+//! PostgreSQL needs none of this (its commits already share WAL flushes): decisions there run
+//! on the ordinary pool, one transaction each.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use chrono::Utc;
+use diesel::connection::SimpleConnection;
+use tokio::sync::oneshot;
+
+use super::{NewDecision, RecordError, Recorded, record, record_once};
+use crate::db::{Db, DbConnection, DbError};
+
+/// Most decisions one transaction takes.
+const MAX_BATCH: usize = 256;
+
+type Reply = oneshot::Sender<Result<Recorded, RecordError>>;
+
+/// Records decisions: through the group-commit lane on SQLite, directly on PostgreSQL.
+pub struct Recorder {
+    db: Db,
+    lane: Option<Sender<(Box<NewDecision>, Reply)>>,
+}
+
+impl Recorder {
+    pub fn new(db: Db) -> Self {
+        let lane = (db.backend() == "sqlite").then(|| {
+            let (tx, rx) = channel();
+            let writer = db.clone();
+            std::thread::Builder::new()
+                .name("assent-writer".into())
+                .spawn(move || write_loop(&writer, &rx))
+                .map_err(|e| tracing::error!(error = %e, "no writer thread; recording directly"))
+                .ok()
+                .map(|_| tx)
+        });
+        Self { db, lane: lane.flatten() }
+    }
+
+    /// Records a decision; returns once it is committed.
+    pub async fn record(&self, decision: NewDecision) -> Result<Recorded, RecordError> {
+        if let Some(lane) = &self.lane {
+            let (tx, rx) = oneshot::channel();
+            if lane.send((Box::new(decision), tx)).is_ok() {
+                return rx.await.map_err(|_| RecordError::Db(DbError::Task("the writer stopped".into())))?;
+            }
+            return Err(RecordError::Db(DbError::Task("the writer stopped".into())));
+        }
+        self.db.run(move |c| record(c, &decision, Utc::now())).await
+    }
+}
+
+fn write_loop(db: &Db, rx: &Receiver<(Box<NewDecision>, Reply)>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = match db.get() {
+            Ok(mut conn) => commit_batch(&mut conn, &batch),
+            Err(e) => batch.iter().map(|_| Err(RecordError::Db(DbError::Task(e.to_string())))).collect(),
+        };
+        for ((_, reply), result) in batch.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// One transaction for the whole batch, one savepoint per decision.
+fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) -> Vec<Result<Recorded, RecordError>> {
+    let fail_all = |e: &dyn std::fmt::Display| -> Vec<Result<Recorded, RecordError>> {
+        batch.iter().map(|_| Err(RecordError::Db(DbError::Task(e.to_string())))).collect()
+    };
+    if let Err(e) = conn.batch_execute("BEGIN IMMEDIATE") {
+        return fail_all(&e);
+    }
+    let now = Utc::now();
+    let mut results = Vec::with_capacity(batch.len());
+    for (decision, _) in batch {
+        if let Err(e) = conn.batch_execute("SAVEPOINT decision") {
+            results.push(Err(RecordError::Db(e.into())));
+            continue;
+        }
+        let result = record_once(conn, decision, now);
+        let end = if result.is_ok() { "RELEASE decision" } else { "ROLLBACK TO decision; RELEASE decision" };
+        match conn.batch_execute(end) {
+            Ok(()) => results.push(result),
+            Err(e) => results.push(Err(RecordError::Db(e.into()))),
+        }
+    }
+    match conn.batch_execute("COMMIT") {
+        // Nothing in the batch is acknowledged before this point.
+        Ok(()) => results,
+        Err(e) => {
+            let _ = conn.batch_execute("ROLLBACK");
+            fail_all(&e)
+        }
+    }
+}
