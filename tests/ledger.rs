@@ -337,7 +337,36 @@ fn history_prints_a_readable_table(backend: Backend) {
     );
 }
 
+fn an_auditor_can_recheck_the_chain_with_a_short_script(backend: Backend) {
+    let l = ledger(&backend);
+    let odd = "Zoë \"quoted\" 用户";
+    let encoded = percent_encoding::utf8_percent_encode(odd, percent_encoding::NON_ALPHANUMERIC).to_string();
+    l.accept(&encoded, "terms", 2);
+    l.app.post(&format!("/api/v1/subjects/{encoded}/declines"), &l.write, &json!({"document": "sdk", "version": 1}));
+    l.app.post(&format!("/api/v1/subjects/{encoded}/withdrawals"), &l.write, &json!({"document": "terms"}));
+    let events = l.app.get_auth(&format!("/api/v1/subjects/{encoded}/events"), &l.read).body;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/verify_chain.py");
+    let run = |input: &str| {
+        let mut child = std::process::Command::new("python3")
+            .arg(&script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs the auditor's script");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let ok = run(&events);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("chain intact: 3 events"));
+    let forged = events.replacen("\"kind\":\"declined\"", "\"kind\":\"accepted\"", 1);
+    assert_ne!(forged, events);
+    assert!(!run(&forged).status.success(), "the script notices a forged event");
+}
+
 on_both_databases!(
+    an_auditor_can_recheck_the_chain_with_a_short_script,
     accepting_makes_a_subject_up_to_date_with_a_receipt,
     older_versions_are_refused_and_upcoming_ones_accepted,
     declines_and_withdrawals_are_recorded,
