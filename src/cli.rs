@@ -50,6 +50,20 @@ pub struct Cli {
     #[arg(long, global = true, env = "ASSENT_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
 
+    /// Origins a consent link may send people back to, comma-separated
+    /// (`https://app.example.com,http://localhost:3000`).
+    #[arg(long, global = true, env = "ASSENT_ALLOWED_RETURN_ORIGINS", default_value = "")]
+    pub allowed_return_origins: String,
+
+    /// Proxies whose X-Forwarded-For is believed, comma-separated addresses or networks.
+    #[arg(long, global = true, env = "ASSENT_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
+    /// The address people reach this server at, used in consent links (default: what the
+    /// request says, or http://127.0.0.1:8080 on the command line).
+    #[arg(long, global = true, env = "ASSENT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -100,6 +114,17 @@ pub enum Command {
     /// Check every subject's hash chain and every stored version's content hash; exit 1 naming
     /// whatever is broken.
     Verify,
+    /// Print a signed consent link for a subject.
+    Link {
+        /// The subject id, exactly as the host application knows it.
+        subject: String,
+        /// Where to send the subject afterwards; its origin must be allowed.
+        #[arg(long)]
+        return_to: String,
+        /// How long the link works, such as 30m, 1h or 2days (at most 7 days).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +164,11 @@ impl Cli {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut settings = cli.settings();
     settings.ip_mode = cli.ip_mode.parse().context("ASSENT_IP_MODE")?;
+    settings.return_origins =
+        crate::consent::ReturnOrigins::parse(&cli.allowed_return_origins).context("ASSENT_ALLOWED_RETURN_ORIGINS")?;
+    settings.trusted_proxies =
+        crate::consent::TrustedProxies::parse(&cli.trusted_proxies).context("ASSENT_TRUSTED_PROXIES")?;
+    settings.public_url = cli.public_url.clone().filter(|u| !u.is_empty());
     match cli.command {
         None => serve(settings),
         Some(Command::Serve { bind, workers }) => {
@@ -152,6 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Keys(command)) => keys(&settings, command),
         Some(Command::History { subject, json }) => history(&settings, &subject, json),
         Some(Command::Verify) => verify(&settings),
+        Some(Command::Link { subject, return_to, ttl }) => link(&settings, &subject, &return_to, &ttl),
     }
 }
 
@@ -436,4 +467,18 @@ fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
         }
     );
     Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn link(settings: &Settings, subject: &str, return_to: &str, ttl: &str) -> anyhow::Result<ExitCode> {
+    let ttl =
+        humantime::parse_duration(ttl).with_context(|| format!("--ttl `{ttl}`: use a duration such as 30m or 1h"))?;
+    let mut conn = open(settings)?;
+    let secret = crate::startup::server_secret(&mut conn, settings.secret.as_deref())?;
+    let key = crate::consent::link_key(&secret).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let base = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.bind));
+    let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    let link = crate::routes::consent::make_link(&key, &settings.return_origins, &base, subject, return_to, seconds)?;
+    println!("{}", link.url);
+    eprintln!("expires at {}", link.expires_at);
+    Ok(ExitCode::SUCCESS)
 }

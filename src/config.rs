@@ -23,6 +23,12 @@ pub struct Settings {
     pub ip_mode: crate::ledger::IpMode,
     /// The server secret (`ASSENT_SECRET`); generated and stored in the database when unset.
     pub secret: Option<String>,
+    /// Origins a consent link may return to (`ASSENT_ALLOWED_RETURN_ORIGINS`).
+    pub return_origins: crate::consent::ReturnOrigins,
+    /// Proxies whose `X-Forwarded-For` is believed (`ASSENT_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::consent::TrustedProxies,
+    /// The address people reach this server at, for links (`ASSENT_PUBLIC_URL`).
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -38,6 +44,9 @@ impl Settings {
             diff_cache_bytes: 64 * 1024 * 1024,
             ip_mode: crate::ledger::IpMode::Truncated,
             secret: None,
+            return_origins: Default::default(),
+            trusted_proxies: Default::default(),
+            public_url: None,
         }
     }
 }

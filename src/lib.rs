@@ -15,12 +15,14 @@
 //! - [`changes`]: diffs between stored versions (cached), and what changed since a subject accepted.
 //! - [`db`]: one connection type over SQLite and PostgreSQL, the pool, migrations, queries.
 //! - [`ledger`]: decisions as append-only, hash-chained events; receipts; API keys; `verify`.
+//! - [`consent`]: signed consent links, allowed return origins, the client address behind proxies.
 //! - [`routes`]: pages, JSON API, metrics; one route table.
 //! - [`startup`]: builds the app and binds it; [`config`] holds the settings; [`cli`] the commands.
 
 pub mod changes;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod db;
 pub mod domain;
 pub mod ledger;

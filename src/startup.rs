@@ -52,15 +52,26 @@ impl Application {
             diffs: Arc::new(DiffCache::new(settings.diff_cache_bytes)),
             catalog: Default::default(),
             keys: Default::default(),
+            link_key: crate::consent::link_key(&ip_secret)
+                .map_err(|e| anyhow::anyhow!("deriving the link key: {e}"))?,
             ip_secret,
         });
         let query_config = web::QueryConfig::default().error_handler(routes::query_error);
         let json_config = web::JsonConfig::default().limit(routes::MAX_JSON_BYTES).error_handler(routes::json_error);
+        let csp = routes::content_security_policy(&settings);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(query_config.clone())
                 .app_data(json_config.clone())
+                .app_data(web::FormConfig::default().limit(routes::MAX_JSON_BYTES).error_handler(routes::form_error))
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add(("Content-Security-Policy", csp.clone()))
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("X-Frame-Options", "DENY")),
+                )
                 .wrap(from_fn(routes::metrics::record))
                 .wrap(Compress::default())
                 .configure(routes::configure)

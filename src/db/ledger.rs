@@ -192,3 +192,14 @@ pub fn set_state(
     }
     Ok(())
 }
+
+/// Events recorded through one consent link (their idempotency keys carry its nonce).
+pub fn consent_events(conn: &mut DbConnection, subject: &str, nonce: &str) -> Result<Vec<EventRow>, DbError> {
+    // The nonce is hex, so it holds no LIKE wildcards.
+    let pattern = format!("consent:{}:%", nonce.chars().filter(char::is_ascii_hexdigit).collect::<String>());
+    Ok(events::table
+        .filter(events::subject.eq(subject))
+        .filter(events::idempotency_key.like(pattern))
+        .select(EventRow::as_select())
+        .load(conn)?)
+}

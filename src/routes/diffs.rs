@@ -121,7 +121,7 @@ fn change_name(c: Change) -> &'static str {
 }
 
 /// Lays the blocks out: every change, a little context around it, and the rest folded.
-fn layout(blocks: &[DiffBlock]) -> (Vec<Item>, Vec<SectionLink>) {
+pub fn layout(blocks: &[DiffBlock]) -> (Vec<Item>, Vec<SectionLink>) {
     let changed: Vec<usize> = (0..blocks.len()).filter(|&i| blocks[i].change != Change::Unchanged).collect();
     let near = |i: usize| changed.iter().any(|&c| c.abs_diff(i) <= CONTEXT);
     let mut items = Vec::new();

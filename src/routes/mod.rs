@@ -4,6 +4,7 @@
 pub mod api;
 mod auth;
 pub mod catalog;
+pub mod consent;
 pub mod diffs;
 pub mod errors;
 pub mod feed;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub recorder: crate::ledger::lane::Recorder,
     /// The key for keyed IP hashes (`ASSENT_IP_MODE=hashed`).
     pub ip_secret: Vec<u8>,
+    /// The key that signs consent links.
+    pub link_key: Vec<u8>,
 }
 
 /// The one route table.
@@ -42,6 +45,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/policies/{slug}/versions", web::get().to(pages::list_versions))
         .route("/policies/{slug}/versions/{version}", web::get().to(pages::show_version))
         .route("/policies/{slug}/diff", web::get().to(diffs::show_diff))
+        .route("/consent", web::get().to(consent::show))
+        .route("/consent", web::post().to(consent::answer))
+        .route("/me", web::get().to(consent::me))
+        .route("/me/withdraw", web::post().to(consent::withdraw))
+        .route("/me/record.json", web::get().to(consent::record_json))
         .route("/feed.atom", web::get().to(feed::atom))
         .route("/healthz", web::get().to(metrics::healthz))
         .route("/metrics", web::get().to(metrics::prometheus))
@@ -52,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/documents/{slug}/versions", web::get().to(api::list_versions))
                 .route("/documents/{slug}/versions/{version}", web::get().to(api::show_version))
                 .route("/documents/{slug}/diff", web::get().to(diffs::api_diff))
+                .route("/consent-links", web::post().to(consent::create_link))
                 .route("/subjects/{subject}/status", web::get().to(subjects::status))
                 .route("/subjects/{subject}/acceptances", web::post().to(subjects::accept))
                 .route("/subjects/{subject}/declines", web::post().to(subjects::decline))
@@ -96,6 +105,25 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -
         E::ContentType => ApiError::bad_request("send the body as JSON with `Content-Type: application/json`").into(),
         other => ApiError::bad_request(format!("the body is not valid: {other}")).into(),
     }
+}
+
+/// A form that does not parse: an error page.
+pub fn form_error(err: actix_web::error::UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
+    PageError::bad_request(format!("The form could not be read: {err}")).into()
+}
+
+/// The Content-Security-Policy of every response: nothing but this server's own stylesheet, no
+/// script at all, no framing (a framed consent page invites click-jacking), and forms that
+/// post here, whose answer may redirect to the allowed return origins.
+pub fn content_security_policy(settings: &Settings) -> String {
+    let mut form_action = String::from("'self'");
+    for origin in settings.return_origins.origins() {
+        form_action.push(' ');
+        form_action.push_str(origin);
+    }
+    format!(
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
+    )
 }
 
 /// A query string that does not parse: a JSON error under `/api`, an error page elsewhere

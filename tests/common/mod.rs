@@ -156,14 +156,24 @@ impl TestApp {
 
     /// Serves a policy folder that `fill` writes.
     pub fn spawn_with(backend: &Backend, fill: impl FnOnce(&Path)) -> Self {
+        Self::spawn_configured(backend, fill, |_| {})
+    }
+
+    /// Serves a policy folder that `fill` writes, with settings that `configure` adjusts.
+    pub fn spawn_configured(
+        backend: &Backend,
+        fill: impl FnOnce(&Path),
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let policies = tempfile::tempdir().expect("temp dir");
         fill(policies.path());
         let db = TestDatabase::create(backend);
-        Self::start(policies, db)
+        let mut settings = Settings::new(db.url.clone(), policies.path());
+        configure(&mut settings);
+        Self::start(policies, db, settings)
     }
 
-    fn start(policies: tempfile::TempDir, db: TestDatabase) -> Self {
-        let mut settings = Settings::new(db.url.clone(), policies.path());
+    fn start(policies: tempfile::TempDir, db: TestDatabase, mut settings: Settings) -> Self {
         settings.bind = "127.0.0.1:0".into();
         settings.workers = 2;
         settings.pool_size = 4;
@@ -225,6 +235,18 @@ impl TestApp {
 
     pub fn get_auth(&self, path: &str, key: &str) -> Response {
         self.get_with(path, &[("Authorization", &format!("Bearer {key}"))])
+    }
+
+    /// POSTs a form, with a `Cookie` header when given; redirects are not followed.
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)], cookie: Option<&str>) -> Response {
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        let mut req = agent.post(format!("{}{path}", self.address));
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        let resp = req.send_form(fields.iter().copied()).unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        into_response(path, resp)
     }
 
     /// POSTs a raw body (JSON unless it is not) with a key.

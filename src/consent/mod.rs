@@ -1,0 +1,224 @@
+//! Signed consent links: what a token carries, how it is signed and checked, which `return_to`
+//! addresses are allowed, and which client address a request came from. Pure: no HTTP types,
+//! no database.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::domain::{InvalidValue, SubjectId};
+
+/// What a consent link's token carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The subject.
+    pub sub: String,
+    /// Where to send the subject afterwards.
+    pub ret: String,
+    /// Expiry, in seconds since the Unix epoch.
+    pub exp: i64,
+    /// Makes every link unique; decisions recorded with a link carry it.
+    pub nonce: String,
+}
+
+impl Claims {
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.exp, 0).unwrap_or_default()
+    }
+
+    pub fn subject(&self) -> Result<SubjectId, InvalidValue> {
+        SubjectId::parse(&self.sub)
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("this link is not valid: it is incomplete or has been altered")]
+    Invalid,
+    #[error("this link has expired")]
+    Expired,
+}
+
+const PREFIX: &str = "v1.";
+
+/// The key that signs links, derived from the server secret so that it is used for nothing else.
+pub fn link_key(server_secret: &[u8]) -> Result<Vec<u8>, TokenError> {
+    Ok(mac(server_secret, b"assent consent links v1")?.to_vec())
+}
+
+fn mac(key: &[u8], data: &[u8]) -> Result<[u8; 32], TokenError> {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| TokenError::Invalid)?;
+    m.update(data);
+    Ok(m.finalize().into_bytes().into())
+}
+
+/// `v1.<payload>.<signature>`, both base64url: HMAC-SHA256 over the payload.
+pub fn sign(key: &[u8], claims: &Claims) -> Result<String, TokenError> {
+    let json = serde_json::to_vec(claims).map_err(|_| TokenError::Invalid)?;
+    let payload = URL_SAFE_NO_PAD.encode(json);
+    let signature = URL_SAFE_NO_PAD.encode(mac(key, payload.as_bytes())?);
+    Ok(format!("{PREFIX}{payload}.{signature}"))
+}
+
+/// Checks a token's signature (in constant time) and expiry.
+pub fn verify(key: &[u8], token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+    let rest = token.strip_prefix(PREFIX).ok_or(TokenError::Invalid)?;
+    let (payload, signature) = rest.split_once('.').ok_or(TokenError::Invalid)?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Invalid)?;
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| TokenError::Invalid)?;
+    m.update(payload.as_bytes());
+    m.verify_slice(&signature).map_err(|_| TokenError::Invalid)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Invalid)?;
+    let claims: Claims = serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid)?;
+    if claims.exp <= now.timestamp() {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
+}
+
+/// The origins `return_to` may point at (`ASSENT_ALLOWED_RETURN_ORIGINS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReturnOrigins(Vec<String>);
+
+impl ReturnOrigins {
+    /// A comma-separated list of origins such as `https://app.example.com,http://localhost:3000`.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let mut out = Vec::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let url = url::Url::parse(part)
+                .map_err(|_| InvalidValue(format!("`{part}` is not an origin such as https://app.example.com")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(InvalidValue(format!("`{part}` is not an http(s) origin")));
+            }
+            out.push(url.origin().ascii_serialization());
+        }
+        Ok(Self(out))
+    }
+
+    pub fn origins(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Checks `return_to` and gives it back normalised. Only an exact origin match is allowed,
+    /// so a consent link can never become an open redirect.
+    pub fn check(&self, return_to: &str) -> Result<url::Url, InvalidValue> {
+        let url = url::Url::parse(return_to)
+            .map_err(|_| InvalidValue(format!("return_to `{return_to}` is not an absolute URL")))?;
+        let origin = url.origin().ascii_serialization();
+        if self.0.contains(&origin) {
+            Ok(url)
+        } else if self.0.is_empty() {
+            Err(InvalidValue(
+                "no return_to is allowed: set ASSENT_ALLOWED_RETURN_ORIGINS to the host application's origin".into(),
+            ))
+        } else {
+            Err(InvalidValue(format!("return_to must be on one of: {} (got {origin})", self.0.join(", "))))
+        }
+    }
+}
+
+/// Proxies whose `X-Forwarded-For` is believed (`ASSENT_TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// A comma-separated list of addresses or networks: `127.0.0.1,10.0.0.0/8`.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let mut out = Vec::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let net = part
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| part.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| InvalidValue(format!("`{part}` is not an IP address or network")))?;
+            out.push(net);
+        }
+        Ok(Self(out))
+    }
+
+    fn trusts(&self, addr: IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(&addr))
+    }
+
+    /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
+    /// right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn client(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let Some(header) = forwarded_for else { return Some(peer) };
+        let mut chain = header.split(',').rev().map(str::trim);
+        chain.find_map(|hop| hop.parse::<IpAddr>().ok().filter(|a| !self.trusts(*a))).or(Some(peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> Claims {
+        Claims { sub: "user-1".into(), ret: "https://app.example.com/back".into(), exp, nonce: "n1".into() }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_a_tampered_one_does_not() {
+        let key = link_key(b"secret").unwrap();
+        let now = Utc::now();
+        let token = sign(&key, &claims(now.timestamp() + 60)).unwrap();
+        assert_eq!(verify(&key, &token, now).unwrap(), claims(now.timestamp() + 60));
+        assert_eq!(verify(&link_key(b"other").unwrap(), &token, now), Err(TokenError::Invalid));
+        let (head, sig) = token.rsplit_once('.').unwrap();
+        let forged_payload = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&Claims { sub: "admin".into(), ..claims(now.timestamp() + 60) }).unwrap());
+        assert_eq!(verify(&key, &format!("v1.{forged_payload}.{sig}"), now), Err(TokenError::Invalid));
+        assert_eq!(verify(&key, &format!("{head}.AAAA"), now), Err(TokenError::Invalid));
+        for junk in ["", "v1.", "v1.x.y", "nonsense", "v2.a.b"] {
+            assert_eq!(verify(&key, junk, now), Err(TokenError::Invalid), "{junk}");
+        }
+    }
+
+    #[test]
+    fn an_expired_token_says_so() {
+        let key = link_key(b"secret").unwrap();
+        let now = Utc::now();
+        let token = sign(&key, &claims(now.timestamp() - 1)).unwrap();
+        assert_eq!(verify(&key, &token, now), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn return_to_must_match_an_allowed_origin_exactly() {
+        let allowed = ReturnOrigins::parse("https://app.example.com, http://localhost:3000").unwrap();
+        assert!(allowed.check("https://app.example.com/after?x=1").is_ok());
+        assert!(allowed.check("http://localhost:3000/back").is_ok());
+        for bad in [
+            "https://app.example.com.evil.net/",
+            "http://app.example.com/",
+            "https://evil.net/?https://app.example.com",
+            "https://app.example.com:8443/",
+            "//app.example.com/",
+            "javascript:alert(1)",
+            "http://localhost:3001/",
+        ] {
+            assert!(allowed.check(bad).is_err(), "{bad}");
+        }
+        assert!(ReturnOrigins::default().check("https://app.example.com/").is_err());
+        assert!(ReturnOrigins::parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxies = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(proxies.client(Some(ip("203.0.113.5")), Some("1.2.3.4")), Some(ip("203.0.113.5")));
+        assert_eq!(proxies.client(Some(ip("127.0.0.1")), Some("1.2.3.4, 10.1.1.1")), Some(ip("1.2.3.4")));
+        assert_eq!(proxies.client(Some(ip("127.0.0.1")), None), Some(ip("127.0.0.1")));
+        assert_eq!(proxies.client(Some(ip("127.0.0.1")), Some("garbage")), Some(ip("127.0.0.1")));
+        assert!(TrustedProxies::parse("not-an-ip").is_err());
+    }
+}

@@ -1,0 +1,608 @@
+//! The re-prompt flow: signed consent links, the consent page (what changed since the subject
+//! last accepted), recording the decision, and the subject's own record at `/me`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::api::rfc3339;
+use super::auth::require;
+use super::diffs::{Item, layout};
+use super::pages::human_time;
+use super::subjects::{DecisionBody, EvidenceBody, build_decision};
+use super::{ApiError, AppState, PageError};
+use crate::changes::changes_since;
+use crate::consent::{Claims, TokenError, sign, verify};
+use crate::db::ledger::{consent_events, events_of, states_of};
+use crate::db::versions::version_text;
+use crate::domain::rules::{self, Decision};
+use crate::domain::{Catalog, Scope, Slug, SubjectId, VersionNumber};
+use crate::ledger::{self, Kind, Method, Recorded};
+use crate::render::SafeHtml;
+
+const CSRF_COOKIE: &str = "assent_csrf";
+
+/// Longest a consent link may live.
+pub const MAX_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+// ---- links ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    pub subject: String,
+    pub return_to: String,
+    pub ttl_seconds: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct LinkJson {
+    pub url: String,
+    pub expires_at: String,
+}
+
+/// Makes a signed consent link (shared by the API and `assent link`).
+pub fn make_link(
+    link_key: &[u8],
+    origins: &crate::consent::ReturnOrigins,
+    base_url: &str,
+    subject: &str,
+    return_to: &str,
+    ttl_seconds: i64,
+) -> Result<LinkJson, crate::domain::InvalidValue> {
+    use crate::domain::InvalidValue;
+    let subject = SubjectId::parse(subject)?;
+    let return_to = origins.check(return_to)?;
+    if !(1..=MAX_TTL_SECONDS).contains(&ttl_seconds) {
+        return Err(InvalidValue(format!("ttl_seconds must be 1 to {MAX_TTL_SECONDS}")));
+    }
+    let expires = Utc::now() + Duration::seconds(ttl_seconds);
+    let nonce = crate::ledger::keys::random_bytes::<16>().map(hex::encode).map_err(|e| InvalidValue(e.to_string()))?;
+    let claims = Claims { sub: subject.to_string(), ret: return_to.to_string(), exp: expires.timestamp(), nonce };
+    let token = sign(link_key, &claims).map_err(|e| InvalidValue(e.to_string()))?;
+    Ok(LinkJson {
+        url: format!("{}/consent?token={token}", base_url.trim_end_matches('/')),
+        expires_at: rfc3339(claims.expires_at()),
+    })
+}
+
+/// Where this server is reached: `ASSENT_PUBLIC_URL`, or what the request says.
+fn base_url(state: &AppState, req: &HttpRequest) -> String {
+    state.settings.public_url.clone().unwrap_or_else(|| {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    })
+}
+
+/// `POST /api/v1/consent-links`
+pub async fn create_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LinkBody>,
+) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Write).await?;
+    let link = make_link(
+        &state.link_key,
+        &state.settings.return_origins,
+        &base_url(&state, &req),
+        &body.subject,
+        &body.return_to,
+        body.ttl_seconds.unwrap_or(3600),
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(HttpResponse::Created().json(link))
+}
+
+// ---- pages ----
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    heading: &'a str,
+    message: &'a str,
+    link: Option<(&'a str, &'a str)>,
+}
+
+fn message(status: StatusCode, heading: &str, text: &str, link: Option<(&str, &str)>) -> HttpResponse {
+    let page = MessagePage { heading, message: text, link };
+    match page.render() {
+        Ok(html) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(html),
+        Err(_) => HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(text.to_owned()),
+    }
+}
+
+fn token_page(e: TokenError) -> HttpResponse {
+    match e {
+        TokenError::Invalid => message(
+            StatusCode::BAD_REQUEST,
+            "This link does not work",
+            "The link is incomplete or has been changed. Go back to the application you came from and follow its link again.",
+            None,
+        ),
+        TokenError::Expired => message(
+            StatusCode::GONE,
+            "This link has expired",
+            "Links to this page work for a limited time. Go back to the application you came from: it will give you a new one.",
+            None,
+        ),
+    }
+}
+
+/// The token's claims and subject, or the page that explains why not.
+fn claims_of(state: &AppState, token: &str) -> Result<(Claims, SubjectId), TokenError> {
+    let claims = verify(&state.link_key, token, Utc::now())?;
+    let subject = claims.subject().map_err(|_| TokenError::Invalid)?;
+    Ok((claims, subject))
+}
+
+/// The CSRF token from the cookie, or a new one to set.
+fn csrf_token(req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
+    if let Some(c) = req.cookie(CSRF_COOKIE).filter(|c| c.value().len() == 64) {
+        return (c.value().to_owned(), None);
+    }
+    let token = crate::ledger::keys::random_bytes::<32>().map(hex::encode).unwrap_or_default();
+    let secure = req.connection_info().scheme() == "https";
+    let cookie = Cookie::build(CSRF_COOKIE, token.clone())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .finish();
+    (token, Some(cookie))
+}
+
+fn csrf_ok(req: &HttpRequest, presented: &str) -> bool {
+    req.cookie(CSRF_COOKIE)
+        .is_some_and(|c| c.value().len() == 64 && bool::from(c.value().as_bytes().ct_eq(presented.as_bytes())))
+}
+
+fn csrf_refused() -> HttpResponse {
+    message(
+        StatusCode::FORBIDDEN,
+        "Your answer could not be checked",
+        "The form was missing its security check (this happens when cookies are blocked, or the page was opened from elsewhere). Nothing was recorded. Go back, reload the page and try again.",
+        None,
+    )
+}
+
+fn page(html: Result<String, askama::Error>, cookie: Option<Cookie<'static>>) -> HttpResponse {
+    match html {
+        Ok(body) => {
+            let mut resp = HttpResponse::Ok();
+            resp.content_type("text/html; charset=utf-8").insert_header((header::CACHE_CONTROL, "no-store"));
+            if let Some(c) = cookie {
+                resp.cookie(c);
+            }
+            resp.body(body)
+        }
+        Err(e) => actix_web::ResponseError::error_response(&PageError::from(e)),
+    }
+}
+
+/// One document shown on the consent page: what changed, or its whole text.
+pub struct DocumentChange {
+    pub slug: String,
+    pub title: String,
+    pub version: u32,
+    pub effective: String,
+    pub summary: Option<String>,
+    /// The version accepted before, when there is one.
+    pub since: Option<u32>,
+    pub insertions: usize,
+    pub deletions: usize,
+    pub items: Vec<Item>,
+    /// The whole text, when the subject never accepted it.
+    pub full_text: Option<SafeHtml>,
+    pub unchanged: bool,
+}
+
+/// One agreement waiting for the subject's answer.
+pub struct PendingAgreement {
+    pub slug: String,
+    pub title: String,
+    pub version: u32,
+    pub effective: String,
+    pub summary: Option<String>,
+    pub state: &'static str,
+    pub documents: Vec<DocumentChange>,
+    pub upcoming: Option<(u32, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage {
+    token: String,
+    csrf: String,
+    agreements: Vec<PendingAgreement>,
+    any_upcoming: bool,
+    return_host: String,
+}
+
+/// The agreements a subject owes an answer on, with what changed since its last acceptance.
+async fn pending(state: &AppState, subject: &SubjectId) -> Result<(Arc<Catalog>, Vec<PendingAgreement>), PageError> {
+    let catalog = state.catalog.get(&state.db).await?;
+    let (who, cat, cache) = (subject.clone(), catalog.clone(), state.diffs.clone());
+    let agreements = state
+        .db
+        .run(move |conn| -> Result<Vec<PendingAgreement>, crate::db::DbError> {
+            let now = Utc::now();
+            let decisions = ledger::decisions(conn, &who)?;
+            let mut out = Vec::new();
+            for status in rules::status(&cat, &decisions, now).into_iter().filter(|s| !s.satisfied()) {
+                let Some(doc) = cat.document(&status.slug) else { continue };
+                let Some(target) = doc.current(now) else { continue };
+                let accepted: HashMap<Slug, VersionNumber> = match decisions.get(&doc.slug) {
+                    Some(Decision::Accepted { covers, .. }) => {
+                        covers.iter().map(|c| (c.document.clone(), c.version)).collect()
+                    }
+                    _ => HashMap::new(),
+                };
+                let mut documents = Vec::new();
+                for change in changes_since(conn, &cache, &cat, &doc.slug, &accepted, now)? {
+                    let Some(info) = cat.document(&change.slug).and_then(|d| d.version(change.to)) else { continue };
+                    let (items, insertions, deletions, unchanged) = match &change.diff {
+                        Some(d) => {
+                            let (items, _) = layout(&d.changes.blocks);
+                            (items, d.changes.insertions, d.changes.deletions, d.changes.is_empty())
+                        }
+                        None => (Vec::new(), 0, 0, false),
+                    };
+                    let full_text = match change.diff {
+                        Some(_) => None,
+                        None => version_text(conn, &change.slug, change.to, None)?.map(|t| t.html),
+                    };
+                    documents.push(DocumentChange {
+                        slug: change.slug.to_string(),
+                        title: change.title,
+                        version: change.to.get(),
+                        effective: human_time(info.effective),
+                        summary: info.summary.clone(),
+                        since: change.accepted.map(VersionNumber::get),
+                        insertions,
+                        deletions,
+                        items,
+                        full_text,
+                        unchanged,
+                    });
+                }
+                out.push(PendingAgreement {
+                    slug: doc.slug.to_string(),
+                    title: target.title.clone(),
+                    version: target.number.get(),
+                    effective: human_time(target.effective),
+                    summary: target.summary.clone(),
+                    state: match status.state {
+                        rules::State::Pending => "pending",
+                        rules::State::Declined => "declined",
+                        rules::State::Withdrawn => "withdrawn",
+                        _ => "never",
+                    },
+                    documents,
+                    upcoming: doc.upcoming(now).map(|u| (u.number.get(), human_time(u.effective))),
+                });
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok((catalog, agreements))
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    pub token: Option<String>,
+}
+
+fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.query_pairs_mut().extend_pairs(pairs);
+            u.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
+fn host_of(url: &str) -> String {
+    url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default()
+}
+
+async fn already_answered(state: &AppState, subject: &SubjectId, nonce: &str) -> Result<Vec<i64>, PageError> {
+    let (who, nonce) = (subject.to_string(), nonce.to_owned());
+    let rows = state.db.run(move |c| consent_events(c, &who, &nonce)).await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// `GET /consent?token=`
+pub async fn show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<TokenQuery>,
+) -> Result<HttpResponse, PageError> {
+    let token = q.token.clone().unwrap_or_default();
+    let (claims, subject) = match claims_of(&state, &token) {
+        Ok(c) => c,
+        Err(e) => return Ok(token_page(e)),
+    };
+    let me = format!("/me?token={token}");
+    if !already_answered(&state, &subject, &claims.nonce).await?.is_empty() {
+        return Ok(message(
+            StatusCode::OK,
+            "Your answer is recorded",
+            "You have already answered with this link; nothing more is needed.",
+            Some((claims.ret.as_str(), "Continue")),
+        ));
+    }
+    let (_, agreements) = pending(&state, &subject).await?;
+    if agreements.is_empty() {
+        let back = with_query(&claims.ret, &[("outcome", "up_to_date")]);
+        let _ = me;
+        return Ok(message(
+            StatusCode::OK,
+            "You are up to date",
+            "There is nothing new for you to review.",
+            Some((&back, "Continue")),
+        ));
+    }
+    let (csrf, cookie) = csrf_token(&req);
+    let any_upcoming = agreements.iter().any(|a| a.upcoming.is_some());
+    let view = ConsentPage { token, csrf, agreements, any_upcoming, return_host: host_of(&claims.ret) };
+    Ok(page(view.render(), cookie))
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    pub token: String,
+    pub csrf: String,
+    pub choice: String,
+}
+
+/// The evidence a browser request carries: user agent, language, and client address.
+fn browser_evidence(state: &AppState, req: &HttpRequest) -> EvidenceBody {
+    let header = |name: &str| req.headers().get(name).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let peer = req.peer_addr().map(|a| a.ip());
+    let ip = state.settings.trusted_proxies.client(peer, header("x-forwarded-for").as_deref());
+    EvidenceBody {
+        ip: ip.map(|a| a.to_string()),
+        user_agent: header("user-agent")
+            .map(|ua| ua.chars().take(crate::ledger::evidence::MAX_USER_AGENT / 4).collect()),
+        locale: header("accept-language").map(|l| l.chars().take(crate::ledger::evidence::MAX_LOCALE).collect()),
+    }
+}
+
+/// `POST /consent`: records the decision, then sends the subject back.
+pub async fn answer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ConsentForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    let (claims, subject) = match claims_of(&state, &form.token) {
+        Ok(c) => c,
+        Err(e) => return Ok(token_page(e)),
+    };
+    if !csrf_ok(&req, &form.csrf) {
+        return Ok(csrf_refused());
+    }
+    if !already_answered(&state, &subject, &claims.nonce).await?.is_empty() {
+        return Ok(message(
+            StatusCode::OK,
+            "Your answer is already recorded",
+            "This link was already used to answer; nothing new was recorded.",
+            Some((claims.ret.as_str(), "Continue")),
+        ));
+    }
+    let (kind, upcoming) = match form.choice.as_str() {
+        "accept" => (Kind::Accepted, false),
+        "accept_upcoming" => (Kind::Accepted, true),
+        "decline" => (Kind::Declined, false),
+        _ => return Err(PageError::bad_request("Choose Accept or Decline.")),
+    };
+    let (catalog, agreements) = pending(&state, &subject).await?;
+    if agreements.is_empty() {
+        return Ok(see_other(&with_query(&claims.ret, &[("outcome", "up_to_date")])));
+    }
+    let mut receipts = Vec::new();
+    let now = Utc::now();
+    for agreement in &agreements {
+        let version =
+            match catalog.document(&Slug::parse(&agreement.slug).map_err(|e| PageError::bad_request(e.to_string()))?) {
+                Some(doc) if upcoming => doc.upcoming(now).or(doc.current(now)).map(|v| v.number.get()),
+                Some(doc) => doc.current(now).map(|v| v.number.get()),
+                None => None,
+            }
+            .unwrap_or(agreement.version);
+        let body = DecisionBody {
+            document: agreement.slug.clone(),
+            version: Some(version),
+            evidence: browser_evidence(&state, &req),
+            idempotency_key: Some(format!("consent:{}:{}", claims.nonce, agreement.slug)),
+        };
+        let decision = build_decision(&state, subject.clone(), body, kind, "consent_page".into(), Method::ConsentPage)
+            .await
+            .map_err(|e| PageError { status: e.status, message: e.message })?;
+        match state.recorder.record(decision).await {
+            Ok(Recorded::Created(r) | Recorded::Replayed(r)) => receipts.push(r.event_id.to_string()),
+            Err(e) => {
+                tracing::error!(error = %e, "recording a consent decision failed");
+                return Err(PageError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: "Your answer could not be recorded. Please try again in a moment.".into(),
+                });
+            }
+        }
+    }
+    let outcome = if kind == Kind::Accepted { "accepted" } else { "declined" };
+    Ok(see_other(&with_query(&claims.ret, &[("outcome", outcome), ("receipt", &receipts.join(","))])))
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    let mut resp = HttpResponse::SeeOther().finish();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+// ---- the subject's own record ----
+
+pub struct MeEvent {
+    pub when: String,
+    pub kind: String,
+    pub method: String,
+    pub covers: Vec<(String, u32, String)>,
+}
+
+pub struct Standing {
+    pub slug: String,
+    pub title: String,
+    pub version: u32,
+}
+
+#[derive(Template)]
+#[template(path = "me.html")]
+struct MePage {
+    token: String,
+    csrf: String,
+    subject: String,
+    events: Vec<MeEvent>,
+    standing: Vec<Standing>,
+    done: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct MeQuery {
+    pub token: Option<String>,
+    pub done: Option<String>,
+}
+
+/// `GET /me?token=`: what the subject accepted and when, with a way to withdraw.
+pub async fn me(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<MeQuery>,
+) -> Result<HttpResponse, PageError> {
+    let token = q.token.clone().unwrap_or_default();
+    let (_, subject) = match claims_of(&state, &token) {
+        Ok(c) => c,
+        Err(e) => return Ok(token_page(e)),
+    };
+    let catalog = state.catalog.get(&state.db).await?;
+    let who = subject.to_string();
+    let (rows, states) =
+        state.db.run(move |c| Ok::<_, crate::db::DbError>((events_of(c, &who)?, states_of(c, &who)?))).await?;
+    let title_of = |slug: &str| {
+        Slug::parse(slug)
+            .ok()
+            .and_then(|s| catalog.document(&s).map(|d| d.title(Utc::now()).to_owned()))
+            .unwrap_or_else(|| slug.to_owned())
+    };
+    let mut events = Vec::new();
+    for row in rows.iter().rev() {
+        let receipt = ledger::receipt(row)?;
+        events.push(MeEvent {
+            when: human_time(crate::db::from_stored_time(row.recorded_at)),
+            kind: row.kind.clone(),
+            method: if row.method == "consent_page" { "on this site".into() } else { "through the application".into() },
+            covers: receipt
+                .covers
+                .iter()
+                .map(|c| (c.document.to_string(), c.version.get(), title_of(c.document.as_str())))
+                .collect(),
+        });
+    }
+    let standing = states
+        .iter()
+        .filter(|s| s.state == "accepted")
+        .filter_map(|s| {
+            Some(Standing {
+                slug: s.document.clone(),
+                title: title_of(&s.document),
+                version: u32::try_from(s.version?).ok()?,
+            })
+        })
+        .collect();
+    let (csrf, cookie) = csrf_token(&req);
+    let done = q.done.as_deref().filter(|d| *d == "withdrawn").map(|_| "Your withdrawal is recorded.".to_owned());
+    let view = MePage { token, csrf, subject: subject.to_string(), events, standing, done };
+    Ok(page(view.render(), cookie))
+}
+
+#[derive(Deserialize)]
+pub struct WithdrawForm {
+    pub token: String,
+    pub csrf: String,
+    pub document: String,
+}
+
+/// `POST /me/withdraw`
+pub async fn withdraw(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<WithdrawForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    let (_, subject) = match claims_of(&state, &form.token) {
+        Ok(c) => c,
+        Err(e) => return Ok(token_page(e)),
+    };
+    if !csrf_ok(&req, &form.csrf) {
+        return Ok(csrf_refused());
+    }
+    let body = DecisionBody {
+        document: form.document,
+        version: None,
+        evidence: browser_evidence(&state, &req),
+        idempotency_key: None,
+    };
+    let decision = build_decision(&state, subject, body, Kind::Withdrawn, "consent_page".into(), Method::ConsentPage)
+        .await
+        .map_err(|e| PageError { status: e.status, message: e.message })?;
+    match state.recorder.record(decision).await {
+        Ok(_) => Ok(see_other(&format!("/me?token={}&done=withdrawn", form.token))),
+        Err(ledger::RecordError::NothingToWithdraw(_)) => Err(PageError {
+            status: StatusCode::CONFLICT,
+            message: "There is no standing acceptance of that document to withdraw.".into(),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "recording a withdrawal failed");
+            Err(PageError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "Your withdrawal could not be recorded. Please try again.".into(),
+            })
+        }
+    }
+}
+
+/// `GET /me/record.json?token=`: the whole record, to keep.
+pub async fn record_json(state: web::Data<AppState>, q: web::Query<MeQuery>) -> Result<HttpResponse, PageError> {
+    let token = q.token.clone().unwrap_or_default();
+    let (_, subject) = match claims_of(&state, &token) {
+        Ok(c) => c,
+        Err(e) => return Ok(token_page(e)),
+    };
+    let who = subject.to_string();
+    let rows = state.db.run(move |c| events_of(c, &who)).await?;
+    let mut events = Vec::new();
+    for row in &rows {
+        events.push(serde_json::json!({
+            "receipt": ledger::receipt(row)?,
+            "method": row.method, "recorded_by": row.recorded_by,
+            "evidence": {"ip": row.ip, "user_agent": row.user_agent, "locale": row.locale},
+            "prev_hash": row.prev_hash,
+        }));
+    }
+    let body = serde_json::json!({"subject": subject, "exported_at": rfc3339(Utc::now()), "events": events});
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"my-consent-record.json\""))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body.to_string()))
+}

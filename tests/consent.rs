@@ -1,0 +1,236 @@
+//! The consent flow without a browser: links, refusals, CSRF, security headers, `/me`.
+
+mod common;
+
+use serde_json::json;
+
+use common::{Backend, Response, TestApp, assent, write};
+
+const HOST: &str = "http://host.example.test";
+
+fn folder(dir: &std::path::Path) {
+    write(dir, "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\n---\nWe keep your data for ten years.\n");
+    write(
+        dir,
+        "terms/v2.md",
+        "---\ntitle: Terms\neffective: 2021-01-01\nsummary: Shorter retention.\n---\nWe keep your data for two years.\n",
+    );
+    write(dir, "privacy/v1.md", "---\ntitle: Privacy\neffective: 2020-01-01\npart_of: terms\n---\nWe are careful.\n");
+}
+
+fn app(backend: &Backend) -> (TestApp, String) {
+    let app = TestApp::spawn_configured(backend, folder, |s| {
+        s.return_origins = assent::consent::ReturnOrigins::parse(HOST).unwrap();
+    });
+    let key = app.key("host", "write");
+    (app, key)
+}
+
+fn link(app: &TestApp, key: &str, subject: &str) -> String {
+    let r =
+        app.post("/api/v1/consent-links", key, &json!({"subject": subject, "return_to": format!("{HOST}/back?x=1")}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let url = r.json()["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&app.address), "{url}");
+    url[app.address.len()..].to_owned()
+}
+
+fn token_of(path: &str) -> String {
+    path.split("token=").nth(1).unwrap().to_owned()
+}
+
+/// The CSRF cookie a page set and the hidden field it carries.
+fn csrf(page: &Response) -> (String, String) {
+    let cookie = page.header("set-cookie").expect("a CSRF cookie").split(';').next().unwrap().to_owned();
+    let field = page.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    (cookie, field)
+}
+
+fn a_link_opens_a_page_that_shows_what_changed(backend: Backend) {
+    // terms v3 takes effect three seconds from now: accept v2 before, and v3 is owed after.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let app = TestApp::spawn_configured(
+        &backend,
+        |dir| {
+            folder(dir);
+            write(
+                dir,
+                "terms/v3.md",
+                &format!(
+                    "---\ntitle: Terms\neffective: {soon}\nsummary: Even shorter.\n---\nWe keep your data for one year.\n"
+                ),
+            );
+        },
+        |s| s.return_origins = assent::consent::ReturnOrigins::parse(HOST).unwrap(),
+    );
+    let key = app.key("host", "write");
+    assert_eq!(
+        app.post("/api/v1/subjects/u1/acceptances", &key, &json!({"document": "terms", "version": 2})).status,
+        201
+    );
+    let up_to_date = app.get(&link(&app, &key, "u1"));
+    assert!(up_to_date.body.contains("You are up to date"), "{}", up_to_date.body);
+    assert!(up_to_date.body.contains("outcome=up_to_date"), "{}", up_to_date.body);
+
+    let never = app.get(&link(&app, &key, "u2"));
+    assert_eq!(never.status, 200, "{}", never.body);
+    assert!(never.body.contains("We keep your data for two years."), "never accepted: the full text");
+    assert!(never.body.contains("You have not accepted it yet."));
+    assert!(never.body.contains("Version 3 of this agreement takes effect on"), "the upcoming version is announced");
+    assert!(never.body.contains("value=\"accept_upcoming\""), "and can be accepted early");
+
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let pending = app.get(&link(&app, &key, "u1"));
+    assert_eq!(pending.status, 200);
+    assert!(pending.body.contains("It has changed since you last accepted it."), "{}", pending.body);
+    assert!(pending.body.contains("Terms: changes since version 2, which you accepted"), "{}", pending.body);
+    assert!(
+        pending.body.contains("We keep your data for <del>two years</del><ins>one year</ins>."),
+        "{}",
+        pending.body
+    );
+    assert!(pending.body.contains("Even shorter."));
+}
+
+fn accepting_records_with_evidence_and_redirects_back(backend: Backend) {
+    let (app, key) = app(&backend);
+    let path = link(&app, &key, "u3");
+    let page = app.get_with(&path, &[("User-Agent", "Browser/1.0"), ("Accept-Language", "de-DE")]);
+    let (cookie, field) = csrf(&page);
+    assert!(
+        page.header("set-cookie").unwrap().contains("HttpOnly")
+            && page.header("set-cookie").unwrap().contains("SameSite=Strict")
+    );
+    let token = token_of(&path);
+    let r = app.post_form("/consent", &[("token", &token), ("csrf", &field), ("choice", "accept")], Some(&cookie));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let location = r.header("location").unwrap();
+    assert!(location.starts_with("http://host.example.test/back?x=1&outcome=accepted&receipt="), "{location}");
+    let read = app.key("audit", "read");
+    let events = app.get_auth("/api/v1/subjects/u3/events", &read).json();
+    assert_eq!(events[0]["method"], "consent_page");
+    assert_eq!(events[0]["evidence"]["ip"], "127.0.0.0/24");
+    assert_eq!(events[0]["covers"].as_array().unwrap().len(), 2, "terms and its part");
+    assert_eq!(app.get_auth("/api/v1/subjects/u3/status", &read).json()["up_to_date"], true);
+
+    let again = app.post_form("/consent", &[("token", &token), ("csrf", &field), ("choice", "decline")], Some(&cookie));
+    assert_eq!(again.status, 200);
+    assert!(again.body.contains("already recorded"), "{}", again.body);
+    assert_eq!(app.get_auth("/api/v1/subjects/u3/events", &read).json().as_array().unwrap().len(), 1, "nothing new");
+    let reopened = app.get(&path);
+    assert!(reopened.body.contains("Your answer is recorded"));
+}
+
+fn refusals_are_clear_pages_and_record_nothing(backend: Backend) {
+    let (app, key) = app(&backend);
+    let path = link(&app, &key, "u4");
+    let token = token_of(&path);
+    let page = app.get(&path);
+    let (cookie, field) = csrf(&page);
+    let no_cookie = app.post_form("/consent", &[("token", &token), ("csrf", &field), ("choice", "accept")], None);
+    assert_eq!(no_cookie.status, 403);
+    assert!(no_cookie.body.contains("Nothing was recorded"));
+    let wrong =
+        app.post_form("/consent", &[("token", &token), ("csrf", &"0".repeat(64)), ("choice", "accept")], Some(&cookie));
+    assert_eq!(wrong.status, 403);
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    let bad = app.get(&format!("/consent?token={tampered}"));
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("This link does not work"), "{}", bad.body);
+    assert_eq!(app.get("/consent").status, 400);
+    assert_eq!(app.get("/me?token=v1.junk.junk").status, 400);
+    let posted =
+        app.post_form("/consent", &[("token", &tampered), ("csrf", &field), ("choice", "accept")], Some(&cookie));
+    assert_eq!(posted.status, 400);
+    let read = app.key("audit", "read");
+    assert_eq!(app.get_auth("/api/v1/subjects/u4/events", &read).json(), json!([]));
+
+    let foreign =
+        app.post("/api/v1/consent-links", &key, &json!({"subject": "u4", "return_to": "https://evil.example/steal"}));
+    assert_eq!(foreign.status, 400);
+    assert!(foreign.json()["error"]["message"].as_str().unwrap().contains("return_to must be on one of"));
+    let lookalike = app.post(
+        "/api/v1/consent-links",
+        &key,
+        &json!({"subject": "u4", "return_to": "http://host.example.test.evil.example/"}),
+    );
+    assert_eq!(lookalike.status, 400);
+    let too_long = app.post(
+        "/api/v1/consent-links",
+        &key,
+        &json!({"subject": "u4", "return_to": format!("{HOST}/"), "ttl_seconds": 99_999_999}),
+    );
+    assert_eq!(too_long.status, 400);
+    let read_only =
+        app.post("/api/v1/consent-links", &read, &json!({"subject": "u4", "return_to": format!("{HOST}/")}));
+    assert_eq!(read_only.status, 403);
+}
+
+fn every_page_carries_security_headers(backend: Backend) {
+    let (app, key) = app(&backend);
+    for path in ["/".to_owned(), "/policies/terms".to_owned(), link(&app, &key, "u5")] {
+        let r = app.get(&path);
+        let csp = r.header("content-security-policy").unwrap_or_else(|| panic!("{path}: no CSP"));
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"), "{csp}");
+        assert!(!csp.contains("script-src"), "no script is allowed at all: {csp}");
+        assert!(csp.contains("form-action 'self' http://host.example.test"), "{csp}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "tokens in URLs must not leak");
+        assert!(!r.body.contains("<script"), "{path} has script");
+    }
+}
+
+fn me_shows_the_record_withdraws_and_downloads(backend: Backend) {
+    let (app, key) = app(&backend);
+    app.post("/api/v1/subjects/u6/acceptances", &key, &json!({"document": "terms", "version": 2}));
+    let path = link(&app, &key, "u6");
+    let token = token_of(&path);
+    let me = app.get(&format!("/me?token={token}"));
+    assert_eq!(me.status, 200);
+    assert!(me.body.contains("href=\"/policies/terms/versions/2\""), "{}", me.body);
+    assert!(me.body.contains("Privacy, version 1"));
+    let (cookie, field) = csrf(&me);
+    let r = app.post_form("/me/withdraw", &[("token", &token), ("csrf", &field), ("document", "terms")], Some(&cookie));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let after = app.get_with(r.header("location").unwrap(), &[("Cookie", &cookie)]);
+    assert!(after.body.contains("Your withdrawal is recorded."), "{}", after.body);
+    assert!(after.body.contains("Nothing is accepted at the moment."));
+    let download = app.get(&format!("/me/record.json?token={token}"));
+    assert!(download.header("content-disposition").unwrap().contains("attachment"));
+    let record = download.json();
+    assert_eq!(record["subject"], "u6");
+    let kinds: Vec<&str> =
+        record["events"].as_array().unwrap().iter().map(|e| e["receipt"]["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["accepted", "withdrawn"]);
+    let none =
+        app.post_form("/me/withdraw", &[("token", &token), ("csrf", &field), ("document", "terms")], Some(&cookie));
+    assert_eq!(none.status, 409);
+}
+
+fn the_cli_prints_a_signed_link(backend: Backend) {
+    let (app, _) = app(&backend);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_assent"))
+        .args(["link", "cli-user", "--return-to", "http://host.example.test/done", "--ttl", "10m"])
+        .env("ASSENT_DATABASE_URL", &app.db.url)
+        .env("ASSENT_POLICIES", app.policies.path())
+        .env("ASSENT_ALLOWED_RETURN_ORIGINS", HOST)
+        .env("ASSENT_PUBLIC_URL", &app.address)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let page = app.get(&url[app.address.len()..]);
+    assert_eq!(page.status, 200, "a link signed by the CLI opens on the server (one shared secret)");
+    assert!(page.body.contains("Please review"));
+    let refused = assent(&["link", "x", "--return-to", "https://evil.example/"], &app.db.url, app.policies.path());
+    assert!(!refused.status.success());
+}
+
+on_both_databases!(
+    a_link_opens_a_page_that_shows_what_changed,
+    accepting_records_with_evidence_and_redirects_back,
+    refusals_are_clear_pages_and_record_nothing,
+    every_page_carries_security_headers,
+    me_shows_the_record_withdraws_and_downloads,
+    the_cli_prints_a_signed_link,
+);
