@@ -27,6 +27,27 @@ impl SafeHtml {
     pub fn into_string(self) -> String {
         self.0
     }
+
+    /// The same HTML with every heading `by` levels lower (at most `h6`), for text shown
+    /// inside a page that has headings of its own. Tags in sanitised HTML are canonical and text
+    /// never holds a raw `<`, so this is a plain rewrite of tag names.
+    pub fn demote_headings(&self, by: u8) -> SafeHtml {
+        SafeHtml(demote_headings(&self.0, by))
+    }
+}
+
+/// See [`SafeHtml::demote_headings`]; for fragments already sanitised.
+pub fn demote_headings(html: &str, by: u8) -> String {
+    let mut out = html.to_owned();
+    for level in (1..=6u8).rev() {
+        let to = (level + by).min(6);
+        if to != level {
+            out = out
+                .replace(&format!("<h{level}"), &format!("<h{to}"))
+                .replace(&format!("</h{level}>"), &format!("</h{to}>"));
+        }
+    }
+    out
 }
 
 impl std::fmt::Display for SafeHtml {
@@ -192,6 +213,15 @@ mod tests {
         );
         assert!(r.html.as_str().contains(r#"<h2 id="1-scope">1. Scope</h2>"#), "{}", r.html);
         assert!(r.html.as_str().contains(r#"<h3 id="cookies">"#));
+    }
+
+    #[test]
+    fn headings_can_be_demoted_for_embedding() {
+        let r = render("# A\n\n## B\n\n###### C\n\nText about `<h2>` tags.\n");
+        let html = r.html.demote_headings(2).into_string();
+        assert!(html.contains("<h3 id=\"a\">A</h3>") && html.contains("<h4 id=\"b\">B</h4>"), "{html}");
+        assert!(html.contains("<h6 id=\"c\">C</h6>"), "{html}");
+        assert!(html.contains("<code>&lt;h2&gt;</code> tags"), "text is untouched: {html}");
     }
 
     #[test]

@@ -250,14 +250,17 @@ async fn pending(state: &AppState, subject: &SubjectId) -> Result<(Arc<Catalog>,
                     let Some(info) = cat.document(&change.slug).and_then(|d| d.version(change.to)) else { continue };
                     let (items, insertions, deletions, unchanged) = match &change.diff {
                         Some(d) => {
-                            let (items, _) = layout(&d.changes.blocks);
+                            let (mut items, _) = layout(&d.changes.blocks);
+                            for item in &mut items {
+                                item.html = crate::render::markdown::demote_headings(&item.html, 2);
+                            }
                             (items, d.changes.insertions, d.changes.deletions, d.changes.is_empty())
                         }
                         None => (Vec::new(), 0, 0, false),
                     };
                     let full_text = match change.diff {
                         Some(_) => None,
-                        None => version_text(conn, &change.slug, change.to, None)?.map(|t| t.html),
+                        None => version_text(conn, &change.slug, change.to, None)?.map(|t| t.html.demote_headings(2)),
                     };
                     documents.push(DocumentChange {
                         slug: change.slug.to_string(),

@@ -1,0 +1,246 @@
+//! The re-prompt flow in a real headless Chromium, driven over WebDriver: a stand-in host
+//! application sends a subject to Assent, the browser sees the changed words, answers, and lands
+//! back on the host with a receipt. Also Decline, Withdraw from `/me`, and an expired link.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; runs when `ASSENT_TEST_BROWSER=1` (as
+//! `.ci/run` sets it) and says loudly when it is skipped.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use common::{Backend, TestApp, write};
+
+fn enabled() -> bool {
+    if std::env::var("ASSENT_TEST_BROWSER").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    static WARN: Once = Once::new();
+    WARN.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED: the browser tests. Install chromium and chromium-driver and set ASSENT_TEST_BROWSER=1 to run them (.ci/run does). ***\n"
+        );
+    });
+    false
+}
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let binary = std::env::var("ASSENT_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts (apt-get install chromium-driver)");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    let binary = std::env::var("ASSENT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": binary,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--window-size=1280,1000"]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session")
+}
+
+/// A stand-in host application: `/back` shows what Assent sent back.
+fn host_app() -> (String, actix_web::dev::ServerHandle) {
+    async fn back(req: HttpRequest) -> HttpResponse {
+        let q: std::collections::HashMap<String, String> =
+            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                .map(|q| q.into_inner())
+                .unwrap_or_default();
+        let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+        HttpResponse::Ok().content_type("text/html").body(format!(
+            "<!doctype html><title>Host</title><h1>Back on the host</h1><p id=outcome>{}</p><p id=receipt>{}</p>",
+            get("outcome"),
+            get("receipt")
+        ))
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(|| App::new().route("/back", web::get().to(back)))
+                .workers(1)
+                .bind("127.0.0.1:0")
+                .expect("bind host app");
+            let addr = server.addrs()[0];
+            let server = server.run();
+            let _ = tx.send((format!("http://{addr}"), server.handle()));
+            let _ = server.await;
+        });
+    });
+    rx.recv().expect("host app started")
+}
+
+async fn wait_for_url(client: &Client, prefix: &str) -> url::Url {
+    let started = Instant::now();
+    loop {
+        let url = client.current_url().await.expect("current url");
+        if url.as_str().starts_with(prefix) {
+            return url;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "never reached {prefix}; at {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap_or_default()
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    if let Ok(png) = client.screenshot().await {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+    }
+}
+
+fn the_consent_flow_in_a_real_browser(backend: Backend) {
+    if !enabled() {
+        return;
+    }
+    let (host, host_handle) = host_app();
+    // Version 2 takes effect a few seconds after start, so that a subject can accept version 1
+    // first and then be re-prompted for real.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let host_origin = host.clone();
+    let app = TestApp::spawn_configured(
+        &backend,
+        |dir| {
+            write(
+                dir,
+                "terms/v1.md",
+                "---\ntitle: Terms of Service\neffective: 2020-01-01\n---\n## Data\n\nWe keep your data for ten years.\n",
+            );
+            write(
+                dir,
+                "terms/v2.md",
+                &format!(
+                    "---\ntitle: Terms of Service\neffective: {soon}\nsummary: We keep data for less time.\n---\n## Data\n\nWe keep your data for two years.\n"
+                ),
+            );
+            write(
+                dir,
+                "privacy/v1.md",
+                "---\ntitle: Privacy Notice\neffective: 2020-01-01\npart_of: terms\n---\nWe are careful.\n",
+            );
+        },
+        move |s| s.return_origins = assent::consent::ReturnOrigins::parse(&host_origin).unwrap(),
+    );
+    let write_key = app.key("host", "write");
+    let read_key = app.key("audit", "read");
+    let accepted =
+        app.post("/api/v1/subjects/alice/acceptances", &write_key, &json!({"document": "terms", "version": 1}));
+    assert_eq!(accepted.status, 201, "{}", accepted.body);
+    std::thread::sleep(Duration::from_millis(3500));
+    let link = |subject: &str, ttl: i64| -> String {
+        let r = app.post(
+            "/api/v1/consent-links",
+            &write_key,
+            &json!({"subject": subject, "return_to": format!("{host}/back"), "ttl_seconds": ttl}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["url"].as_str().unwrap().to_owned()
+    };
+    let status = |subject: &str| app.get_auth(&format!("/api/v1/subjects/{subject}/status"), &read_key).json();
+    assert_eq!(status("alice")["documents"][0]["state"], "pending");
+
+    let driver = Driver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver).await;
+
+        // Accept: the page shows the changed words, and the host gets the outcome and a receipt.
+        client.goto(&link("alice", 600)).await.unwrap();
+        assert_eq!(text_of(&client, "h1").await, "Please review this agreement");
+        assert_eq!(text_of(&client, ".change del").await, "ten");
+        assert_eq!(text_of(&client, ".change ins").await, "two");
+        screenshot(&client, &format!("consent-{}", app.db.url.split(':').next().unwrap_or("db"))).await;
+        client.find(Locator::Css("button[value='accept']")).await.unwrap().click().await.unwrap();
+        let back = wait_for_url(&client, &format!("{host}/back")).await;
+        assert!(back.query().unwrap_or("").contains("outcome=accepted"), "{back}");
+        assert_eq!(text_of(&client, "#outcome").await, "accepted");
+        assert!(!text_of(&client, "#receipt").await.is_empty());
+        let s = status("alice");
+        assert_eq!(s["up_to_date"], true, "{s}");
+        assert_eq!(s["documents"][0]["accepted_version"], 2);
+
+        // Decline.
+        client.goto(&link("bob", 600)).await.unwrap();
+        assert!(
+            text_of(&client, "main").await.contains("We keep your data for two years."),
+            "never accepted: full text"
+        );
+        client.find(Locator::Css("button[value='decline']")).await.unwrap().click().await.unwrap();
+        wait_for_url(&client, &format!("{host}/back")).await;
+        assert_eq!(text_of(&client, "#outcome").await, "declined");
+        assert_eq!(status("bob")["documents"][0]["state"], "declined");
+
+        // Withdraw from /me.
+        let me = link("alice", 600).replace("/consent?", "/me?");
+        client.goto(&me).await.unwrap();
+        assert_eq!(text_of(&client, "h1").await, "Your consent record");
+        screenshot(&client, "me").await;
+        client.find(Locator::Css("form[action='/me/withdraw'] button")).await.unwrap().click().await.unwrap();
+        let started = Instant::now();
+        while !text_of(&client, "main").await.contains("Your withdrawal is recorded.") {
+            assert!(started.elapsed() < Duration::from_secs(15), "no withdrawal confirmation");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status("alice")["documents"][0]["state"], "withdrawn");
+
+        // An expired link explains itself.
+        let expiring = link("carol", 1);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        client.goto(&expiring).await.unwrap();
+        assert_eq!(text_of(&client, "h1").await, "This link has expired");
+
+        client.close().await.unwrap();
+    });
+    actix_web::rt::System::new().block_on(host_handle.stop(false));
+}
+
+on_both_databases!(the_consent_flow_in_a_real_browser);
