@@ -114,6 +114,21 @@ pub enum Command {
     /// Check every subject's hash chain and every stored version's content hash; exit 1 naming
     /// whatever is broken.
     Verify,
+    /// Stream events to standard output, oldest first, in constant memory.
+    Export {
+        /// `csv` (RFC 4180, formula cells neutralised) or `jsonl`.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
+        format: String,
+        /// Only events recorded at or after this time (`2026-01-01` or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events recorded before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only events about this document.
+        #[arg(long)]
+        document: Option<String>,
+    },
     /// Print a signed consent link for a subject.
     Link {
         /// The subject id, exactly as the host application knows it.
@@ -183,6 +198,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::History { subject, json }) => history(&settings, &subject, json),
         Some(Command::Verify) => verify(&settings),
         Some(Command::Link { subject, return_to, ttl }) => link(&settings, &subject, &return_to, &ttl),
+        Some(Command::Export { format, since, until, document }) => {
+            export(&settings, &format, since.as_deref(), until.as_deref(), document.as_deref())
+        }
     }
 }
 
@@ -480,5 +498,33 @@ fn link(settings: &Settings, subject: &str, return_to: &str, ttl: &str) -> anyho
     let link = crate::routes::consent::make_link(&key, &settings.return_origins, &base, subject, return_to, seconds)?;
     println!("{}", link.url);
     eprintln!("expires at {}", link.expires_at);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(
+    settings: &Settings,
+    format: &str,
+    since: Option<&str>,
+    until: Option<&str>,
+    document: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let format: crate::ledger::export::Format = format.parse()?;
+    let time = |raw: Option<&str>, name: &str| -> anyhow::Result<Option<chrono::NaiveDateTime>> {
+        raw.map(|t| {
+            crate::domain::parse_effective(t).map(crate::db::to_stored_time).with_context(|| format!("--{name}"))
+        })
+        .transpose()
+    };
+    let filter = crate::db::ledger::EventFilter {
+        document: document.map(|d| Slug::parse(d).map(|s| s.to_string())).transpose().context("--document")?,
+        since: time(since, "since")?,
+        until: time(until, "until")?,
+        ..Default::default()
+    };
+    let mut conn = open(settings)?;
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+    let n = crate::ledger::export::export(&mut conn, &filter, format, &mut out)?;
+    out.flush()?;
+    eprintln!("{n} events exported");
     Ok(ExitCode::SUCCESS)
 }

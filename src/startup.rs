@@ -54,6 +54,8 @@ impl Application {
             keys: Default::default(),
             link_key: crate::consent::link_key(&ip_secret)
                 .map_err(|e| anyhow::anyhow!("deriving the link key: {e}"))?,
+            admin_key: crate::consent::derive_key(&ip_secret, b"assent admin sessions v1")
+                .map_err(|e| anyhow::anyhow!("deriving the session key: {e}"))?,
             ip_secret,
         });
         let query_config = web::QueryConfig::default().error_handler(routes::query_error);

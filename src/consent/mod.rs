@@ -49,7 +49,29 @@ const PREFIX: &str = "v1.";
 
 /// The key that signs links, derived from the server secret so that it is used for nothing else.
 pub fn link_key(server_secret: &[u8]) -> Result<Vec<u8>, TokenError> {
-    Ok(mac(server_secret, b"assent consent links v1")?.to_vec())
+    derive_key(server_secret, b"assent consent links v1")
+}
+
+/// A key for one purpose (`label`), derived from the server secret.
+pub fn derive_key(server_secret: &[u8], label: &[u8]) -> Result<Vec<u8>, TokenError> {
+    Ok(mac(server_secret, label)?.to_vec())
+}
+
+/// `<payload>.<signature>`, base64url, HMAC-SHA256 under `key`.
+pub fn seal(key: &[u8], payload: &str) -> Result<String, TokenError> {
+    let payload = URL_SAFE_NO_PAD.encode(payload);
+    let signature = URL_SAFE_NO_PAD.encode(mac(key, payload.as_bytes())?);
+    Ok(format!("{payload}.{signature}"))
+}
+
+/// The payload of a [`seal`]ed value, when its signature holds (checked in constant time).
+pub fn unseal(key: &[u8], sealed: &str) -> Option<String> {
+    let (payload, signature) = sealed.split_once('.')?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;
+    m.update(payload.as_bytes());
+    m.verify_slice(&signature).ok()?;
+    String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
 fn mac(key: &[u8], data: &[u8]) -> Result<[u8; 32], TokenError> {

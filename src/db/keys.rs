@@ -47,6 +47,10 @@ pub fn key_by_prefix(conn: &mut DbConnection, prefix: &str) -> Result<Option<Key
     Ok(api_keys::table.filter(api_keys::prefix.eq(prefix)).select(KeyRow::as_select()).first(conn).optional()?)
 }
 
+pub fn key_by_id(conn: &mut DbConnection, id: i64) -> Result<Option<KeyRow>, DbError> {
+    Ok(api_keys::table.filter(api_keys::id.eq(id)).select(KeyRow::as_select()).first(conn).optional()?)
+}
+
 pub fn all_keys(conn: &mut DbConnection) -> Result<Vec<KeyRow>, DbError> {
     Ok(api_keys::table.order(api_keys::created_at.asc()).select(KeyRow::as_select()).load(conn)?)
 }

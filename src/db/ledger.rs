@@ -203,3 +203,123 @@ pub fn consent_events(conn: &mut DbConnection, subject: &str, nonce: &str) -> Re
         .select(EventRow::as_select())
         .load(conn)?)
 }
+
+/// What an event listing or export is filtered by.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub document: Option<String>,
+    pub version: Option<i32>,
+    pub kind: Option<String>,
+    pub subject: Option<String>,
+    pub since: Option<NaiveDateTime>,
+    pub until: Option<NaiveDateTime>,
+}
+
+/// Events matching `filter` with `after < id <= horizon`, oldest first.
+pub fn list_events(
+    conn: &mut DbConnection,
+    filter: &EventFilter,
+    after: i64,
+    horizon: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, DbError> {
+    let mut q = events::table
+        .select(EventRow::as_select())
+        .filter(events::id.gt(after))
+        .filter(events::id.le(horizon))
+        .into_boxed();
+    if let Some(d) = &filter.document {
+        q = q.filter(events::document.eq(d.clone()));
+    }
+    if let Some(v) = filter.version {
+        q = q.filter(events::version.eq(v));
+    }
+    if let Some(k) = &filter.kind {
+        q = q.filter(events::kind.eq(k.clone()));
+    }
+    if let Some(s) = &filter.subject {
+        q = q.filter(events::subject.eq(s.clone()));
+    }
+    if let Some(t) = filter.since {
+        q = q.filter(events::recorded_at.ge(t));
+    }
+    if let Some(t) = filter.until {
+        q = q.filter(events::recorded_at.lt(t));
+    }
+    Ok(q.order(events::id.asc()).limit(limit).load(conn)?)
+}
+
+/// Advisory lock key that orders event writers against listing horizons on PostgreSQL.
+const EVENT_WRITE_LOCK: i64 = 0x4153_5345_4e54; // "ASSENT"
+
+/// Taken (shared) by every transaction that appends events on PostgreSQL: writers never wait
+/// for each other on it, only for a reader taking a horizon.
+pub fn lock_event_writes(conn: &mut DbConnection) -> Result<(), DbError> {
+    if let DbConnection::Postgres(_) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock_shared({EVENT_WRITE_LOCK})")).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The highest event id below which every event is committed and none can still appear, so
+/// that keyset pages up to it are exact. SQLite commits one writer at a time in id order, so
+/// it is simply the highest id. On PostgreSQL ids are taken before commit and can commit out of
+/// order, so the horizon is read while holding the writers' lock exclusively, for an instant:
+/// every transaction that took a lower id has finished by then.
+pub fn event_horizon(conn: &mut DbConnection) -> Result<i64, DbError> {
+    use diesel::dsl::max;
+    let read = |conn: &mut DbConnection| -> Result<i64, DbError> {
+        Ok(events::table.select(max(events::id)).first::<Option<i64>>(conn)?.unwrap_or(0))
+    };
+    match conn {
+        DbConnection::Sqlite(_) => read(conn),
+        DbConnection::Postgres(_) => conn.transaction(|conn| {
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({EVENT_WRITE_LOCK})")).execute(conn)?;
+            read(conn)
+        }),
+    }
+}
+
+/// How many known subjects stand where on one version of a document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Coverage {
+    /// A standing acceptance of this version or a later one.
+    pub accepted: i64,
+    /// Known subjects with no standing acceptance, decline or withdrawal reaching this version.
+    pub pending: i64,
+    pub declined: i64,
+    pub withdrawn: i64,
+}
+
+/// Coverage from the per-subject state (never by scanning events). Known subjects are those
+/// with at least one event.
+pub fn coverage(conn: &mut DbConnection, document: &str, version: i32) -> Result<Coverage, DbError> {
+    use diesel::dsl::count_star;
+    let known: i64 = subject_heads::table.select(count_star()).first(conn)?;
+    let count = |conn: &mut DbConnection, state: &str, at_least: bool| -> Result<i64, DbError> {
+        let mut q = subject_documents::table
+            .filter(subject_documents::document.eq(document))
+            .filter(subject_documents::state.eq(state))
+            .select(count_star())
+            .into_boxed();
+        if at_least {
+            q = q.filter(subject_documents::version.ge(version));
+        }
+        Ok(q.first(conn)?)
+    };
+    let accepted = count(conn, "accepted", true)?;
+    let declined = count(conn, "declined", false)?;
+    let withdrawn = count(conn, "withdrawn", false)?;
+    Ok(Coverage { accepted, declined, withdrawn, pending: (known - accepted - declined - withdrawn).max(0) })
+}
+
+/// Accepted events recorded in `[from, to)`.
+pub fn acceptances_between(conn: &mut DbConnection, from: NaiveDateTime, to: NaiveDateTime) -> Result<i64, DbError> {
+    use diesel::dsl::count_star;
+    Ok(events::table
+        .filter(events::kind.eq("accepted"))
+        .filter(events::recorded_at.ge(from))
+        .filter(events::recorded_at.lt(to))
+        .select(count_star())
+        .first(conn)?)
+}

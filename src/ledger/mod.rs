@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod evidence;
+pub mod export;
 pub mod keys;
 pub mod lane;
 pub mod verify;
@@ -146,6 +147,15 @@ pub fn record(conn: &mut DbConnection, decision: &NewDecision, now: DateTime<Utc
     }
 }
 
+/// Records many decisions in one transaction (imports, tests, seeding): all or nothing.
+pub fn record_many(
+    conn: &mut DbConnection,
+    decisions: &[NewDecision],
+    now: DateTime<Utc>,
+) -> Result<Vec<Recorded>, RecordError> {
+    conn.write_transaction(|conn| decisions.iter().map(|d| record_once(conn, d, now)).collect())
+}
+
 fn retryable(kind: &diesel::result::DatabaseErrorKind) -> bool {
     use diesel::result::DatabaseErrorKind as K;
     matches!(kind, K::UniqueViolation | K::SerializationFailure)
@@ -157,6 +167,7 @@ pub(crate) fn record_once(
     now: DateTime<Utc>,
 ) -> Result<Recorded, RecordError> {
     let subject = d.subject.as_str();
+    crate::db::ledger::lock_event_writes(conn)?;
     if let Some(key) = &d.idempotency_key
         && let Some(previous) = event_by_idempotency_key(conn, subject, key)?
     {
@@ -223,6 +234,23 @@ pub(crate) fn record_once(
     set_head(conn, subject, seq, &hash)?;
     // A withdrawal keeps what was withdrawn in `covers` for the record; the state says withdrawn.
     set_state(conn, subject, d.document.as_str(), kind.as_str(), version, &covers_json, event_id, now)?;
+    // The parts an acceptance covers (and a withdrawal takes back) get a state row too, so that
+    // coverage of a part is counted like that of an agreement. A decline concerns the agreement.
+    if kind != Kind::Declined {
+        for part in covers.iter().filter(|c| c.document != d.document) {
+            let part_version = i32::try_from(part.version.get()).unwrap_or(i32::MAX);
+            set_state(
+                conn,
+                subject,
+                part.document.as_str(),
+                kind.as_str(),
+                Some(part_version),
+                &covers_json,
+                event_id,
+                now,
+            )?;
+        }
+    }
     let sha256 = covers.iter().find(|c| c.document == d.document).map(|c| c.sha256.clone());
     Ok(Recorded::Created(Receipt {
         event_id,

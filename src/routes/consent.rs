@@ -523,7 +523,7 @@ pub async fn me(
     }
     let standing = states
         .iter()
-        .filter(|s| s.state == "accepted")
+        .filter(|s| s.state == "accepted" && rules::agreement(&catalog, &s.document).is_ok())
         .filter_map(|s| {
             Some(Standing {
                 slug: s.document.clone(),

@@ -1,7 +1,9 @@
 //! HTTP: the route table, and one file per area. Handlers extract, parse into domain types,
 //! ask `db`, and hand plain data to a view.
 
+pub mod admin;
 pub mod api;
+pub mod audit;
 mod auth;
 pub mod catalog;
 pub mod consent;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub ip_secret: Vec<u8>,
     /// The key that signs consent links.
     pub link_key: Vec<u8>,
+    /// The key that signs admin sessions.
+    pub admin_key: Vec<u8>,
 }
 
 /// The one route table.
@@ -50,6 +54,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/me", web::get().to(consent::me))
         .route("/me/withdraw", web::post().to(consent::withdraw))
         .route("/me/record.json", web::get().to(consent::record_json))
+        .route("/admin", web::get().to(admin::dashboard))
+        .route("/admin/signin", web::get().to(admin::signin_form))
+        .route("/admin/signin", web::post().to(admin::signin))
+        .route("/admin/signout", web::post().to(admin::signout))
+        .route("/admin/events", web::get().to(admin::events))
+        .route("/admin/subjects", web::get().to(admin::subject))
+        .route("/admin/export", web::get().to(admin::export))
         .route("/feed.atom", web::get().to(feed::atom))
         .route("/healthz", web::get().to(metrics::healthz))
         .route("/metrics", web::get().to(metrics::prometheus))
@@ -61,6 +72,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/documents/{slug}/versions/{version}", web::get().to(api::show_version))
                 .route("/documents/{slug}/diff", web::get().to(diffs::api_diff))
                 .route("/consent-links", web::post().to(consent::create_link))
+                .route("/events", web::get().to(audit::list))
+                .route("/export", web::get().to(audit::export_events))
+                .route("/documents/{slug}/versions/{version}/stats", web::get().to(audit::stats))
                 .route("/subjects/{subject}/status", web::get().to(subjects::status))
                 .route("/subjects/{subject}/acceptances", web::post().to(subjects::accept))
                 .route("/subjects/{subject}/declines", web::post().to(subjects::decline))

@@ -1,0 +1,398 @@
+//! `/admin`: coverage, acceptances over time, subject search, the event list and exports, for
+//! privacy and legal staff. Signed in with a `read` or `admin` key, kept in a signed session
+//! cookie (never the key in a URL).
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+
+use super::audit::{EventQuery, parse_filter};
+use super::pages::human_time;
+use super::{AppState, PageError};
+use crate::consent::{seal, unseal};
+use crate::db::from_stored_time;
+use crate::db::keys::key_by_id;
+use crate::db::ledger::{acceptances_between, coverage, event_horizon, events_of, list_events};
+use crate::domain::{Scope, SubjectId, rules};
+use crate::ledger::keys::authenticate;
+
+const SESSION_COOKIE: &str = "assent_admin";
+const SESSION_HOURS: i64 = 8;
+
+/// Who is signed in.
+pub struct Session {
+    pub name: String,
+    pub scope: Scope,
+}
+
+fn signin_redirect() -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/signin")).finish()
+}
+
+/// The session on a request: a live `read` or `admin` key behind a valid, unexpired cookie.
+async fn session(state: &AppState, req: &HttpRequest) -> Result<Option<Session>, PageError> {
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else { return Ok(None) };
+    let Some(payload) = unseal(&state.admin_key, cookie.value()) else { return Ok(None) };
+    let Some((id, exp)) = payload.split_once('.') else { return Ok(None) };
+    let (Ok(id), Ok(exp)) = (id.parse::<i64>(), exp.parse::<i64>()) else { return Ok(None) };
+    if exp <= Utc::now().timestamp() {
+        return Ok(None);
+    }
+    let row = state.db.run(move |c| key_by_id(c, id)).await?;
+    Ok(row
+        .filter(|k| k.revoked_at.is_none())
+        .and_then(|k| Some((k.name, k.scope.parse::<Scope>().ok()?)))
+        .filter(|(_, scope)| *scope != Scope::Write)
+        .map(|(name, scope)| Session { name, scope }))
+}
+
+#[derive(Template)]
+#[template(path = "admin_signin.html")]
+struct SigninPage<'a> {
+    error: Option<&'a str>,
+}
+
+fn html(status: StatusCode, body: Result<String, askama::Error>) -> HttpResponse {
+    match body {
+        Ok(b) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(b),
+        Err(e) => actix_web::ResponseError::error_response(&PageError::from(e)),
+    }
+}
+
+/// `GET /admin/signin`
+pub async fn signin_form() -> HttpResponse {
+    html(StatusCode::OK, SigninPage { error: None }.render())
+}
+
+#[derive(Deserialize)]
+pub struct SigninForm {
+    pub key: String,
+}
+
+/// `POST /admin/signin`: a wrong key is refused without saying whether such a key exists.
+pub async fn signin(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<SigninForm>,
+) -> Result<HttpResponse, PageError> {
+    let presented = form.into_inner().key.trim().to_owned();
+    let key = state.db.run(move |c| authenticate(c, &presented)).await?;
+    let Some(key) = key.filter(|k| k.scope != Scope::Write) else {
+        return Ok(html(
+            StatusCode::UNAUTHORIZED,
+            SigninPage { error: Some("That key cannot sign in here. Use a read or admin key.") }.render(),
+        ));
+    };
+    let exp = (Utc::now() + Duration::hours(SESSION_HOURS)).timestamp();
+    let value =
+        seal(&state.admin_key, &format!("{}.{exp}", key.id)).map_err(|e| PageError::bad_request(e.to_string()))?;
+    let cookie = Cookie::build(SESSION_COOKIE, value)
+        .path("/admin")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(req.connection_info().scheme() == "https")
+        .max_age(CookieDuration::hours(SESSION_HOURS))
+        .finish();
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin")).cookie(cookie).finish())
+}
+
+/// `POST /admin/signout`
+pub async fn signout() -> HttpResponse {
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/admin").finish();
+    gone.make_removal();
+    HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/signin")).cookie(gone).finish()
+}
+
+pub struct Bar {
+    pub label: String,
+    pub slug: String,
+    pub version: u32,
+    pub accepted: i64,
+    pub pending: i64,
+    pub declined: i64,
+    pub withdrawn: i64,
+    /// Percentages for the bar's four parts (they add up to 100).
+    pub widths: [f64; 4],
+    pub offsets: [f64; 4],
+}
+
+pub struct Day {
+    pub label: String,
+    pub count: i64,
+    pub x: f64,
+    pub y: f64,
+    pub height: f64,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct Dashboard {
+    who: String,
+    admin: bool,
+    bars: Vec<Bar>,
+    days: Vec<Day>,
+    max_day: i64,
+    total_30: i64,
+}
+
+const CHART_HEIGHT: f64 = 160.0;
+const CHART_DAYS: i64 = 30;
+
+/// `GET /admin`
+pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
+    let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
+    let catalog = state.catalog.get(&state.db).await?;
+    let mut targets = Vec::new();
+    for agreement in rules::agreements(&catalog) {
+        for doc in std::iter::once(agreement).chain(catalog.parts_of(&agreement.slug)) {
+            for v in doc.versions.iter().rev() {
+                targets.push((doc.slug.to_string(), v.title.clone(), v.number.get()));
+            }
+        }
+    }
+    let (bars, days) = state
+        .db
+        .run(move |c| -> Result<_, crate::db::DbError> {
+            let mut bars = Vec::new();
+            for (slug, title, version) in targets {
+                let cov = coverage(c, &slug, i32::try_from(version).unwrap_or(i32::MAX))?;
+                let total = (cov.accepted + cov.pending + cov.declined + cov.withdrawn).max(1) as f64;
+                let parts = [cov.accepted, cov.pending, cov.declined, cov.withdrawn];
+                let widths = parts.map(|p| p as f64 * 100.0 / total);
+                let offsets = [0.0, widths[0], widths[0] + widths[1], widths[0] + widths[1] + widths[2]];
+                bars.push(Bar {
+                    label: format!("{title}, version {version}"),
+                    slug,
+                    version,
+                    accepted: cov.accepted,
+                    pending: cov.pending,
+                    declined: cov.declined,
+                    withdrawn: cov.withdrawn,
+                    widths,
+                    offsets,
+                });
+            }
+            let today = Utc::now().date_naive();
+            let mut days = Vec::new();
+            for back in (0..CHART_DAYS).rev() {
+                let day = today - Duration::days(back);
+                let (Some(from), Some(to)) = (day.and_hms_opt(0, 0, 0), (day + Duration::days(1)).and_hms_opt(0, 0, 0))
+                else {
+                    continue;
+                };
+                days.push((day.format("%-d %b").to_string(), acceptances_between(c, from, to)?));
+            }
+            Ok((bars, days))
+        })
+        .await?;
+    let max_day = days.iter().map(|d| d.1).max().unwrap_or(0);
+    let total_30 = days.iter().map(|d| d.1).sum();
+    let days = days
+        .into_iter()
+        .enumerate()
+        .map(|(i, (label, count))| {
+            let height = if max_day == 0 { 0.0 } else { count as f64 * CHART_HEIGHT / max_day as f64 };
+            Day { label, count, x: 40.0 + i as f64 * 18.0, y: 10.0 + CHART_HEIGHT - height, height }
+        })
+        .collect();
+    let page = Dashboard { who: who.name, admin: who.scope == Scope::Admin, bars, days, max_day, total_30 };
+    Ok(html(StatusCode::OK, page.render()))
+}
+
+pub struct EventLine {
+    pub id: i64,
+    pub when: String,
+    pub subject: String,
+    pub kind: String,
+    pub covers: String,
+    pub method: String,
+    pub chain: String,
+}
+
+fn lines(rows: &[crate::db::ledger::EventRow]) -> Result<Vec<EventLine>, PageError> {
+    rows.iter()
+        .map(|row| {
+            let r = crate::ledger::receipt(row)?;
+            Ok(EventLine {
+                id: row.id,
+                when: human_time(from_stored_time(row.recorded_at)),
+                subject: row.subject.clone(),
+                kind: row.kind.clone(),
+                covers: r
+                    .covers
+                    .iter()
+                    .map(|c| format!("{} v{}", c.document, c.version))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                method: row.method.clone(),
+                chain: row.chain_hash.chars().take(12).collect(),
+            })
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "admin_events.html")]
+struct EventsPage {
+    who: String,
+    admin: bool,
+    lines: Vec<EventLine>,
+    q: EventQueryView,
+    next: Option<String>,
+    export_query: String,
+}
+
+#[derive(Default)]
+pub struct EventQueryView {
+    pub document: String,
+    pub version: String,
+    pub kind: String,
+    pub subject: String,
+    pub since: String,
+    pub until: String,
+}
+
+/// `GET /admin/events`: the event list with the API's filters.
+pub async fn events(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<EventQuery>,
+) -> Result<HttpResponse, PageError> {
+    let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
+    let catalog = state.catalog.get(&state.db).await?;
+    let filter = parse_filter(&q, &catalog).map_err(|e| PageError { status: e.status, message: e.message })?;
+    let after = q.after.as_deref().and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
+    const PAGE: i64 = 50;
+    let rows = state
+        .db
+        .run(move |c| {
+            let horizon = event_horizon(c)?;
+            list_events(c, &filter, after, horizon, PAGE)
+        })
+        .await?;
+    let view = EventQueryView {
+        document: q.document.clone().unwrap_or_default(),
+        version: q.version.clone().unwrap_or_default(),
+        kind: q.kind.clone().unwrap_or_default(),
+        subject: q.subject.clone().unwrap_or_default(),
+        since: q.since.clone().unwrap_or_default(),
+        until: q.until.clone().unwrap_or_default(),
+    };
+    let query = |extra: &[(&str, String)]| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("document", &view.document),
+            ("version", &view.version),
+            ("kind", &view.kind),
+            ("subject", &view.subject),
+            ("since", &view.since),
+            ("until", &view.until),
+        ] {
+            if !v.is_empty() {
+                s.append_pair(k, v);
+            }
+        }
+        for (k, v) in extra {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    let next =
+        (rows.len() as i64 == PAGE).then(|| rows.last().map(|r| query(&[("after", r.id.to_string())]))).flatten();
+    let export_query = query(&[]);
+    let page = EventsPage {
+        who: who.name,
+        admin: who.scope == Scope::Admin,
+        lines: lines(&rows)?,
+        q: view,
+        next,
+        export_query,
+    };
+    Ok(html(StatusCode::OK, page.render()))
+}
+
+#[derive(Template)]
+#[template(path = "admin_subject.html")]
+struct SubjectPage {
+    who: String,
+    admin: bool,
+    subject: String,
+    statuses: Vec<(String, String, String)>,
+    lines: Vec<EventLine>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct SubjectQuery {
+    pub q: Option<String>,
+}
+
+/// `GET /admin/subjects?q=`: one subject's status and events.
+pub async fn subject(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<SubjectQuery>,
+) -> Result<HttpResponse, PageError> {
+    let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
+    let raw = q.q.clone().unwrap_or_default();
+    let mut page = SubjectPage {
+        who: who.name,
+        admin: who.scope == Scope::Admin,
+        subject: raw.clone(),
+        statuses: Vec::new(),
+        lines: Vec::new(),
+        error: None,
+    };
+    match SubjectId::parse(raw.trim()) {
+        Err(e) => page.error = Some(if raw.is_empty() { "Enter a subject id.".into() } else { e.to_string() }),
+        Ok(id) => {
+            let catalog = state.catalog.get(&state.db).await?;
+            let who_id = id.clone();
+            let (rows, decisions) = state
+                .db
+                .run(move |c| {
+                    Ok::<_, crate::db::DbError>((events_of(c, who_id.as_str())?, crate::ledger::decisions(c, &who_id)?))
+                })
+                .await?;
+            page.statuses = rules::status(&catalog, &decisions, Utc::now())
+                .into_iter()
+                .map(|s| {
+                    let state = serde_json::to_value(s.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    (
+                        s.slug.to_string(),
+                        state,
+                        s.accepted_version.map(|v| format!("version {v}")).unwrap_or_else(|| "-".into()),
+                    )
+                })
+                .collect();
+            page.lines = lines(&rows)?;
+            if rows.is_empty() {
+                page.error = Some("No events for this subject.".into());
+            }
+        }
+    }
+    Ok(html(StatusCode::OK, page.render()))
+}
+
+/// `GET /admin/export?format=`: the API's export, for a signed-in admin.
+pub async fn export(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<EventQuery>,
+) -> Result<HttpResponse, PageError> {
+    let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
+    if who.scope != Scope::Admin {
+        return Err(PageError { status: StatusCode::FORBIDDEN, message: "Exports need an admin key.".into() });
+    }
+    super::audit::stream_export(&state, &q).await.map_err(|e| PageError { status: e.status, message: e.message })
+}

@@ -1,0 +1,201 @@
+//! For the people who answer to regulators: filtered event listings with exact cursors,
+//! coverage per version, and streamed exports.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::require;
+use super::{ApiError, AppState, lookup};
+use crate::db::ledger::{EventFilter, coverage, event_horizon, list_events};
+use crate::db::to_stored_time;
+use crate::domain::{Catalog, Scope, Slug, SubjectId, parse_effective};
+use crate::ledger::export::{Format, event_json, export};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    pub document: Option<String>,
+    pub version: Option<String>,
+    pub kind: Option<String>,
+    pub subject: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub after: Option<String>,
+    pub limit: Option<String>,
+    pub format: Option<String>,
+}
+
+/// Turns query parameters into a filter, refusing what does not parse.
+pub fn parse_filter(q: &EventQuery, catalog: &Catalog) -> Result<EventFilter, ApiError> {
+    let mut f = EventFilter::default();
+    if let Some(d) = q.document.as_deref().filter(|s| !s.is_empty()) {
+        let slug = Slug::parse(d).ok().filter(|s| catalog.document(s).is_some());
+        f.document = Some(slug.ok_or_else(|| ApiError::not_found(format!("no published document `{d}`")))?.to_string());
+    }
+    if let Some(v) = q.version.as_deref().filter(|s| !s.is_empty()) {
+        f.version = Some(
+            v.parse::<i32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| ApiError::bad_request(format!("version `{v}` is not a version number")))?,
+        );
+    }
+    if let Some(k) = q.kind.as_deref().filter(|s| !s.is_empty()) {
+        if !matches!(k, "accepted" | "declined" | "withdrawn") {
+            return Err(ApiError::bad_request(format!("kind `{k}` is not one of accepted, declined, withdrawn")));
+        }
+        f.kind = Some(k.to_owned());
+    }
+    if let Some(s) = q.subject.as_deref().filter(|s| !s.is_empty()) {
+        f.subject = Some(SubjectId::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?.to_string());
+    }
+    let time = |raw: &Option<String>, name: &str| -> Result<Option<chrono::NaiveDateTime>, ApiError> {
+        raw.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_effective(s).map(to_stored_time).map_err(|e| ApiError::bad_request(format!("{name}: {e}"))))
+            .transpose()
+    };
+    f.since = time(&q.since, "since")?;
+    f.until = time(&q.until, "until")?;
+    Ok(f)
+}
+
+const CURSOR_PREFIX: &str = "c1:";
+
+fn encode_cursor(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{id}"))
+}
+
+fn decode_cursor(raw: &str) -> Result<i64, ApiError> {
+    let bad = || ApiError::bad_request("`after` is not a cursor from this API");
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix(CURSOR_PREFIX).and_then(|n| n.parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(bad)
+}
+
+/// `GET /api/v1/events?document=&version=&kind=&subject=&since=&until=&after=&limit=`
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<EventQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Read).await?;
+    if q.format.is_some() {
+        return Err(ApiError::bad_request("`format` belongs to /api/v1/export"));
+    }
+    let catalog = state.catalog.get(&state.db).await?;
+    let filter = parse_filter(&q, &catalog)?;
+    let after = q.after.as_deref().filter(|s| !s.is_empty()).map(decode_cursor).transpose()?.unwrap_or(0);
+    let limit = match q.limit.as_deref().filter(|s| !s.is_empty()) {
+        None => 100,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::bad_request(format!("limit `{raw}` must be a whole number from 1 to 1000")))?,
+    };
+    let rows = state
+        .db
+        .run(move |c| {
+            let horizon = event_horizon(c)?;
+            list_events(c, &filter, after, horizon, limit)
+        })
+        .await?;
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| encode_cursor(r.id))).flatten();
+    let events = rows.iter().map(event_json).collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(json!({"events": events, "next": next})))
+}
+
+/// `GET /api/v1/documents/{slug}/versions/{n}/stats`
+pub async fn stats(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Read).await?;
+    let (slug, number) = path.into_inner();
+    let catalog = state.catalog.get(&state.db).await?;
+    let doc = lookup::document(&catalog, &slug)?;
+    let version = lookup::version(doc, &number)?;
+    let (slug, n) = (doc.slug.to_string(), i32::try_from(version.number.get()).unwrap_or(i32::MAX));
+    let c = state.db.run(move |conn| coverage(conn, &slug, n)).await?;
+    Ok(HttpResponse::Ok().json(c))
+}
+
+/// Sends what the export writes to the HTTP response in chunks.
+struct ChunkSender {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+}
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buf));
+            self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client went away"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `GET /api/v1/export?format=csv|jsonl&since=&until=&document=` (admin): streamed.
+pub async fn export_events(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<EventQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Admin).await?;
+    stream_export(&state, &q).await
+}
+
+/// Streams an export as the response body.
+pub async fn stream_export(state: &AppState, q: &EventQuery) -> Result<HttpResponse, ApiError> {
+    let format: Format = q
+        .format
+        .as_deref()
+        .unwrap_or("csv")
+        .parse()
+        .map_err(|e: crate::domain::InvalidValue| ApiError::bad_request(e.to_string()))?;
+    if q.after.is_some() || q.limit.is_some() {
+        return Err(ApiError::bad_request("an export has no `after` or `limit`: it streams every matching event"));
+    }
+    let catalog = state.catalog.get(&state.db).await?;
+    let filter = parse_filter(q, &catalog)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkSender { buf: Vec::with_capacity(64 * 1024), tx: tx.clone() };
+        let result = db
+            .get()
+            .map_err(crate::ledger::export::ExportError::from)
+            .and_then(|mut c| export(&mut c, &filter, format, &mut out));
+        if let Err(e) = result {
+            tracing::error!(error = %e, "export failed midway");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let (content_type, ext) = match format {
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Jsonl => ("application/x-ndjson", "jsonl"),
+    };
+    let name = format!("attachment; filename=\"assent-events-{}.{ext}\"", Utc::now().format("%Y%m%dT%H%M%SZ"));
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CONTENT_DISPOSITION, name))
+        .streaming(stream))
+}
