@@ -243,4 +243,52 @@ fn the_consent_flow_in_a_real_browser(backend: Backend) {
     actix_web::rt::System::new().block_on(host_handle.stop(false));
 }
 
-on_both_databases!(the_consent_flow_in_a_real_browser);
+fn the_admin_view_in_a_real_browser(backend: Backend) {
+    if !enabled() {
+        return;
+    }
+    let app = TestApp::spawn(&backend);
+    let write_key = app.key("host", "write");
+    let read_key = app.key("dpo", "read");
+    for i in 0..12 {
+        let what = if i % 5 == 4 { "declines" } else { "acceptances" };
+        let r = app.post(
+            &format!("/api/v1/subjects/user-{i}/{what}"),
+            &write_key,
+            &json!({"document": "service-agreement", "version": 1}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    app.post("/api/v1/subjects/user-0/withdrawals", &write_key, &json!({"document": "service-agreement"}));
+    let driver = Driver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver).await;
+        client.goto(&format!("{}/admin", app.address)).await.unwrap();
+        wait_for_url(&client, &format!("{}/admin/signin", app.address)).await;
+        client.find(Locator::Css("#key")).await.unwrap().send_keys(&read_key).await.unwrap();
+        client.find(Locator::Css("form.stacked button")).await.unwrap().click().await.unwrap();
+        let started = Instant::now();
+        while text_of(&client, "h1").await != "Coverage" {
+            assert!(started.elapsed() < Duration::from_secs(15), "not signed in");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let table = text_of(&client, "table.coverage").await;
+        assert!(table.contains("Developer Service Usage Agreement, version 1"), "{table}");
+        assert!(client.find(Locator::Css("svg.chart rect.day")).await.is_ok());
+        screenshot(&client, "admin").await;
+
+        client.find(Locator::Css("#subject-search")).await.unwrap().send_keys("user-0").await.unwrap();
+        client.find(Locator::Css("form.search button")).await.unwrap().click().await.unwrap();
+        wait_for_url(&client, &format!("{}/admin/subjects", app.address)).await;
+        assert!(text_of(&client, "main").await.contains("withdrawn"));
+
+        client.goto(&format!("{}/admin/events?kind=declined", app.address)).await.unwrap();
+        let events = text_of(&client, "table.events").await;
+        assert!(events.contains("user-4") && events.contains("user-9") && !events.contains("user-1 "), "{events}");
+        screenshot(&client, "admin-events").await;
+        client.close().await.unwrap();
+    });
+}
+
+on_both_databases!(the_consent_flow_in_a_real_browser, the_admin_view_in_a_real_browser);
