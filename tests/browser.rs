@@ -126,8 +126,30 @@ async fn wait_for_url(client: &Client, prefix: &str) -> url::Url {
     }
 }
 
+/// The text of the first element matching `css`, waiting for it to appear (pages load
+/// asynchronously after a click or a navigation, slower when the machine is busy).
 async fn text_of(client: &Client, css: &str) -> String {
-    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap_or_default()
+    let started = Instant::now();
+    loop {
+        match client.find(Locator::Css(css)).await {
+            Ok(element) => return element.text().await.unwrap_or_default(),
+            Err(e) if started.elapsed() > Duration::from_secs(15) => panic!("{css}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Waits until the first element matching `css` says `expected`.
+async fn wait_for_text(client: &Client, css: &str, expected: &str) {
+    let started = Instant::now();
+    loop {
+        let text = text_of(client, css).await;
+        if text == expected {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{css} says {text:?}, not {expected:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn screenshot(client: &Client, name: &str) {
@@ -195,14 +217,14 @@ fn the_consent_flow_in_a_real_browser(backend: Backend) {
 
         // Accept: the page shows the changed words, and the host gets the outcome and a receipt.
         client.goto(&link("alice", 600)).await.unwrap();
-        assert_eq!(text_of(&client, "h1").await, "Please review this agreement");
+        wait_for_text(&client, "h1", "Please review this agreement").await;
         assert_eq!(text_of(&client, ".change del").await, "ten");
         assert_eq!(text_of(&client, ".change ins").await, "two");
         screenshot(&client, &format!("consent-{}", app.db.url.split(':').next().unwrap_or("db"))).await;
         client.find(Locator::Css("button[value='accept']")).await.unwrap().click().await.unwrap();
         let back = wait_for_url(&client, &format!("{host}/back")).await;
         assert!(back.query().unwrap_or("").contains("outcome=accepted"), "{back}");
-        assert_eq!(text_of(&client, "#outcome").await, "accepted");
+        wait_for_text(&client, "#outcome", "accepted").await;
         assert!(!text_of(&client, "#receipt").await.is_empty());
         let s = status("alice");
         assert_eq!(s["up_to_date"], true, "{s}");
@@ -216,13 +238,13 @@ fn the_consent_flow_in_a_real_browser(backend: Backend) {
         );
         client.find(Locator::Css("button[value='decline']")).await.unwrap().click().await.unwrap();
         wait_for_url(&client, &format!("{host}/back")).await;
-        assert_eq!(text_of(&client, "#outcome").await, "declined");
+        wait_for_text(&client, "#outcome", "declined").await;
         assert_eq!(status("bob")["documents"][0]["state"], "declined");
 
         // Withdraw from /me.
         let me = link("alice", 600).replace("/consent?", "/me?");
         client.goto(&me).await.unwrap();
-        assert_eq!(text_of(&client, "h1").await, "Your consent record");
+        wait_for_text(&client, "h1", "Your consent record").await;
         screenshot(&client, "me").await;
         client.find(Locator::Css("form[action='/me/withdraw'] button")).await.unwrap().click().await.unwrap();
         let started = Instant::now();
@@ -236,7 +258,7 @@ fn the_consent_flow_in_a_real_browser(backend: Backend) {
         let expiring = link("carol", 1);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         client.goto(&expiring).await.unwrap();
-        assert_eq!(text_of(&client, "h1").await, "This link has expired");
+        wait_for_text(&client, "h1", "This link has expired").await;
 
         client.close().await.unwrap();
     });
@@ -268,11 +290,7 @@ fn the_admin_view_in_a_real_browser(backend: Backend) {
         wait_for_url(&client, &format!("{}/admin/signin", app.address)).await;
         client.find(Locator::Css("#key")).await.unwrap().send_keys(&read_key).await.unwrap();
         client.find(Locator::Css("form.stacked button")).await.unwrap().click().await.unwrap();
-        let started = Instant::now();
-        while text_of(&client, "h1").await != "Coverage" {
-            assert!(started.elapsed() < Duration::from_secs(15), "not signed in");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_text(&client, "h1", "Coverage").await;
         let table = text_of(&client, "table.coverage").await;
         assert!(table.contains("Developer Service Usage Agreement, version 1"), "{table}");
         assert!(client.find(Locator::Css("svg.chart rect.day")).await.is_ok());

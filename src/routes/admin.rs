@@ -267,7 +267,7 @@ pub async fn events(
 ) -> Result<HttpResponse, PageError> {
     let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
     let catalog = state.catalog.get(&state.db).await?;
-    let filter = parse_filter(&q, &catalog).map_err(|e| PageError { status: e.status, message: e.message })?;
+    let filter = parse_filter(&q, &catalog).map_err(PageError::from)?;
     let after = q.after.as_deref().and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
     const PAGE: i64 = 50;
     let rows = state
@@ -394,5 +394,5 @@ pub async fn export(
     if who.scope != Scope::Admin {
         return Err(PageError { status: StatusCode::FORBIDDEN, message: "Exports need an admin key.".into() });
     }
-    super::audit::stream_export(&state, &q).await.map_err(|e| PageError { status: e.status, message: e.message })
+    super::audit::stream_export(&state, &q).await.map_err(PageError::from)
 }

@@ -164,6 +164,20 @@ fn csrf_ok(req: &HttpRequest, presented: &str) -> bool {
         .is_some_and(|c| c.value().len() == 64 && bool::from(c.value().as_bytes().ct_eq(presented.as_bytes())))
 }
 
+/// A posted form's token and CSRF field, checked; otherwise the page that says why not.
+fn checked_form(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+    csrf: &str,
+) -> Result<(Claims, SubjectId), Box<HttpResponse>> {
+    let claims = claims_of(state, token).map_err(|e| Box::new(token_page(e)))?;
+    if !csrf_ok(req, csrf) {
+        return Err(Box::new(csrf_refused()));
+    }
+    Ok(claims)
+}
+
 fn csrf_refused() -> HttpResponse {
     message(
         StatusCode::FORBIDDEN,
@@ -387,13 +401,10 @@ pub async fn answer(
     form: web::Form<ConsentForm>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
-    let (claims, subject) = match claims_of(&state, &form.token) {
+    let (claims, subject) = match checked_form(&state, &req, &form.token, &form.csrf) {
         Ok(c) => c,
-        Err(e) => return Ok(token_page(e)),
+        Err(page) => return Ok(*page),
     };
-    if !csrf_ok(&req, &form.csrf) {
-        return Ok(csrf_refused());
-    }
     if !already_answered(&state, &subject, &claims.nonce).await?.is_empty() {
         return Ok(message(
             StatusCode::OK,
@@ -430,7 +441,7 @@ pub async fn answer(
         };
         let decision = build_decision(&state, subject.clone(), body, kind, "consent_page".into(), Method::ConsentPage)
             .await
-            .map_err(|e| PageError { status: e.status, message: e.message })?;
+            .map_err(PageError::from)?;
         match state.recorder.record(decision).await {
             Ok(Recorded::Created(r) | Recorded::Replayed(r)) => receipts.push(r.event_id.to_string()),
             Err(e) => {
@@ -552,13 +563,10 @@ pub async fn withdraw(
     form: web::Form<WithdrawForm>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
-    let (_, subject) = match claims_of(&state, &form.token) {
+    let (_, subject) = match checked_form(&state, &req, &form.token, &form.csrf) {
         Ok(c) => c,
-        Err(e) => return Ok(token_page(e)),
+        Err(page) => return Ok(*page),
     };
-    if !csrf_ok(&req, &form.csrf) {
-        return Ok(csrf_refused());
-    }
     let body = DecisionBody {
         document: form.document,
         version: None,
@@ -567,7 +575,7 @@ pub async fn withdraw(
     };
     let decision = build_decision(&state, subject, body, Kind::Withdrawn, "consent_page".into(), Method::ConsentPage)
         .await
-        .map_err(|e| PageError { status: e.status, message: e.message })?;
+        .map_err(PageError::from)?;
     match state.recorder.record(decision).await {
         Ok(_) => Ok(see_other(&format!("/me?token={}&done=withdrawn", form.token))),
         Err(ledger::RecordError::NothingToWithdraw(_)) => Err(PageError {

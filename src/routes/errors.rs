@@ -117,6 +117,13 @@ impl ResponseError for PageError {
     }
 }
 
+/// An API refusal shown as a page (the same status and message).
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        Self { status: e.status, message: e.message }
+    }
+}
+
 impl From<DbError> for PageError {
     fn from(e: DbError) -> Self {
         tracing::error!(error = %e, "database error");
