@@ -163,6 +163,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn csv_rows_round_trip_commas_quotes_newlines_and_unicode() {
+        let row = EventRow {
+            id: 7,
+            subject: "Zoë, \"the\" 用户".into(),
+            seq: 1,
+            kind: "accepted".into(),
+            document: "terms".into(),
+            version: Some(2),
+            covers: r#"[{"document":"terms","sha256":"ab","version":2}]"#.into(),
+            recorded_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap().naive_utc(),
+            recorded_by: "host".into(),
+            method: "api".into(),
+            ip: None,
+            user_agent: Some("line one\r\nline \"two\", three".into()),
+            locale: Some("=1+1".into()),
+            idempotency_key: None,
+            request_hash: None,
+            prev_hash: "0".repeat(64),
+            chain_hash: "f".repeat(64),
+        };
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(CSV_HEADER).unwrap();
+        w.write_record(csv_row(&row).unwrap()).unwrap();
+        let bytes = w.into_inner().unwrap();
+        let mut r = csv::Reader::from_reader(&bytes[..]);
+        let back = r.records().next().unwrap().unwrap();
+        assert_eq!(&back[2], "Zoë, \"the\" 用户");
+        assert_eq!(&back[6], "terms v2 sha256:ab");
+        assert_eq!(&back[11], "line one\r\nline \"two\", three");
+        assert_eq!(&back[12], "'=1+1");
+        assert_eq!(&back[15], "f".repeat(64));
+        assert!(
+            String::from_utf8(bytes).unwrap().contains("\"line one\r\nline \"\"two\"\", three\""),
+            "RFC 4180 quoting"
+        );
+    }
+
+    #[test]
     fn formula_prefixes_are_neutralised() {
         for (raw, safe) in [
             ("=SUM(A1)", "'=SUM(A1)"),
