@@ -99,7 +99,8 @@ pub struct PendingChange {
 }
 
 /// What changed in `agreement` and each of its parts since the versions in `accepted`, up to the
-/// version each asks for at `now` (the current one, or the first when none is in effect yet).
+/// version an acceptance at `now` would cover: the agreement's current version (or its first,
+/// when none is in effect yet) and each part's newest published version (contract §2).
 /// Documents whose accepted version is already that version are left out.
 pub fn changes_since(
     conn: &mut DbConnection,
@@ -111,8 +112,9 @@ pub fn changes_since(
 ) -> Result<Vec<PendingChange>, DbError> {
     let Some(root) = catalog.document(agreement) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    for doc in std::iter::once(root).chain(catalog.parts_of(agreement)) {
-        let Some(target) = doc.shown(now) else { continue };
+    for (i, doc) in std::iter::once(root).chain(catalog.parts_of(agreement)).enumerate() {
+        let target = if i == 0 { doc.shown(now) } else { doc.latest() };
+        let Some(target) = target else { continue };
         let from = accepted.get(&doc.slug).copied();
         if from == Some(target.number) {
             continue;

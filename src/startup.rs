@@ -71,7 +71,7 @@ impl Application {
                     actix_web::middleware::DefaultHeaders::new()
                         .add(("Content-Security-Policy", csp.clone()))
                         .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("Referrer-Policy", "same-origin"))
                         .add(("X-Frame-Options", "DENY")),
                 )
                 .wrap(from_fn(routes::metrics::record))

@@ -321,6 +321,19 @@ fn admin_needs_a_session_and_refuses_wrong_keys(backend: Backend) {
         assert_eq!(resp.status().as_u16(), 303, "{path}");
         assert_eq!(resp.headers().get("location").unwrap(), "/admin/signin");
     }
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let cross_site = agent
+        .post(format!("{}/admin/signin", a.app.address))
+        .header("Origin", "https://evil.example")
+        .send_form([("key", a.read.as_str())])
+        .unwrap();
+    assert_eq!(cross_site.status().as_u16(), 403, "login CSRF from another site is refused");
+    let fetch_meta = agent
+        .post(format!("{}/admin/signin", a.app.address))
+        .header("Sec-Fetch-Site", "cross-site")
+        .send_form([("key", a.read.as_str())])
+        .unwrap();
+    assert_eq!(fetch_meta.status().as_u16(), 403);
     let ok = a.app.post_form("/admin/signin", &[("key", &a.read)], None);
     assert_eq!(ok.status, 303);
     let cookie = ok.header("set-cookie").unwrap();

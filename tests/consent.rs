@@ -39,6 +39,11 @@ fn token_of(path: &str) -> String {
     path.split("token=").nth(1).unwrap().to_owned()
 }
 
+/// The value of a hidden form field.
+fn hidden(page: &Response, name: &str) -> String {
+    page.body.split(&format!("name=\"{name}\" value=\"")).nth(1).unwrap().split('"').next().unwrap().to_owned()
+}
+
 /// The CSRF cookie a page set and the hidden field it carries.
 fn csrf(page: &Response) -> (String, String) {
     let cookie = page.header("set-cookie").expect("a CSRF cookie").split(';').next().unwrap().to_owned();
@@ -102,7 +107,11 @@ fn accepting_records_with_evidence_and_redirects_back(backend: Backend) {
             && page.header("set-cookie").unwrap().contains("SameSite=Strict")
     );
     let token = token_of(&path);
-    let r = app.post_form("/consent", &[("token", &token), ("csrf", &field), ("choice", "accept")], Some(&cookie));
+    let r = app.post_form(
+        "/consent",
+        &[("token", &token), ("csrf", &field), ("shown", &hidden(&page, "shown")), ("choice", "accept")],
+        Some(&cookie),
+    );
     assert_eq!(r.status, 303, "{}", r.body);
     let location = r.header("location").unwrap();
     assert!(location.starts_with("http://host.example.test/back?x=1&outcome=accepted&receipt="), "{location}");
@@ -113,7 +122,11 @@ fn accepting_records_with_evidence_and_redirects_back(backend: Backend) {
     assert_eq!(events[0]["covers"].as_array().unwrap().len(), 2, "terms and its part");
     assert_eq!(app.get_auth("/api/v1/subjects/u3/status", &read).json()["up_to_date"], true);
 
-    let again = app.post_form("/consent", &[("token", &token), ("csrf", &field), ("choice", "decline")], Some(&cookie));
+    let again = app.post_form(
+        "/consent",
+        &[("token", &token), ("csrf", &field), ("shown", &hidden(&page, "shown")), ("choice", "decline")],
+        Some(&cookie),
+    );
     assert_eq!(again.status, 200);
     assert!(again.body.contains("already recorded"), "{}", again.body);
     assert_eq!(app.get_auth("/api/v1/subjects/u3/events", &read).json().as_array().unwrap().len(), 1, "nothing new");
@@ -127,11 +140,18 @@ fn refusals_are_clear_pages_and_record_nothing(backend: Backend) {
     let token = token_of(&path);
     let page = app.get(&path);
     let (cookie, field) = csrf(&page);
-    let no_cookie = app.post_form("/consent", &[("token", &token), ("csrf", &field), ("choice", "accept")], None);
+    let no_cookie = app.post_form(
+        "/consent",
+        &[("token", &token), ("csrf", &field), ("shown", &hidden(&page, "shown")), ("choice", "accept")],
+        None,
+    );
     assert_eq!(no_cookie.status, 403);
     assert!(no_cookie.body.contains("Nothing was recorded"));
-    let wrong =
-        app.post_form("/consent", &[("token", &token), ("csrf", &"0".repeat(64)), ("choice", "accept")], Some(&cookie));
+    let wrong = app.post_form(
+        "/consent",
+        &[("token", &token), ("csrf", &"0".repeat(64)), ("shown", &hidden(&page, "shown")), ("choice", "accept")],
+        Some(&cookie),
+    );
     assert_eq!(wrong.status, 403);
     let tampered = format!("{}x", &token[..token.len() - 1]);
     let bad = app.get(&format!("/consent?token={tampered}"));
@@ -139,8 +159,11 @@ fn refusals_are_clear_pages_and_record_nothing(backend: Backend) {
     assert!(bad.body.contains("This link does not work"), "{}", bad.body);
     assert_eq!(app.get("/consent").status, 400);
     assert_eq!(app.get("/me?token=v1.junk.junk").status, 400);
-    let posted =
-        app.post_form("/consent", &[("token", &tampered), ("csrf", &field), ("choice", "accept")], Some(&cookie));
+    let posted = app.post_form(
+        "/consent",
+        &[("token", &tampered), ("csrf", &field), ("shown", &hidden(&page, "shown")), ("choice", "accept")],
+        Some(&cookie),
+    );
     assert_eq!(posted.status, 400);
     let read = app.key("audit", "read");
     assert_eq!(app.get_auth("/api/v1/subjects/u4/events", &read).json(), json!([]));
@@ -175,7 +198,7 @@ fn every_page_carries_security_headers(backend: Backend) {
         assert!(!csp.contains("script-src"), "no script is allowed at all: {csp}");
         assert!(csp.contains("form-action 'self' http://host.example.test"), "{csp}");
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "tokens in URLs must not leak");
+        assert_eq!(r.header("referrer-policy"), Some("same-origin"), "tokens in URLs must not leak to other sites");
         assert!(!r.body.contains("<script"), "{path} has script");
     }
 }
@@ -226,7 +249,67 @@ fn the_cli_prints_a_signed_link(backend: Backend) {
     assert!(!refused.status.success());
 }
 
+fn an_answer_to_a_page_that_changed_is_not_recorded(backend: Backend) {
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let app = TestApp::spawn_configured(
+        &backend,
+        |dir| {
+            folder(dir);
+            write(
+                dir,
+                "terms/v3.md",
+                &format!("---\ntitle: Terms\neffective: {soon}\n---\nWe keep your data for one year.\n"),
+            );
+            write(dir, "sdk/v1.md", "---\ntitle: SDK\neffective: 2020-01-01\n---\nSDK terms.\n");
+        },
+        |s| s.return_origins = assent::consent::ReturnOrigins::parse(HOST).unwrap(),
+    );
+    let key = app.key("host", "write");
+    let read = app.key("audit", "read");
+    let path = link(&app, &key, "u7");
+    let token = token_of(&path);
+    let page = app.get(&path);
+    assert!(page.body.contains("Please review these agreements"), "two agreements pending: {}", page.body);
+    let (cookie, field) = csrf(&page);
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    // Version 3 took effect while the page was open: nothing is recorded, the page comes back.
+    let stale = app.post_form(
+        "/consent",
+        &[("token", &token), ("csrf", &field), ("shown", &hidden(&page, "shown")), ("choice", "accept")],
+        Some(&cookie),
+    );
+    assert_eq!(stale.status, 200, "{}", stale.body);
+    assert!(stale.body.contains("Something changed while this page was open"), "{}", stale.body);
+    assert!(stale.body.contains("one year"));
+    assert_eq!(app.get_auth("/api/v1/subjects/u7/events", &read).json(), json!([]));
+    let forged = app.post_form(
+        "/consent",
+        &[("token", &token), ("csrf", &field), ("shown", "made-up"), ("choice", "accept")],
+        Some(&cookie),
+    );
+    assert!(forged.body.contains("Something changed"), "an unsealed `shown` records nothing");
+    // Answering the page as it is now records both agreements, in one go.
+    let fresh = app.post_form(
+        "/consent",
+        &[("token", &token), ("csrf", &field), ("shown", &hidden(&stale, "shown")), ("choice", "accept")],
+        Some(&cookie),
+    );
+    assert_eq!(fresh.status, 303, "{}", fresh.body);
+    let receipts = fresh.header("location").unwrap().split("receipt=").nth(1).unwrap().to_owned();
+    assert_eq!(receipts.split("%2C").count(), 2, "{receipts}");
+    let events = app.get_auth("/api/v1/subjects/u7/events", &read).json();
+    let mut decided: Vec<(String, i64)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["document"].as_str().unwrap().to_owned(), e["version"].as_i64().unwrap()))
+        .collect();
+    decided.sort();
+    assert_eq!(decided, vec![("sdk".to_owned(), 1), ("terms".to_owned(), 3)], "the versions on the page as it is now");
+}
+
 on_both_databases!(
+    an_answer_to_a_page_that_changed_is_not_recorded,
     a_link_opens_a_page_that_shows_what_changed,
     accepting_records_with_evidence_and_redirects_back,
     refusals_are_clear_pages_and_record_nothing,

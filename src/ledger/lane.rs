@@ -86,16 +86,19 @@ fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) ->
     let now = Utc::now();
     let mut results = Vec::with_capacity(batch.len());
     for (decision, _) in batch {
-        if let Err(e) = conn.batch_execute("SAVEPOINT decision") {
-            results.push(Err(RecordError::Db(e.into())));
-            continue;
-        }
-        let result = record_once(conn, decision, now);
+        let step = conn.batch_execute("SAVEPOINT decision").map(|()| record_once(conn, decision, now));
+        let result = match step {
+            Ok(result) => result,
+            Err(e) => Err(RecordError::Db(e.into())),
+        };
         let end = if result.is_ok() { "RELEASE decision" } else { "ROLLBACK TO decision; RELEASE decision" };
-        match conn.batch_execute(end) {
-            Ok(()) => results.push(result),
-            Err(e) => results.push(Err(RecordError::Db(e.into()))),
+        if let Err(e) = conn.batch_execute(end) {
+            // SQLite may already have rolled the whole transaction back (a full disk, an I/O
+            // error); carrying on would commit the rest outside it. Give up on the batch.
+            let _ = conn.batch_execute("ROLLBACK");
+            return fail_all(&e);
         }
+        results.push(result);
     }
     match conn.batch_execute("COMMIT") {
         // Nothing in the batch is acknowledged before this point.

@@ -147,13 +147,25 @@ pub fn record(conn: &mut DbConnection, decision: &NewDecision, now: DateTime<Utc
     }
 }
 
-/// Records many decisions in one transaction (imports, tests, seeding): all or nothing.
+/// Records several decisions in one transaction: all or nothing (a consent answer that covers
+/// several agreements, imports, tests).
 pub fn record_many(
     conn: &mut DbConnection,
     decisions: &[NewDecision],
     now: DateTime<Utc>,
 ) -> Result<Vec<Recorded>, RecordError> {
-    conn.write_transaction(|conn| decisions.iter().map(|d| record_once(conn, d, now)).collect())
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match conn.write_transaction(|conn| decisions.iter().map(|d| record_once(conn, d, now)).collect()) {
+            Err(RecordError::Db(DbError::Query(diesel::result::Error::DatabaseError(kind, _))))
+                if attempt < ATTEMPTS && retryable(&kind) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2 * attempt as u64));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn retryable(kind: &diesel::result::DatabaseErrorKind) -> bool {

@@ -76,12 +76,32 @@ pub struct SigninForm {
     pub key: String,
 }
 
+/// A POST from another site is refused: it would sign someone in with a key of the other
+/// site's choosing, or out, without them asking. Browsers say where a request comes from in
+/// `Sec-Fetch-Site`; older ones only in `Origin` (`null` counts as foreign).
+fn same_origin(req: &HttpRequest) -> Result<(), PageError> {
+    let refuse =
+        || PageError { status: StatusCode::FORBIDDEN, message: "This form can only be sent from this site.".into() };
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return if matches!(site, "same-origin" | "none") { Ok(()) } else { Err(refuse()) };
+    }
+    match header("origin") {
+        None => Ok(()), // not a browser form post (curl, scripts): no ambient session to abuse
+        Some(origin) => {
+            let info = req.connection_info();
+            if origin == format!("{}://{}", info.scheme(), info.host()) { Ok(()) } else { Err(refuse()) }
+        }
+    }
+}
+
 /// `POST /admin/signin`: a wrong key is refused without saying whether such a key exists.
 pub async fn signin(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<SigninForm>,
 ) -> Result<HttpResponse, PageError> {
+    same_origin(&req)?;
     let presented = form.into_inner().key.trim().to_owned();
     let key = state.db.run(move |c| authenticate(c, &presented)).await?;
     let Some(key) = key.filter(|k| k.scope != Scope::Write) else {
@@ -104,10 +124,11 @@ pub async fn signin(
 }
 
 /// `POST /admin/signout`
-pub async fn signout() -> HttpResponse {
+pub async fn signout(req: HttpRequest) -> Result<HttpResponse, PageError> {
+    same_origin(&req)?;
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/admin").finish();
     gone.make_removal();
-    HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/signin")).cookie(gone).finish()
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/signin")).cookie(gone).finish())
 }
 
 pub struct Bar {

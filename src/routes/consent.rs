@@ -20,7 +20,7 @@ use super::pages::human_time;
 use super::subjects::{DecisionBody, EvidenceBody, build_decision};
 use super::{ApiError, AppState, PageError};
 use crate::changes::changes_since;
-use crate::consent::{Claims, TokenError, sign, verify};
+use crate::consent::{Claims, TokenError, seal, sign, unseal, verify};
 use crate::db::ledger::{consent_events, events_of, states_of};
 use crate::db::versions::version_text;
 use crate::domain::rules::{self, Decision};
@@ -235,9 +235,40 @@ pub struct PendingAgreement {
 struct ConsentPage {
     token: String,
     csrf: String,
+    /// What the page shows, sealed: the answer is recorded only for exactly this.
+    shown: String,
     agreements: Vec<PendingAgreement>,
     any_upcoming: bool,
     return_host: String,
+    changed: bool,
+}
+
+/// What a consent page shows, as a string: each agreement with its version and upcoming
+/// version, and each document with the version shown.
+fn fingerprint(agreements: &[PendingAgreement]) -> String {
+    agreements
+        .iter()
+        .map(|a| {
+            let docs: Vec<String> = a.documents.iter().map(|d| format!("{}@{}", d.slug, d.version)).collect();
+            format!("{}:{}:{}[{}]", a.slug, a.version, a.upcoming.as_ref().map_or(0, |u| u.0), docs.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn consent_page(
+    state: &AppState,
+    req: &HttpRequest,
+    token: String,
+    claims: &Claims,
+    agreements: Vec<PendingAgreement>,
+    changed: bool,
+) -> HttpResponse {
+    let (csrf, cookie) = csrf_token(req);
+    let shown = seal(&state.link_key, &fingerprint(&agreements)).unwrap_or_default();
+    let any_upcoming = agreements.iter().any(|a| a.upcoming.is_some());
+    let view = ConsentPage { token, csrf, shown, agreements, any_upcoming, return_host: host_of(&claims.ret), changed };
+    page(view.render(), cookie)
 }
 
 /// The agreements a subject owes an answer on, with what changed since its last acceptance.
@@ -368,16 +399,14 @@ pub async fn show(
             Some((&back, "Continue")),
         ));
     }
-    let (csrf, cookie) = csrf_token(&req);
-    let any_upcoming = agreements.iter().any(|a| a.upcoming.is_some());
-    let view = ConsentPage { token, csrf, agreements, any_upcoming, return_host: host_of(&claims.ret) };
-    Ok(page(view.render(), cookie))
+    Ok(consent_page(&state, &req, token, &claims, agreements, false))
 }
 
 #[derive(Deserialize)]
 pub struct ConsentForm {
     pub token: String,
     pub csrf: String,
+    pub shown: String,
     pub choice: String,
 }
 
@@ -388,9 +417,13 @@ fn browser_evidence(state: &AppState, req: &HttpRequest) -> EvidenceBody {
     let ip = state.settings.trusted_proxies.client(peer, header("x-forwarded-for").as_deref());
     EvidenceBody {
         ip: ip.map(|a| a.to_string()),
-        user_agent: header("user-agent")
-            .map(|ua| ua.chars().take(crate::ledger::evidence::MAX_USER_AGENT / 4).collect()),
-        locale: header("accept-language").map(|l| l.chars().take(crate::ledger::evidence::MAX_LOCALE).collect()),
+        // Browsers may send tabs; evidence refuses control characters, so they are dropped here
+        // rather than blocking the subject's answer.
+        user_agent: header("user-agent").map(|ua| {
+            ua.chars().filter(|c| !c.is_control()).take(crate::ledger::evidence::MAX_USER_AGENT / 4).collect()
+        }),
+        locale: header("accept-language")
+            .map(|l| l.chars().filter(|c| !c.is_control()).take(crate::ledger::evidence::MAX_LOCALE).collect()),
     }
 }
 
@@ -423,36 +456,47 @@ pub async fn answer(
     if agreements.is_empty() {
         return Ok(see_other(&with_query(&claims.ret, &[("outcome", "up_to_date")])));
     }
-    let mut receipts = Vec::new();
+    // Record only what the subject was shown: if a version took effect or a new agreement
+    // became due while the page was open, show the page again instead.
+    if unseal(&state.link_key, &form.shown).as_deref() != Some(fingerprint(&agreements).as_str()) {
+        return Ok(consent_page(&state, &req, form.token, &claims, agreements, true));
+    }
     let now = Utc::now();
+    let mut decisions = Vec::with_capacity(agreements.len());
     for agreement in &agreements {
-        let version =
-            match catalog.document(&Slug::parse(&agreement.slug).map_err(|e| PageError::bad_request(e.to_string()))?) {
-                Some(doc) if upcoming => doc.upcoming(now).or(doc.current(now)).map(|v| v.number.get()),
-                Some(doc) => doc.current(now).map(|v| v.number.get()),
-                None => None,
-            }
-            .unwrap_or(agreement.version);
+        let slug = Slug::parse(&agreement.slug).map_err(|e| PageError::bad_request(e.to_string()))?;
+        let version = match catalog.document(&slug) {
+            Some(doc) if upcoming => doc.upcoming(now).or(doc.current(now)).map(|v| v.number.get()),
+            Some(doc) => doc.current(now).map(|v| v.number.get()),
+            None => None,
+        }
+        .unwrap_or(agreement.version);
         let body = DecisionBody {
             document: agreement.slug.clone(),
             version: Some(version),
             evidence: browser_evidence(&state, &req),
             idempotency_key: Some(format!("consent:{}:{}", claims.nonce, agreement.slug)),
         };
-        let decision = build_decision(&state, subject.clone(), body, kind, "consent_page".into(), Method::ConsentPage)
-            .await
-            .map_err(PageError::from)?;
-        match state.recorder.record(decision).await {
-            Ok(Recorded::Created(r) | Recorded::Replayed(r)) => receipts.push(r.event_id.to_string()),
-            Err(e) => {
-                tracing::error!(error = %e, "recording a consent decision failed");
-                return Err(PageError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    message: "Your answer could not be recorded. Please try again in a moment.".into(),
-                });
-            }
-        }
+        decisions.push(
+            build_decision(&state, subject.clone(), body, kind, "consent_page".into(), Method::ConsentPage)
+                .await
+                .map_err(PageError::from)?,
+        );
     }
+    // One transaction for the whole answer: every agreement is recorded, or none is.
+    let recorded = state.db.run(move |c| ledger::record_many(c, &decisions, Utc::now())).await;
+    let receipts: Vec<String> = match recorded {
+        Ok(all) => {
+            all.into_iter().map(|(Recorded::Created(r) | Recorded::Replayed(r))| r.event_id.to_string()).collect()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording a consent decision failed");
+            return Err(PageError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "Your answer could not be recorded; nothing was saved. Please try again in a moment.".into(),
+            });
+        }
+    };
     let outcome = if kind == Kind::Accepted { "accepted" } else { "declined" };
     Ok(see_other(&with_query(&claims.ret, &[("outcome", outcome), ("receipt", &receipts.join(","))])))
 }

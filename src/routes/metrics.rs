@@ -68,7 +68,12 @@ pub async fn record(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
-    let method = req.method().to_string();
+    // A fixed set: any token is a valid HTTP method, and each new label value is a new series.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "HEAD" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     let res = next.call(req).await?;
     if let Some(metrics) = metrics {
         let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
