@@ -302,16 +302,21 @@ fn verify_finds_tampering(backend: Backend) {
     assert!(text.contains("2 subjects, 3 events: all intact"), "{text}");
 
     let sql = "UPDATE events SET ip = '198.51.100.0/24' WHERE subject = 'heidi' AND seq = 1";
+    // A status row changed behind the ledger's back: the status answer would lie.
+    let status_sql =
+        "UPDATE subject_documents SET state = 'accepted', version = 3 WHERE subject = 'ivan' AND document = 'terms'";
     let url = &l.app.db.url;
     match &backend {
         Backend::Sqlite => {
             let mut c = diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://")).unwrap();
             diesel::sql_query(sql).execute(&mut c).unwrap();
+            diesel::sql_query(status_sql).execute(&mut c).unwrap();
             diesel::sql_query("UPDATE versions SET source = source || ' ' WHERE version = 1 AND document_id = (SELECT id FROM documents WHERE slug = 'sdk')").execute(&mut c).unwrap();
         }
         Backend::Postgres(_) => {
             let mut c = diesel::PgConnection::establish(url).unwrap();
             diesel::sql_query(sql).execute(&mut c).unwrap();
+            diesel::sql_query(status_sql).execute(&mut c).unwrap();
             diesel::sql_query("UPDATE versions SET source = source || ' ' WHERE version = 1 AND document_id = (SELECT id FROM documents WHERE slug = 'sdk')").execute(&mut c).unwrap();
         }
     }
@@ -323,7 +328,13 @@ fn verify_finds_tampering(backend: Backend) {
         "{text}"
     );
     assert!(text.contains("BROKEN version sdk v1: its stored text no longer matches"), "{text}");
-    assert!(!text.contains("\"ivan\""), "untouched subjects are not blamed: {text}");
+    assert!(
+        text.contains(
+            r#"BROKEN subject "ivan": its status for terms says accepted v3, but its events say accepted v2"#
+        ),
+        "{text}"
+    );
+    assert_eq!(text.matches("\"ivan\"").count(), 1, "ivan's chain itself is intact: {text}");
 }
 
 fn history_prints_a_readable_table(backend: Backend) {

@@ -47,8 +47,40 @@ pub fn verify(conn: &mut DbConnection) -> Result<Report, DbError> {
     let heads: HashMap<String, (i64, String)> =
         all_heads(conn)?.into_iter().map(|(subject, seq, hash)| (subject, (seq, hash))).collect();
     let mut last: Option<(String, i64, String)> = None; // subject, seq, chain hash of the last event
-    let finish = |last: &Option<(String, i64, String)>, report: &mut Report| {
+    // What the subject's events say its status rows must be: document → (state, version, covers).
+    let mut expected: HashMap<String, (String, Option<i32>, String)> = HashMap::new();
+    let mut state_rows = 0usize;
+    let mut finish = |conn: &mut DbConnection,
+                      last: &Option<(String, i64, String)>,
+                      expected: &mut HashMap<String, (String, Option<i32>, String)>,
+                      report: &mut Report|
+     -> Result<(), DbError> {
         if let Some((subject, seq, hash)) = last {
+            let rows = crate::db::ledger::states_of(conn, subject)?;
+            state_rows += rows.len();
+            for row in &rows {
+                let stored = (row.state.clone(), row.version, row.covers.clone());
+                match expected.remove(&row.document) {
+                    Some(want) if want == stored => {}
+                    Some((state, version, _)) => report.problems.push(format!(
+                        "subject {subject:?}: its status for {} says {} v{}, but its events say {state} v{}",
+                        row.document,
+                        row.state,
+                        row.version.unwrap_or(0),
+                        version.unwrap_or(0)
+                    )),
+                    None => report.problems.push(format!(
+                        "subject {subject:?}: has a status for {} that no event of its explains",
+                        row.document
+                    )),
+                }
+            }
+            for document in expected.keys() {
+                report
+                    .problems
+                    .push(format!("subject {subject:?}: its events decide {document}, but it has no status for it"));
+            }
+            expected.clear();
             report.subjects += 1;
             match heads.get(subject) {
                 Some((head_seq, head_hash)) if head_seq == seq && head_hash == hash => {}
@@ -58,6 +90,7 @@ pub fn verify(conn: &mut DbConnection) -> Result<Report, DbError> {
                 None => report.problems.push(format!("subject {subject:?}: has events but no chain head")),
             }
         }
+        Ok(())
     };
     let mut cursor: Option<(String, i64)> = None;
     loop {
@@ -80,7 +113,7 @@ pub fn verify(conn: &mut DbConnection) -> Result<Report, DbError> {
                     hash.clone()
                 }
                 _ => {
-                    finish(&last, &mut report);
+                    finish(conn, &last, &mut expected, &mut report)?;
                     if event.seq != 1 {
                         report.problems.push(format!(
                             "subject {:?} event {} (seq {}): the chain does not start at seq 1",
@@ -91,15 +124,37 @@ pub fn verify(conn: &mut DbConnection) -> Result<Report, DbError> {
                 }
             };
             check_event(event, &prev, &hashes, &mut report.problems);
+            expect_state(event, &mut expected);
             last = Some((event.subject.clone(), event.seq, event.chain_hash.clone()));
         }
     }
-    finish(&last, &mut report);
+    finish(conn, &last, &mut expected, &mut report)?;
+    let all_state_rows: i64 =
+        crate::db::schema::subject_documents::table.select(diesel::dsl::count_star()).first(conn)?;
+    if usize::try_from(all_state_rows).unwrap_or(usize::MAX) > state_rows {
+        report.problems.push(format!(
+            "{} status rows belong to subjects with no events (the status answer would be unfounded)",
+            all_state_rows - i64::try_from(state_rows).unwrap_or(0)
+        ));
+    }
     let seen = report.subjects;
     if heads.len() > seen {
         report.problems.push(format!("{} chain heads have no events (events were deleted)", heads.len() - seen));
     }
     Ok(report)
+}
+
+/// What an event does to its subject's status rows (as `ledger::record_once` writes them): an
+/// acceptance or a withdrawal sets the agreement and each covered part; a decline, the agreement.
+fn expect_state(event: &EventRow, expected: &mut HashMap<String, (String, Option<i32>, String)>) {
+    let Ok(covers) = serde_json::from_str::<Vec<Covered>>(&event.covers) else { return };
+    expected.insert(event.document.clone(), (event.kind.clone(), event.version, event.covers.clone()));
+    if event.kind != "declined" {
+        for part in covers.iter().filter(|c| c.document.as_str() != event.document) {
+            let version = i32::try_from(part.version.get()).ok();
+            expected.insert(part.document.to_string(), (event.kind.clone(), version, event.covers.clone()));
+        }
+    }
 }
 
 fn check_event(event: &EventRow, prev: &str, hashes: &HashMap<(String, i32), String>, problems: &mut Vec<String>) {
