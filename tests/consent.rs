@@ -51,11 +51,11 @@ fn csrf(page: &Response) -> (String, String) {
     (cookie, field)
 }
 
-fn a_link_opens_a_page_that_shows_what_changed(backend: Backend) {
-    // terms v3 takes effect three seconds from now: accept v2 before, and v3 is owed after.
+/// The usual folder plus terms v3 taking effect three seconds from now, and whatever `more` adds.
+fn app_with_v3_soon(backend: &Backend, more: impl FnOnce(&std::path::Path)) -> TestApp {
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let app = TestApp::spawn_configured(
-        &backend,
+    TestApp::spawn_configured(
+        backend,
         |dir| {
             folder(dir);
             write(
@@ -65,9 +65,15 @@ fn a_link_opens_a_page_that_shows_what_changed(backend: Backend) {
                     "---\ntitle: Terms\neffective: {soon}\nsummary: Even shorter.\n---\nWe keep your data for one year.\n"
                 ),
             );
+            more(dir);
         },
         |s| s.return_origins = assent::consent::ReturnOrigins::parse(HOST).unwrap(),
-    );
+    )
+}
+
+fn a_link_opens_a_page_that_shows_what_changed(backend: Backend) {
+    // terms v3 takes effect three seconds from now: accept v2 before, and v3 is owed after.
+    let app = app_with_v3_soon(&backend, |_| {});
     let key = app.key("host", "write");
     assert_eq!(
         app.post("/api/v1/subjects/u1/acceptances", &key, &json!({"document": "terms", "version": 2})).status,
@@ -250,20 +256,9 @@ fn the_cli_prints_a_signed_link(backend: Backend) {
 }
 
 fn an_answer_to_a_page_that_changed_is_not_recorded(backend: Backend) {
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let app = TestApp::spawn_configured(
-        &backend,
-        |dir| {
-            folder(dir);
-            write(
-                dir,
-                "terms/v3.md",
-                &format!("---\ntitle: Terms\neffective: {soon}\n---\nWe keep your data for one year.\n"),
-            );
-            write(dir, "sdk/v1.md", "---\ntitle: SDK\neffective: 2020-01-01\n---\nSDK terms.\n");
-        },
-        |s| s.return_origins = assent::consent::ReturnOrigins::parse(HOST).unwrap(),
-    );
+    let app = app_with_v3_soon(&backend, |dir| {
+        write(dir, "sdk/v1.md", "---\ntitle: SDK\neffective: 2020-01-01\n---\nSDK terms.\n")
+    });
     let key = app.key("host", "write");
     let read = app.key("audit", "read");
     let path = link(&app, &key, "u7");
