@@ -214,8 +214,9 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 fn sync(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let Ok(set) = policies::load(&settings.policies_dir) else {
-        return Ok(check(&settings.policies_dir));
+    let set = match policies::load(&settings.policies_dir) {
+        Ok(set) => set,
+        Err(problems) => return Ok(report_problems(&problems)),
     };
     let db = Db::open(&settings.database_url, 1).context("opening the database")?;
     let mut conn = db.get().context("connecting to the database")?;
@@ -252,14 +253,17 @@ pub fn check(dir: &std::path::Path) -> ExitCode {
             println!("{}: {}", dir.display(), summary(&set));
             ExitCode::SUCCESS
         }
-        Err(problems) => {
-            for p in &problems {
-                eprintln!("{p}");
-            }
-            eprintln!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
-            ExitCode::FAILURE
-        }
+        Err(problems) => report_problems(&problems),
     }
+}
+
+/// Prints problems as `file:line: message`, one a line, then how many.
+fn report_problems(problems: &[policies::Problem]) -> ExitCode {
+    for p in problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    ExitCode::FAILURE
 }
 
 fn summary(set: &PolicySet) -> String {

@@ -379,7 +379,6 @@ pub async fn show(
         Ok(c) => c,
         Err(e) => return Ok(token_page(e)),
     };
-    let me = format!("/me?token={token}");
     if !already_answered(&state, &subject, &claims.nonce).await?.is_empty() {
         return Ok(message(
             StatusCode::OK,
@@ -391,7 +390,6 @@ pub async fn show(
     let (_, agreements) = pending(&state, &subject).await?;
     if agreements.is_empty() {
         let back = with_query(&claims.ret, &[("outcome", "up_to_date")]);
-        let _ = me;
         return Ok(message(
             StatusCode::OK,
             "You are up to date",
