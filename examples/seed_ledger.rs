@@ -4,23 +4,27 @@
 //! ASSENT_DATABASE_URL=sqlite:///tmp/big.db cargo run --release --example seed_ledger -- 1000000 200000
 //! ```
 //!
-//! Events are written in bulk (many rows per statement) with real hash chains, so `assent verify`
-//! passes on the result; recorded times are spread over the last 60 days.
+//! Events are written in bulk (many rows per statement) with real hash chains, salted personal
+//! hashes and real log leaves, so `assent verify` passes on the result; recorded times are
+//! spread over the last 60 days. Salts here are derived from a counter (fast, not secret): a
+//! seeded database is for measuring, not for real subjects.
 
 use std::time::Instant;
 
 use assent::db::ledger::{EventFilter, NewEventRow, coverage, event_horizon, list_events};
-use assent::db::schema::{events, subject_documents, subject_heads};
+use assent::db::schema::{event_personal, events, log_leaves, log_nodes, log_state, subject_documents, subject_heads};
 use assent::db::{Db, DbConnection, to_stored_time};
-use assent::domain::{Covered, Slug, VersionNumber};
-use assent::ledger::chain::{Canonical, CanonicalEvidence, GENESIS, chain_hash, chain_time};
+use assent::domain::{Covered, Slug, SubjectId, VersionNumber, sha256_hex};
+use assent::ledger::chain::{Canonical, CanonicalEvidence, GENESIS, chain_hash, chain_time, salted};
+use assent::log::tree;
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 
 const CHUNK_SUBJECTS: usize = 2_000;
 
-/// subject, seq, kind, document, version, covers, recorded_at, prev_hash, chain_hash
-type Row<'a> = (String, i64, &'a str, &'a str, i32, String, chrono::NaiveDateTime, String, String);
+/// subject, key, seq, kind, document, version, covers, recorded_at, prev_hash, chain_hash, salt, subject hash
+type Row<'a> =
+    (String, String, i64, &'a str, &'a str, i32, String, chrono::NaiveDateTime, String, String, String, String);
 
 /// Multi-row INSERTs are not offered on diesel's multi-backend connection, so the same statement
 /// is written for each backend.
@@ -41,8 +45,11 @@ fn main() -> anyhow::Result<()> {
     let policies = std::env::var("ASSENT_POLICIES").unwrap_or_else(|_| "./policies".into());
     let db = Db::open(&url, 2)?;
     let mut conn = db.get()?;
+    let settings = assent::config::Settings::new(url.clone(), policies.clone());
+    let keys = assent::startup::Keys::load(&mut conn, &settings)?;
     let set = assent::policies::load(std::path::Path::new(&policies)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     assent::policies::sync(&mut conn, &set, Utc::now())?;
+    let mut log = LogTail::load(&mut conn)?;
     let catalog = assent::db::versions::load_catalog(&mut conn)?;
     let cover = |slug: &str, n: u32| -> anyhow::Result<Covered> {
         let s = Slug::parse(slug)?;
@@ -73,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         let mut states: Vec<(String, String, &str, i32, String, chrono::NaiveDateTime)> = Vec::new();
         for s in subject_base..chunk_end {
             let subject = format!("user-{s:07}");
+            let key = keys.subject_keys.key(&SubjectId::parse(&subject)?);
             let mut prev = GENESIS.to_owned();
             // 3 to 7 events a subject, averaging the requested number.
             let count = (per_subject.saturating_sub(2) + s % 5).min(total - written - rows.len());
@@ -84,28 +92,26 @@ fn main() -> anyhow::Result<()> {
                     );
                 let recorded_at = to_stored_time(at);
                 let recorded_text = chain_time(recorded_at.and_utc());
+                let salt = sha256_hex(format!("seed salt {s} {seq}").as_bytes());
+                let subject_hash = salted(&salt, "subject", &subject);
                 let canonical = Canonical {
                     covers,
-                    document,
-                    evidence: CanonicalEvidence {
-                        ip: Some("198.51.100.0/24"),
-                        locale: Some("en"),
-                        user_agent: Some("seed"),
-                    },
+                    document: Some(document),
+                    evidence: CanonicalEvidence { ip: None, locale: Some("en"), user_agent: None },
                     kind,
                     method: "api",
                     recorded_at: &recorded_text,
                     recorded_by: "seed",
                     seq: seq as i64,
-                    subject: &subject,
+                    subject: &subject_hash,
                     version: Some(*version),
                 };
                 let hash = chain_hash(&prev, &canonical);
                 let covers_json = serde_json::to_string(covers)?;
                 for c in covers.iter().filter(|c| *kind != "declined" || c.document.as_str() == *document) {
-                    states.retain(|(su, d, ..)| !(su == &subject && d == c.document.as_str()));
+                    states.retain(|(su, d, ..)| !(su == &key && d == c.document.as_str()));
                     states.push((
-                        subject.clone(),
+                        key.clone(),
                         c.document.to_string(),
                         kind,
                         c.version.get() as i32,
@@ -115,6 +121,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 rows.push((
                     subject.clone(),
+                    key.clone(),
                     seq as i64,
                     kind,
                     document,
@@ -123,43 +130,75 @@ fn main() -> anyhow::Result<()> {
                     recorded_at,
                     prev.clone(),
                     hash.clone(),
+                    salt,
+                    subject_hash,
                 ));
                 prev = hash;
             }
             if count > 0 {
-                heads.push((subject, count as i64, prev));
+                heads.push((key, count as i64, prev));
             }
         }
         (*conn).transaction(|c: &mut DbConnection| -> anyhow::Result<()> {
+            let first_id: i64 =
+                events::table.select(diesel::dsl::max(events::id)).first::<Option<i64>>(c)?.unwrap_or(0) + 1;
             for batch in rows.chunks(500) {
                 let new: Vec<NewEventRow<'_>> = batch
                     .iter()
-                    .map(|(subject, seq, kind, document, version, covers, at, prev, hash)| NewEventRow {
-                        subject,
-                        seq: *seq,
-                        kind,
-                        document,
-                        version: Some(*version),
-                        covers,
-                        recorded_at: *at,
-                        recorded_by: "seed",
-                        method: "api",
-                        ip: Some("198.51.100.0/24"),
-                        user_agent: Some("seed"),
-                        locale: Some("en"),
-                        idempotency_key: None,
-                        request_hash: None,
-                        prev_hash: prev,
-                        chain_hash: hash,
+                    .map(|(_, key, seq, kind, document, version, covers, at, prev, hash, _, subject_hash)| {
+                        NewEventRow {
+                            subject_key: key,
+                            seq: *seq,
+                            kind,
+                            document: Some(document),
+                            version: Some(*version),
+                            covers,
+                            recorded_at: *at,
+                            recorded_by: "seed",
+                            method: "api",
+                            subject_hash,
+                            ip_hash: None,
+                            user_agent_hash: None,
+                            locale: Some("en"),
+                            idempotency_key: None,
+                            request_hash: None,
+                            prev_hash: prev,
+                            chain_hash: hash,
+                        }
                     })
                     .collect();
                 bulk!(c, diesel::insert_into(events::table).values(&new))?;
             }
+            // The only writer: ids follow one another from `first_id`, in insertion order.
+            let ids: Vec<(i64, String)> = events::table
+                .filter(events::id.ge(first_id))
+                .order(events::id.asc())
+                .select((events::id, events::chain_hash))
+                .load(c)?;
+            anyhow::ensure!(ids.len() == rows.len(), "expected {} new events, found {}", rows.len(), ids.len());
+            for (batch, id_batch) in rows.chunks(500).zip(ids.chunks(500)) {
+                let values: Vec<_> = batch
+                    .iter()
+                    .zip(id_batch)
+                    .map(|(r, (id, _))| {
+                        (
+                            event_personal::event_id.eq(*id),
+                            event_personal::subject.eq(&r.0),
+                            event_personal::salt.eq(&r.10),
+                            event_personal::ip.eq(None::<String>),
+                            event_personal::user_agent.eq(None::<String>),
+                            event_personal::evidence_salt.eq(None::<String>),
+                        )
+                    })
+                    .collect();
+                bulk!(c, diesel::insert_into(event_personal::table).values(&values))?;
+            }
+            log.append(c, &ids)?;
             for batch in heads.chunks(1000) {
                 let values: Vec<_> = batch
                     .iter()
                     .map(|(s, q, h)| {
-                        (subject_heads::subject.eq(s), subject_heads::seq.eq(q), subject_heads::chain_hash.eq(h))
+                        (subject_heads::subject_key.eq(s), subject_heads::seq.eq(q), subject_heads::chain_hash.eq(h))
                     })
                     .collect();
                 bulk!(c, diesel::insert_into(subject_heads::table).values(&values))?;
@@ -169,7 +208,7 @@ fn main() -> anyhow::Result<()> {
                     .iter()
                     .map(|(s, d, k, v, cov, at)| {
                         (
-                            subject_documents::subject.eq(s),
+                            subject_documents::subject_key.eq(s),
                             subject_documents::document.eq(d),
                             subject_documents::state.eq(*k),
                             subject_documents::version.eq(Some(*v)),
@@ -217,7 +256,8 @@ fn main() -> anyhow::Result<()> {
         Ok(format!("{} events", list_events(&mut conn, &f, after, h, 100)?.len()))
     })?;
     time("one subject's events", &mut || {
-        Ok(format!("{} events", assent::db::ledger::events_of(&mut conn, &format!("user-{:07}", subjects / 2))?.len()))
+        let who = keys.subject_keys.key(&SubjectId::parse(&format!("user-{:07}", subjects / 2))?);
+        Ok(format!("{} events", assent::db::ledger::events_of(&mut conn, &who)?.len()))
     })?;
     time("coverage of service-agreement v1", &mut || {
         Ok(format!("{:?}", coverage(&mut conn, "service-agreement", 1)?))
@@ -233,6 +273,84 @@ fn main() -> anyhow::Result<()> {
         Ok(format!("{n} rows, {} MB", sink.0 / 1_000_000))
     })?;
     Ok(())
+}
+
+/// The log's right edge, kept in memory while leaves are appended in bulk: appending needs only
+/// the current peaks (the complete subtrees that a new leaf can still join).
+struct LogTail {
+    size: u64,
+    peaks: Vec<((u32, u64), tree::Hash)>,
+}
+
+impl LogTail {
+    fn load(conn: &mut DbConnection) -> anyhow::Result<Self> {
+        let head = assent::log::head(conn)?;
+        let mut ids = Vec::new();
+        let mut start = 0u64;
+        for level in (0..64u32).rev() {
+            if head.size & (1 << level) != 0 {
+                ids.push((level, start >> level));
+                start += 1 << level;
+            }
+        }
+        let stored = assent::db::log::nodes(conn, &ids)?;
+        let mut peaks = Vec::new();
+        for id in ids {
+            let hex = stored.get(&id).ok_or_else(|| anyhow::anyhow!("log node {id:?} missing"))?;
+            peaks.push((id, assent::log::from_hex(hex)?));
+        }
+        Ok(Self { size: head.size, peaks })
+    }
+
+    /// Appends event leaves in bulk, writes their nodes, and moves the log's state.
+    fn append(&mut self, c: &mut DbConnection, events: &[(i64, String)]) -> anyhow::Result<()> {
+        let mut leaves = Vec::new();
+        let mut nodes = Vec::new();
+        for (id, chain) in events {
+            let data = assent::log::event_leaf("accepted", chain);
+            let created = tree::append(self.size, tree::leaf_hash(data.as_bytes()), |want| {
+                self.peaks.iter().find(|(p, _)| *p == want).map_or([0; 32], |(_, h)| *h)
+            });
+            // The new subtree replaces the peaks it absorbed.
+            let top = created.last().copied().unwrap_or(((0, self.size), [0; 32]));
+            let absorbed = created.len() - 1;
+            self.peaks.truncate(self.peaks.len() - absorbed);
+            self.peaks.push(top);
+            leaves.push((self.size as i64, *id, data));
+            nodes.extend(created);
+            self.size += 1;
+        }
+        for batch in leaves.chunks(500) {
+            let values: Vec<_> = batch
+                .iter()
+                .map(|(idx, id, data)| {
+                    (log_leaves::idx.eq(*idx), log_leaves::event_id.eq(Some(*id)), log_leaves::data.eq(data))
+                })
+                .collect();
+            bulk!(c, diesel::insert_into(log_leaves::table).values(&values))?;
+        }
+        for batch in nodes.chunks(500) {
+            let values: Vec<_> = batch
+                .iter()
+                .map(|((level, idx), hash)| {
+                    (
+                        log_nodes::level.eq(*level as i32),
+                        log_nodes::idx.eq(*idx as i64),
+                        log_nodes::hash.eq(assent::log::to_hex(hash)),
+                    )
+                })
+                .collect();
+            bulk!(c, diesel::insert_into(log_nodes::table).values(&values))?;
+        }
+        let mut root = self.peaks.last().map_or_else(tree::empty_root, |(_, h)| *h);
+        for (_, left) in self.peaks.iter().rev().skip(1) {
+            root = tree::node_hash(left, &root);
+        }
+        diesel::update(log_state::table)
+            .set((log_state::size.eq(self.size as i64), log_state::root.eq(assent::log::to_hex(&root))))
+            .execute(c)?;
+        Ok(())
+    }
 }
 
 struct CountingSink(usize);

@@ -50,6 +50,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "ASSENT_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
 
+    /// The log's signing key, in the Go note package's `PRIVATE+KEY+name+hash+base64` form;
+    /// generated and kept in the database when unset.
+    #[arg(long, global = true, env = "ASSENT_LOG_KEY", hide_env_values = true)]
+    pub log_key: Option<String>,
+
     /// Origins a consent link may send people back to, comma-separated
     /// (`https://app.example.com,http://localhost:3000`).
     #[arg(long, global = true, env = "ASSENT_ALLOWED_RETURN_ORIGINS", default_value = "")]
@@ -111,9 +116,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check every subject's hash chain and every stored version's content hash; exit 1 naming
-    /// whatever is broken.
-    Verify,
+    /// Check every subject's hash chain, every stored version against its content hash and its
+    /// leaf, and the log; with --checkpoint, also that the log still contains each saved
+    /// checkpoint unchanged.
+    ///
+    /// Exit codes: 0 intact, 1 something is broken (each problem is printed), 2 the command
+    /// could not run (no such database, an unreadable checkpoint file).
+    Verify {
+        /// A checkpoint saved earlier (`assent log checkpoint > FILE`); may be given many times.
+        #[arg(long = "checkpoint", value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
+        /// The verifier key the checkpoints were signed with (`name+hash+base64`), as pinned
+        /// when they were saved; default: the key in the database.
+        #[arg(long, value_name = "KEY")]
+        verifier_key: Option<String>,
+    },
+    /// The log (contract §7).
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// Erase a subject's personal data (its id, IP addresses and user agents): the chains and
+    /// the log stay verifiable. Exit 1 when nothing of the subject is held.
+    Erase {
+        /// The subject id, exactly as the host application knows it.
+        subject: String,
+    },
     /// Stream events to standard output, oldest first, in constant memory.
     Export {
         /// `csv` (RFC 4180, formula cells neutralised) or `jsonl`.
@@ -140,6 +166,15 @@ pub enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Print the newest signed checkpoint. Save it somewhere the database's owner cannot edit;
+    /// `assent verify --checkpoint FILE` later proves the log only grew since.
+    Checkpoint,
+    /// Print the verifier key that checks the checkpoints' signatures.
+    Key,
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +206,7 @@ impl Cli {
         s.pool_size = self.db_pool.max(1);
         s.diff_cache_bytes = self.diff_cache_mb.saturating_mul(1024 * 1024);
         s.secret = self.secret.clone();
+        s.log_key = self.log_key.clone();
         s
     }
 }
@@ -196,7 +232,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Diff { slug, from, to, format }) => diff(&settings, &slug, &from, &to, format),
         Some(Command::Keys(command)) => keys(&settings, command),
         Some(Command::History { subject, json }) => history(&settings, &subject, json),
-        Some(Command::Verify) => verify(&settings),
+        Some(Command::Verify { checkpoints, verifier_key }) => verify(&settings, &checkpoints, verifier_key.as_deref()),
+        Some(Command::Log(command)) => log(&settings, command),
+        Some(Command::Erase { subject }) => erase(&settings, &subject),
         Some(Command::Link { subject, return_to, ttl }) => link(&settings, &subject, &return_to, &ttl),
         Some(Command::Export { format, since, until, document }) => {
             export(&settings, &format, since.as_deref(), until.as_deref(), document.as_deref())
@@ -219,6 +257,9 @@ fn sync(settings: &Settings) -> anyhow::Result<ExitCode> {
         Err(problems) => return Ok(report_problems(&problems)),
     };
     let db = Db::open(&settings.database_url, 1).context("opening the database")?;
+    if db.created() {
+        eprintln!("created a new Assent database: {}", Db::describe(&settings.database_url));
+    }
     let mut conn = db.get().context("connecting to the database")?;
     let mut out = std::io::stdout().lock();
     match policies::sync(&mut conn, &set, chrono::Utc::now()) {
@@ -394,12 +435,27 @@ fn open(settings: &Settings) -> anyhow::Result<crate::db::PooledConnection> {
     db.get().context("connecting to the database")
 }
 
+/// For commands that only read: refuses a database that does not exist or holds no Assent data,
+/// and creates nothing.
+fn open_existing(settings: &Settings) -> anyhow::Result<crate::db::PooledConnection> {
+    let db = match Db::open_existing(&settings.database_url, 1) {
+        Err(crate::db::DbError::Missing(message)) => return Err(Refused(message).into()),
+        other => other.context("opening the database")?,
+    };
+    db.get().context("connecting to the database")
+}
+
+/// A command refused to run; `main` prints it and exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 fn time(t: chrono::NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
-    let mut conn = open(settings)?;
+    let mut conn = if matches!(command, KeysCommand::List) { open_existing(settings)? } else { open(settings)? };
     let mut out = std::io::stdout().lock();
     match command {
         KeysCommand::Create { name, scope } => {
@@ -436,52 +492,67 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
 
 fn history(settings: &Settings, subject: &str, json: bool) -> anyhow::Result<ExitCode> {
     let subject = SubjectId::parse(subject)?;
-    let mut conn = open(settings)?;
-    let rows = crate::db::ledger::events_of(&mut conn, subject.as_str())?;
+    let mut conn = open_existing(settings)?;
+    let keys = crate::startup::Keys::load(&mut conn, settings)?;
+    let rows = crate::db::ledger::events_of(&mut conn, &keys.subject_keys.key(&subject))?;
     let mut out = std::io::stdout().lock();
     if rows.is_empty() {
         eprintln!("no events for subject {:?}", subject.as_str());
         return Ok(ExitCode::SUCCESS);
     }
-    for row in &rows {
-        let receipt = crate::ledger::receipt(row)?;
+    for event in &rows {
+        let view = crate::ledger::export::EventView::of(event)?;
         if json {
-            let line = serde_json::json!({
-                "receipt": receipt, "recorded_by": row.recorded_by, "method": row.method,
-                "evidence": {"ip": row.ip, "user_agent": row.user_agent, "locale": row.locale},
-                "prev_hash": row.prev_hash,
-            });
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", serde_json::to_string(&view)?)?;
         } else {
-            let covers: Vec<String> = receipt.covers.iter().map(|c| format!("{} v{}", c.document, c.version)).collect();
+            let covers: Vec<String> =
+                view.receipt.covers.iter().map(|c| format!("{} v{}", c.document, c.version)).collect();
+            let row = &event.row;
             writeln!(
                 out,
-                "{:>4}  {}  {:<9}  {:<24}  via {:<12} by {:<16} {}  {}",
+                "{:>4}  {}  {:<17}  {:<24}  via {:<12} by {:<16} {}  {}{}",
                 row.seq,
-                receipt.recorded_at,
+                view.receipt.recorded_at,
                 row.kind,
                 covers.join(", "),
                 row.method,
                 row.recorded_by,
-                row.ip.as_deref().unwrap_or("-"),
-                &row.chain_hash[..16.min(row.chain_hash.len())]
+                view.evidence.ip.as_deref().unwrap_or("-"),
+                &row.chain_hash[..16.min(row.chain_hash.len())],
+                if view.erased { "  (erased)" } else { "" }
             )?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let mut conn = open(settings)?;
-    let report = crate::ledger::verify::verify(&mut conn)?;
+fn verify(settings: &Settings, checkpoints: &[PathBuf], verifier_key: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut conn = open_existing(settings)?;
+    let verifier = match verifier_key {
+        Some(text) => crate::log::note::NoteVerifier::parse(text).context("--verifier-key")?,
+        None => {
+            let key = crate::startup::log_key(&mut conn, settings.log_key.as_deref())?;
+            crate::log::note::NoteVerifier::parse(&key.verifier()).context("the log's own key")?
+        }
+    };
+    let mut saved = Vec::new();
+    for path in checkpoints {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Refused(format!("{}: cannot read the checkpoint: {e}", path.display())))?;
+        saved.push((path.display().to_string(), text));
+    }
+    let progress = std::io::stderr().is_terminal();
+    let report = crate::ledger::verify::verify(&mut conn, &saved, &verifier, progress)?;
     for p in &report.problems {
         println!("BROKEN {p}");
     }
     println!(
-        "checked {} stored versions, {} subjects, {} events: {}",
+        "checked {} stored versions, {} subjects, {} events, {} log leaves, {} saved checkpoints: {}",
         report.versions,
         report.subjects,
         report.events,
+        report.leaves,
+        report.checkpoints,
         if report.problems.is_empty() {
             "all intact".to_owned()
         } else {
@@ -489,6 +560,45 @@ fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
         }
     );
     Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn log(settings: &Settings, command: LogCommand) -> anyhow::Result<ExitCode> {
+    let mut conn = open_existing(settings)?;
+    let key = crate::startup::log_key(&mut conn, settings.log_key.as_deref())?;
+    match command {
+        LogCommand::Checkpoint => {
+            let head = crate::log::head(&mut conn)?;
+            print!("{}", key.checkpoint(head.size, &head.root));
+        }
+        LogCommand::Key => println!("{}", key.verifier()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn erase(settings: &Settings, subject: &str) -> anyhow::Result<ExitCode> {
+    let subject = SubjectId::parse(subject)?;
+    let mut conn = open_existing(settings)?;
+    let keys = crate::startup::Keys::load(&mut conn, settings)?;
+    let key = keys.subject_keys.key(&subject);
+    let by = std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
+    match crate::ledger::erase(&mut conn, &subject, &key, &by, crate::ledger::Method::Cli, chrono::Utc::now()) {
+        Ok(e) => {
+            println!(
+                "erased the personal data of {} events; the erasure is log leaf {}",
+                e.erased_events,
+                e.log_index.map_or_else(|| "-".to_owned(), |i| i.to_string())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(crate::ledger::RecordError::NothingToErase) => {
+            eprintln!(
+                "nothing to erase: no personal data of {:?} is held (unknown, or erased already)",
+                subject.as_str()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e).context("erasing"),
+    }
 }
 
 fn link(settings: &Settings, subject: &str, return_to: &str, ttl: &str) -> anyhow::Result<ExitCode> {
@@ -525,7 +635,7 @@ fn export(
         until: time(until, "until")?,
         ..Default::default()
     };
-    let mut conn = open(settings)?;
+    let mut conn = open_existing(settings)?;
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
     let n = crate::ledger::export::export(&mut conn, &filter, format, &mut out)?;
     out.flush()?;

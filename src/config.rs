@@ -23,6 +23,11 @@ pub struct Settings {
     pub ip_mode: crate::ledger::IpMode,
     /// The server secret (`ASSENT_SECRET`); generated and stored in the database when unset.
     pub secret: Option<String>,
+    /// The log's signing key (`ASSENT_LOG_KEY`); generated and stored in the database when unset.
+    pub log_key: Option<String>,
+    /// How long the IP address and user agent of an event are kept (`ASSENT_EVIDENCE_RETENTION`);
+    /// forever when unset.
+    pub evidence_retention: Option<std::time::Duration>,
     /// Origins a consent link may return to (`ASSENT_ALLOWED_RETURN_ORIGINS`).
     pub return_origins: crate::consent::ReturnOrigins,
     /// Proxies whose `X-Forwarded-For` is believed (`ASSENT_TRUSTED_PROXIES`).
@@ -44,6 +49,8 @@ impl Settings {
             diff_cache_bytes: 64 * 1024 * 1024,
             ip_mode: crate::ledger::IpMode::Truncated,
             secret: None,
+            log_key: None,
+            evidence_retention: None,
             return_origins: Default::default(),
             trusted_proxies: Default::default(),
             public_url: None,

@@ -26,6 +26,7 @@ pub mod consent;
 pub mod db;
 pub mod domain;
 pub mod ledger;
+pub mod log;
 pub mod policies;
 pub mod render;
 pub mod routes;

@@ -26,6 +26,9 @@ impl Application {
     /// inside an actix system; the server runs once [`Application::run`] is awaited.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
         let db = Db::open(&settings.database_url, settings.pool_size).context("opening the database")?;
+        if db.created() {
+            tracing::info!("created a new Assent database: {}", Db::describe(&settings.database_url));
+        }
         let set = policies::load(&settings.policies_dir).map_err(|problems| {
             let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("the policy folder has problems; nothing was published:\n{}", lines.join("\n"))
@@ -39,7 +42,7 @@ impl Application {
             }
             Err(SyncError::Db(e)) => return Err(e).context("publishing the policy folder"),
         };
-        let ip_secret = server_secret(&mut conn, settings.secret.as_deref())?;
+        let keys = Keys::load(&mut conn, &settings)?;
         drop(conn);
         for line in &report.published {
             tracing::info!("published {line}");
@@ -52,11 +55,13 @@ impl Application {
             diffs: Arc::new(DiffCache::new(settings.diff_cache_bytes)),
             catalog: Default::default(),
             keys: Default::default(),
-            link_key: crate::consent::link_key(&ip_secret)
+            link_key: crate::consent::link_key(&keys.server_secret)
                 .map_err(|e| anyhow::anyhow!("deriving the link key: {e}"))?,
-            admin_key: crate::consent::derive_key(&ip_secret, b"assent admin sessions v1")
+            admin_key: crate::consent::derive_key(&keys.server_secret, b"assent admin sessions v1")
                 .map_err(|e| anyhow::anyhow!("deriving the session key: {e}"))?,
-            ip_secret,
+            subject_keys: keys.subject_keys,
+            log_key: keys.log_key,
+            ip_secret: keys.server_secret,
         });
         let query_config = web::QueryConfig::default().error_handler(routes::query_error);
         let json_config = web::JsonConfig::default().limit(routes::MAX_JSON_BYTES).error_handler(routes::json_error);
@@ -109,4 +114,43 @@ pub fn server_secret(conn: &mut crate::db::DbConnection, configured: Option<&str
     let stored = crate::db::keys::secret(conn, "server", || hex::encode(random), chrono::Utc::now())
         .context("reading the server secret")?;
     hex::decode(stored).context("the stored server secret is not hex")
+}
+
+/// The server's keys, all from the database (or the environment), so that every server and the
+/// CLI agree.
+pub struct Keys {
+    pub server_secret: Vec<u8>,
+    pub subject_keys: crate::ledger::SubjectKeys,
+    pub log_key: crate::log::note::LogKey,
+}
+
+impl Keys {
+    pub fn load(conn: &mut crate::db::DbConnection, settings: &Settings) -> anyhow::Result<Self> {
+        let server_secret = server_secret(conn, settings.secret.as_deref())?;
+        Ok(Self {
+            subject_keys: crate::ledger::SubjectKeys::new(&server_secret),
+            log_key: log_key(conn, settings.log_key.as_deref())?,
+            server_secret,
+        })
+    }
+}
+
+/// The log's signing key: `ASSENT_LOG_KEY` when set (the Go note package's
+/// `PRIVATE+KEY+name+hash+base64` form), otherwise one generated once and kept in the database
+/// like the server secret.
+pub fn log_key(
+    conn: &mut crate::db::DbConnection,
+    configured: Option<&str>,
+) -> anyhow::Result<crate::log::note::LogKey> {
+    use crate::log::note::LogKey;
+    if let Some(text) = configured.filter(|s| !s.trim().is_empty()) {
+        return LogKey::parse(text).context("ASSENT_LOG_KEY");
+    }
+    let seed = crate::ledger::keys::random_bytes::<32>().context("generating the log key")?;
+    let tag = crate::ledger::keys::random_bytes::<4>().context("generating the log key")?;
+    let fresh = LogKey::from_seed(&format!("assent-log-{}", hex::encode(tag)), seed)
+        .map_err(|e| anyhow::anyhow!("generating the log key: {e}"))?;
+    let stored = crate::db::keys::secret(conn, "log_key", || fresh.to_private_string(), chrono::Utc::now())
+        .context("reading the log key")?;
+    LogKey::parse(&stored).context("the stored log key")
 }

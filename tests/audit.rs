@@ -266,9 +266,12 @@ fn exports_stream_in_bounded_memory(backend: Backend) {
     let a = audit(&backend);
     let db = assent::db::Db::open(&a.app.db.url, 1).unwrap();
     let mut conn = db.get().unwrap();
+    // Any key will do for subjects that no request looks up.
+    let keys = assent::ledger::SubjectKeys::new(b"bulk test");
     let decision = |i: usize| assent::ledger::NewDecision {
         subject: assent::domain::SubjectId::parse(&format!("bulk-{}", i % 400)).unwrap(),
-        document: assent::domain::Slug::parse("sdk").unwrap(),
+        subject_key: keys.key(&assent::domain::SubjectId::parse(&format!("bulk-{}", i % 400)).unwrap()),
+        document: Some(assent::domain::Slug::parse("sdk").unwrap()),
         action: assent::ledger::Action::Accept {
             version: assent::domain::VersionNumber::new(1).unwrap(),
             covers: vec![assent::domain::Covered {

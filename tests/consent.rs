@@ -228,8 +228,7 @@ fn me_shows_the_record_withdraws_and_downloads(backend: Backend) {
     assert!(download.header("content-disposition").unwrap().contains("attachment"));
     let record = download.json();
     assert_eq!(record["subject"], "u6");
-    let kinds: Vec<&str> =
-        record["events"].as_array().unwrap().iter().map(|e| e["receipt"]["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = record["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, vec!["accepted", "withdrawn"]);
     let none =
         app.post_form("/me/withdraw", &[("token", &token), ("csrf", &field), ("document", "terms")], Some(&cookie));

@@ -24,6 +24,10 @@ pub struct Claims {
     pub exp: i64,
     /// Makes every link unique; decisions recorded with a link carry it.
     pub nonce: String,
+    /// Issued at, in seconds since the Unix epoch: a link issued before the subject's erasure
+    /// no longer opens.
+    #[serde(default)]
+    pub iat: i64,
 }
 
 impl Claims {
@@ -43,6 +47,8 @@ pub enum TokenError {
     Invalid,
     #[error("this link has expired")]
     Expired,
+    #[error("the record this link opened was erased")]
+    Erased,
 }
 
 const PREFIX: &str = "v1.";
@@ -185,7 +191,7 @@ mod tests {
     use super::*;
 
     fn claims(exp: i64) -> Claims {
-        Claims { sub: "user-1".into(), ret: "https://app.example.com/back".into(), exp, nonce: "n1".into() }
+        Claims { sub: "user-1".into(), ret: "https://app.example.com/back".into(), exp, nonce: "n1".into(), iat: 0 }
     }
 
     #[test]

@@ -1,28 +1,32 @@
-//! Ledger rows: events (insert and read only), chain heads, and the per-(subject, agreement)
-//! state kept beside them. The rules for what goes in live in `crate::ledger`.
+//! Ledger rows: events (insert and read only), their erasable personal data, chain heads, and
+//! the per-(subject, agreement) state kept beside them. Subjects are found by their keyed hash
+//! (`subject_key`), never by the id itself. The rules for what goes in live in `crate::ledger`.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::schema::{events, subject_documents, subject_heads};
+use super::schema::{event_personal, events, log_leaves, subject_documents, subject_heads};
 use super::{DbConnection, DbError, to_stored_time};
 
-/// An event as stored.
+/// An event as stored: what the chain commits to, with personal fields as salted hashes.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
 pub struct EventRow {
     pub id: i64,
-    pub subject: String,
+    pub subject_key: String,
     pub seq: i64,
     pub kind: String,
-    pub document: String,
+    pub document: Option<String>,
     pub version: Option<i32>,
     pub covers: String,
     pub recorded_at: NaiveDateTime,
     pub recorded_by: String,
     pub method: String,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
+    pub subject_hash: String,
+    pub ip_hash: Option<String>,
+    pub user_agent_hash: Option<String>,
     pub locale: Option<String>,
     pub idempotency_key: Option<String>,
     pub request_hash: Option<String>,
@@ -30,21 +34,82 @@ pub struct EventRow {
     pub chain_hash: String,
 }
 
+/// The erasable part of an event.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = event_personal)]
+pub struct PersonalRow {
+    pub event_id: i64,
+    pub subject: String,
+    pub salt: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub evidence_salt: Option<String>,
+}
+
+/// An event with its personal data (none once erased) and its leaf in the log (none until
+/// integrated).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub row: EventRow,
+    pub personal: Option<PersonalRow>,
+    pub log_index: Option<i64>,
+}
+
+impl Event {
+    /// The subject id, unless erased.
+    pub fn subject(&self) -> Option<&str> {
+        self.personal.as_ref().map(|p| p.subject.as_str())
+    }
+    pub fn ip(&self) -> Option<&str> {
+        self.personal.as_ref().and_then(|p| p.ip.as_deref())
+    }
+    pub fn user_agent(&self) -> Option<&str> {
+        self.personal.as_ref().and_then(|p| p.user_agent.as_deref())
+    }
+    pub fn erased(&self) -> bool {
+        self.personal.is_none()
+    }
+}
+
+/// Attaches personal data and leaf indexes to stored rows (two queries for the lot).
+pub fn complete(conn: &mut DbConnection, rows: Vec<EventRow>) -> Result<Vec<Event>, DbError> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut personal: HashMap<i64, PersonalRow> = HashMap::new();
+    let mut indexes: HashMap<i64, i64> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let found: Vec<PersonalRow> = event_personal::table
+            .filter(event_personal::event_id.eq_any(chunk))
+            .select(PersonalRow::as_select())
+            .load(conn)?;
+        personal.extend(found.into_iter().map(|p| (p.event_id, p)));
+        let found: Vec<(Option<i64>, i64)> = log_leaves::table
+            .filter(log_leaves::event_id.eq_any(chunk))
+            .select((log_leaves::event_id, log_leaves::idx))
+            .load(conn)?;
+        indexes.extend(found.into_iter().filter_map(|(e, i)| e.map(|e| (e, i))));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| Event { personal: personal.remove(&row.id), log_index: indexes.get(&row.id).copied(), row })
+        .collect())
+}
+
 /// An event to append.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = events)]
 pub struct NewEventRow<'a> {
-    pub subject: &'a str,
+    pub subject_key: &'a str,
     pub seq: i64,
     pub kind: &'a str,
-    pub document: &'a str,
+    pub document: Option<&'a str>,
     pub version: Option<i32>,
     pub covers: &'a str,
     pub recorded_at: NaiveDateTime,
     pub recorded_by: &'a str,
     pub method: &'a str,
-    pub ip: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
+    pub subject_hash: &'a str,
+    pub ip_hash: Option<&'a str>,
+    pub user_agent_hash: Option<&'a str>,
     pub locale: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
     pub request_hash: Option<&'a str>,
@@ -56,42 +121,50 @@ pub fn insert_event(conn: &mut DbConnection, row: &NewEventRow<'_>) -> Result<i6
     Ok(diesel::insert_into(events::table).values(row).returning(events::id).get_result(conn)?)
 }
 
+pub fn insert_personal(conn: &mut DbConnection, row: &PersonalRow) -> Result<(), DbError> {
+    diesel::insert_into(event_personal::table).values(row).execute(conn)?;
+    Ok(())
+}
+
 pub fn event_by_idempotency_key(
     conn: &mut DbConnection,
-    subject: &str,
+    subject_key: &str,
     key: &str,
-) -> Result<Option<EventRow>, DbError> {
-    Ok(events::table
-        .filter(events::subject.eq(subject))
+) -> Result<Option<Event>, DbError> {
+    let row = events::table
+        .filter(events::subject_key.eq(subject_key))
         .filter(events::idempotency_key.eq(key))
         .select(EventRow::as_select())
         .first(conn)
-        .optional()?)
+        .optional()?;
+    Ok(complete(conn, row.into_iter().collect())?.pop())
 }
 
 /// Every event of a subject, oldest first.
-pub fn events_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<EventRow>, DbError> {
-    Ok(events::table
-        .filter(events::subject.eq(subject))
+pub fn events_of(conn: &mut DbConnection, subject_key: &str) -> Result<Vec<Event>, DbError> {
+    let rows = events::table
+        .filter(events::subject_key.eq(subject_key))
         .order(events::seq.asc())
         .select(EventRow::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    complete(conn, rows)
 }
 
 /// Events in (subject, seq) order after the given position, for walking the whole ledger in
 /// bounded memory.
-pub fn events_after(conn: &mut DbConnection, after: Option<(&str, i64)>, limit: i64) -> Result<Vec<EventRow>, DbError> {
+pub fn events_after(conn: &mut DbConnection, after: Option<(&str, i64)>, limit: i64) -> Result<Vec<Event>, DbError> {
     let mut query = events::table.select(EventRow::as_select()).into_boxed();
-    if let Some((subject, seq)) = after {
-        query = query.filter(events::subject.gt(subject).or(events::subject.eq(subject).and(events::seq.gt(seq))));
+    if let Some((key, seq)) = after {
+        query = query.filter(events::subject_key.gt(key).or(events::subject_key.eq(key).and(events::seq.gt(seq))));
     }
-    Ok(query.order((events::subject.asc(), events::seq.asc())).limit(limit).load(conn)?)
+    let rows = query.order((events::subject_key.asc(), events::seq.asc())).limit(limit).load(conn)?;
+    complete(conn, rows)
 }
 
 /// The head of a subject's chain: the last sequence number and chain hash.
-pub fn head(conn: &mut DbConnection, subject: &str) -> Result<Option<(i64, String)>, DbError> {
+pub fn head(conn: &mut DbConnection, subject_key: &str) -> Result<Option<(i64, String)>, DbError> {
     Ok(subject_heads::table
-        .filter(subject_heads::subject.eq(subject))
+        .filter(subject_heads::subject_key.eq(subject_key))
         .select((subject_heads::seq, subject_heads::chain_hash))
         .first(conn)
         .optional()?)
@@ -99,8 +172,8 @@ pub fn head(conn: &mut DbConnection, subject: &str) -> Result<Option<(i64, Strin
 
 pub fn all_heads(conn: &mut DbConnection) -> Result<Vec<(String, i64, String)>, DbError> {
     Ok(subject_heads::table
-        .select((subject_heads::subject, subject_heads::seq, subject_heads::chain_hash))
-        .order(subject_heads::subject.asc())
+        .select((subject_heads::subject_key, subject_heads::seq, subject_heads::chain_hash))
+        .order(subject_heads::subject_key.asc())
         .load(conn)?)
 }
 
@@ -108,13 +181,13 @@ pub fn all_heads(conn: &mut DbConnection) -> Result<Vec<(String, i64, String)>, 
 /// the same statement runs on both backends; a race on the insert fails the transaction,
 /// which the caller retries.
 pub fn set_head(conn: &mut DbConnection, subject: &str, seq: i64, chain_hash: &str) -> Result<(), DbError> {
-    let updated = diesel::update(subject_heads::table.filter(subject_heads::subject.eq(subject)))
+    let updated = diesel::update(subject_heads::table.filter(subject_heads::subject_key.eq(subject)))
         .set((subject_heads::seq.eq(seq), subject_heads::chain_hash.eq(chain_hash)))
         .execute(conn)?;
     if updated == 0 {
         diesel::insert_into(subject_heads::table)
             .values((
-                subject_heads::subject.eq(subject),
+                subject_heads::subject_key.eq(subject),
                 subject_heads::seq.eq(seq),
                 subject_heads::chain_hash.eq(chain_hash),
             ))
@@ -127,7 +200,7 @@ pub fn set_head(conn: &mut DbConnection, subject: &str, seq: i64, chain_hash: &s
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = subject_documents)]
 pub struct StateRow {
-    pub subject: String,
+    pub subject_key: String,
     pub document: String,
     pub state: String,
     pub version: Option<i32>,
@@ -138,14 +211,14 @@ pub struct StateRow {
 
 pub fn states_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<StateRow>, DbError> {
     Ok(subject_documents::table
-        .filter(subject_documents::subject.eq(subject))
+        .filter(subject_documents::subject_key.eq(subject))
         .select(StateRow::as_select())
         .load(conn)?)
 }
 
 pub fn state_of(conn: &mut DbConnection, subject: &str, document: &str) -> Result<Option<StateRow>, DbError> {
     Ok(subject_documents::table
-        .filter(subject_documents::subject.eq(subject))
+        .filter(subject_documents::subject_key.eq(subject))
         .filter(subject_documents::document.eq(document))
         .select(StateRow::as_select())
         .first(conn)
@@ -166,7 +239,7 @@ pub fn set_state(
     let now = to_stored_time(now);
     let updated = diesel::update(
         subject_documents::table
-            .filter(subject_documents::subject.eq(subject))
+            .filter(subject_documents::subject_key.eq(subject))
             .filter(subject_documents::document.eq(document)),
     )
     .set((
@@ -180,7 +253,7 @@ pub fn set_state(
     if updated == 0 {
         diesel::insert_into(subject_documents::table)
             .values((
-                subject_documents::subject.eq(subject),
+                subject_documents::subject_key.eq(subject),
                 subject_documents::document.eq(document),
                 subject_documents::state.eq(state),
                 subject_documents::version.eq(version),
@@ -194,14 +267,15 @@ pub fn set_state(
 }
 
 /// Events recorded through one consent link (their idempotency keys carry its nonce).
-pub fn consent_events(conn: &mut DbConnection, subject: &str, nonce: &str) -> Result<Vec<EventRow>, DbError> {
+pub fn consent_events(conn: &mut DbConnection, subject_key: &str, nonce: &str) -> Result<Vec<Event>, DbError> {
     // The nonce is hex, so it holds no LIKE wildcards.
     let pattern = format!("consent:{}:%", nonce.chars().filter(char::is_ascii_hexdigit).collect::<String>());
-    Ok(events::table
-        .filter(events::subject.eq(subject))
+    let rows = events::table
+        .filter(events::subject_key.eq(subject_key))
         .filter(events::idempotency_key.like(pattern))
         .select(EventRow::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    complete(conn, rows)
 }
 
 /// What an event listing or export is filtered by.
@@ -210,7 +284,8 @@ pub struct EventFilter {
     pub document: Option<String>,
     pub version: Option<i32>,
     pub kind: Option<String>,
-    pub subject: Option<String>,
+    /// The subject's key (see `ledger::SubjectKeys`).
+    pub subject_key: Option<String>,
     pub since: Option<NaiveDateTime>,
     pub until: Option<NaiveDateTime>,
 }
@@ -222,7 +297,7 @@ pub fn list_events(
     after: i64,
     horizon: i64,
     limit: i64,
-) -> Result<Vec<EventRow>, DbError> {
+) -> Result<Vec<Event>, DbError> {
     let mut q = events::table
         .select(EventRow::as_select())
         .filter(events::id.gt(after))
@@ -237,8 +312,8 @@ pub fn list_events(
     if let Some(k) = &filter.kind {
         q = q.filter(events::kind.eq(k.clone()));
     }
-    if let Some(s) = &filter.subject {
-        q = q.filter(events::subject.eq(s.clone()));
+    if let Some(s) = &filter.subject_key {
+        q = q.filter(events::subject_key.eq(s.clone()));
     }
     if let Some(t) = filter.since {
         q = q.filter(events::recorded_at.ge(t));
@@ -246,7 +321,8 @@ pub fn list_events(
     if let Some(t) = filter.until {
         q = q.filter(events::recorded_at.lt(t));
     }
-    Ok(q.order(events::id.asc()).limit(limit).load(conn)?)
+    let rows = q.order(events::id.asc()).limit(limit).load(conn)?;
+    complete(conn, rows)
 }
 
 /// Advisory lock key that orders event writers against listing horizons on PostgreSQL.
@@ -322,4 +398,77 @@ pub fn acceptances_between(conn: &mut DbConnection, from: NaiveDateTime, to: Nai
         .filter(events::recorded_at.lt(to))
         .select(count_star())
         .first(conn)?)
+}
+
+/// Erases a subject's personal data: the plain values and salts of all its events, and its
+/// status rows (its status is `never` from now on). Returns how many events lost their data.
+pub fn erase_subject(conn: &mut DbConnection, subject_key: &str) -> Result<usize, DbError> {
+    let ids = events::table.filter(events::subject_key.eq(subject_key)).select(events::id);
+    let n = diesel::delete(event_personal::table.filter(event_personal::event_id.eq_any(ids))).execute(conn)?;
+    diesel::delete(subject_documents::table.filter(subject_documents::subject_key.eq(subject_key))).execute(conn)?;
+    Ok(n)
+}
+
+/// Whether any event of the subject still holds personal data.
+pub fn has_personal(conn: &mut DbConnection, subject_key: &str) -> Result<bool, DbError> {
+    use diesel::dsl::{exists, select};
+    let ids = events::table.filter(events::subject_key.eq(subject_key)).select(events::id);
+    Ok(select(exists(event_personal::table.filter(event_personal::event_id.eq_any(ids)))).get_result(conn)?)
+}
+
+/// Clears the IP address and user agent of events recorded before `before` (retention).
+/// Returns how many events were cleared.
+pub fn clear_evidence_before(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, DbError> {
+    let old = events::table.filter(events::recorded_at.lt(before)).select(events::id);
+    Ok(diesel::update(
+        event_personal::table
+            .filter(event_personal::event_id.eq_any(old))
+            .filter(event_personal::evidence_salt.is_not_null()),
+    )
+    .set((
+        event_personal::ip.eq(None::<String>),
+        event_personal::user_agent.eq(None::<String>),
+        event_personal::evidence_salt.eq(None::<String>),
+    ))
+    .execute(conn)?)
+}
+
+/// The newest event of a subject of one kind, if any.
+pub fn latest_of_kind(conn: &mut DbConnection, subject_key: &str, kind: &str) -> Result<Option<Event>, DbError> {
+    let row = events::table
+        .filter(events::subject_key.eq(subject_key))
+        .filter(events::kind.eq(kind))
+        .order(events::seq.desc())
+        .select(EventRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(complete(conn, row.into_iter().collect())?.pop())
+}
+
+/// Erasure requests not yet followed by an erasure, oldest first.
+pub fn open_erasure_requests(conn: &mut DbConnection, limit: i64) -> Result<Vec<Event>, DbError> {
+    let requests: Vec<EventRow> = events::table
+        .filter(events::kind.eq("erasure_requested"))
+        .order(events::id.asc())
+        .select(EventRow::as_select())
+        .load(conn)?;
+    let keys: Vec<&str> = requests.iter().map(|r| r.subject_key.as_str()).collect();
+    let mut erased: HashMap<String, i64> = HashMap::new();
+    for chunk in keys.chunks(500) {
+        let rows: Vec<(String, i64)> = events::table
+            .filter(events::kind.eq("erased"))
+            .filter(events::subject_key.eq_any(chunk))
+            .select((events::subject_key, events::seq))
+            .load(conn)?;
+        for (key, seq) in rows {
+            let e = erased.entry(key).or_insert(seq);
+            *e = (*e).max(seq);
+        }
+    }
+    let open: Vec<EventRow> = requests
+        .into_iter()
+        .filter(|r| erased.get(&r.subject_key).is_none_or(|&seq| seq < r.seq))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect();
+    complete(conn, open)
 }

@@ -6,6 +6,7 @@
 
 pub mod keys;
 pub mod ledger;
+pub mod log;
 pub mod schema;
 pub mod versions;
 
@@ -42,6 +43,10 @@ pub enum DbError {
     Corrupt(String),
     #[error("database task failed: {0}")]
     Task(String),
+    /// A command that only reads was pointed at a database that does not exist or holds no
+    /// Assent data; nothing was created.
+    #[error("{0}")]
+    Missing(String),
 }
 
 /// Which database a URL names.
@@ -137,9 +142,60 @@ pub type PooledConnection = diesel::r2d2::PooledConnection<Manager>;
 pub struct Db {
     pool: diesel::r2d2::Pool<Manager>,
     backend: &'static str,
+    created: bool,
+}
+
+impl DatabaseUrl {
+    /// How the database is named to people: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("SQLite file {path}"),
+            Self::Postgres(url) => format!("PostgreSQL database {}", redact(url)),
+        }
+    }
+}
+
+/// Whether Assent's tables are there.
+fn has_assent_tables(conn: &mut DbConnection) -> bool {
+    conn.batch_execute("SELECT 1 FROM __diesel_schema_migrations LIMIT 1; SELECT 1 FROM versions LIMIT 1").is_ok()
 }
 
 impl Db {
+    /// Opens a database that must already hold Assent's data, for commands that only read: a
+    /// missing SQLite file is not created, and an empty database is refused, so that `verify`
+    /// never reports success on nothing.
+    pub fn open_existing(url: &str, pool_size: u32) -> Result<Self, DbError> {
+        let parsed = DatabaseUrl::parse(url)?;
+        let name = parsed.describe();
+        if let DatabaseUrl::Sqlite(path) = &parsed {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if size == 0 {
+                return Err(DbError::Missing(format!(
+                    "there is no Assent database at {name} (nothing was created): point ASSENT_DATABASE_URL at the database to read, or run `assent sync` to create one"
+                )));
+            }
+        }
+        let mut conn = parsed.establish()?;
+        if !has_assent_tables(&mut conn) {
+            return Err(DbError::Missing(format!(
+                "{name} holds no Assent data: point ASSENT_DATABASE_URL at the database to read, or run `assent sync` to create one"
+            )));
+        }
+        drop(conn);
+        Self::open(url, pool_size)
+    }
+
+    /// Whether opening created the database's tables (a new SQLite file, an empty PostgreSQL
+    /// database).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// How the database is named to people.
+    pub fn describe(url: &str) -> String {
+        DatabaseUrl::parse(url).map(|u| u.describe()).unwrap_or_else(|_| redact(url))
+    }
+
     /// Opens the database, creating a SQLite file if there is none, and applies migrations.
     pub fn open(url: &str, pool_size: u32) -> Result<Self, DbError> {
         let url = DatabaseUrl::parse(url)?;
@@ -154,9 +210,11 @@ impl Db {
             .max_size(pool_size)
             .connection_timeout(Duration::from_secs(10))
             .build(Manager { url })?;
-        let db = Self { pool, backend };
-        db.get()?.migrate()?;
-        Ok(db)
+        let mut conn = pool.get()?;
+        let created = !has_assent_tables(&mut conn);
+        conn.migrate()?;
+        drop(conn);
+        Ok(Self { pool, backend, created })
     }
 
     pub fn backend(&self) -> &'static str {

@@ -49,17 +49,18 @@ diesel::table! {
 diesel::table! {
     events (id) {
         id -> BigInt,
-        subject -> Text,
+        subject_key -> Text,
         seq -> BigInt,
         kind -> Text,
-        document -> Text,
+        document -> Nullable<Text>,
         version -> Nullable<Integer>,
         covers -> Text,
         recorded_at -> Timestamp,
         recorded_by -> Text,
         method -> Text,
-        ip -> Nullable<Text>,
-        user_agent -> Nullable<Text>,
+        subject_hash -> Text,
+        ip_hash -> Nullable<Text>,
+        user_agent_hash -> Nullable<Text>,
         locale -> Nullable<Text>,
         idempotency_key -> Nullable<Text>,
         request_hash -> Nullable<Text>,
@@ -69,16 +70,28 @@ diesel::table! {
 }
 
 diesel::table! {
-    subject_heads (subject) {
+    /// Erasable personal data of an event.
+    event_personal (event_id) {
+        event_id -> BigInt,
         subject -> Text,
+        salt -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        evidence_salt -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    subject_heads (subject_key) {
+        subject_key -> Text,
         seq -> BigInt,
         chain_hash -> Text,
     }
 }
 
 diesel::table! {
-    subject_documents (subject, document) {
-        subject -> Text,
+    subject_documents (subject_key, document) {
+        subject_key -> Text,
         document -> Text,
         state -> Text,
         version -> Nullable<Integer>,
@@ -89,9 +102,44 @@ diesel::table! {
 }
 
 diesel::table! {
+    log_leaves (idx) {
+        idx -> BigInt,
+        event_id -> Nullable<BigInt>,
+        version_id -> Nullable<BigInt>,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    log_nodes (level, idx) {
+        level -> Integer,
+        idx -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    log_queue (id) {
+        id -> BigInt,
+        event_id -> Nullable<BigInt>,
+        version_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    log_state (id) {
+        id -> Integer,
+        size -> BigInt,
+        root -> Text,
+    }
+}
+
+diesel::table! {
     server_secrets (name) {
         name -> Text,
         value -> Text,
         created_at -> Timestamp,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(events, event_personal, log_leaves);

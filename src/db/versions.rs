@@ -64,10 +64,10 @@ pub fn insert_version(
     document_id: i64,
     v: &NewVersion<'_>,
     now: DateTime<Utc>,
-) -> Result<(), DbError> {
+) -> Result<i64, DbError> {
     let toc = serde_json::to_string(v.toc).map_err(|e| DbError::Corrupt(e.to_string()))?;
     let number = i32::try_from(v.number.get()).map_err(|_| DbError::Corrupt("version number too large".into()))?;
-    diesel::insert_into(versions::table)
+    let id: i64 = diesel::insert_into(versions::table)
         .values((
             versions::document_id.eq(document_id),
             versions::version.eq(number),
@@ -85,8 +85,11 @@ pub fn insert_version(
             versions::toc.eq(toc),
             versions::published_at.eq(to_stored_time(now)),
         ))
-        .execute(conn)?;
-    Ok(())
+        .returning(versions::id)
+        .get_result(conn)?;
+    // The log takes in every published version.
+    super::log::enqueue(conn, super::log::Source::Version(id))?;
+    Ok(id)
 }
 
 type MetaRow = (

@@ -1,6 +1,8 @@
 //! The hash chain: each event's `chain_hash` is SHA-256 over the previous event's chain hash
-//! and a canonical encoding of the event. README.md ("Checking the chain yourself") documents
-//! this precisely enough for an auditor to recompute it.
+//! and a canonical encoding of the event. Personal values (the subject id, the IP address, the
+//! user agent) enter it only as salted hashes, so erasing the values and salts leaves every
+//! chain verifiable. README.md ("Checking the chain yourself") documents this precisely enough
+//! for an auditor to recompute it.
 
 use serde::Serialize;
 
@@ -15,7 +17,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone, Serialize)]
 pub struct Canonical<'a> {
     pub covers: &'a [Covered],
-    pub document: &'a str,
+    pub document: Option<&'a str>,
     pub evidence: CanonicalEvidence<'a>,
     pub kind: &'a str,
     pub method: &'a str,
@@ -23,12 +25,14 @@ pub struct Canonical<'a> {
     pub recorded_at: &'a str,
     pub recorded_by: &'a str,
     pub seq: i64,
+    /// The salted hash of the subject id.
     pub subject: &'a str,
     pub version: Option<i32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CanonicalEvidence<'a> {
+    /// Salted hashes of the IP address and the user agent.
     pub ip: Option<&'a str>,
     pub locale: Option<&'a str>,
     pub user_agent: Option<&'a str>,
@@ -43,6 +47,12 @@ pub fn chain_hash(prev_hash: &str, event: &Canonical<'_>) -> String {
     input.push('\n');
     input.push_str(&json);
     crate::domain::sha256_hex(input.as_bytes())
+}
+
+/// `SHA-256(salt + "\n" + field + "\n" + value)`, lowercase hex: how a personal value enters
+/// the chain. `salt` is 32 random bytes in hex, kept beside the value until it is erased.
+pub fn salted(salt: &str, field: &str, value: &str) -> String {
+    crate::domain::sha256_hex(format!("{salt}\n{field}\n{value}").as_bytes())
 }
 
 /// The time format the chain commits to.
@@ -64,7 +74,7 @@ mod tests {
         }];
         let event = Canonical {
             covers: &covers,
-            document: "terms",
+            document: Some("terms"),
             evidence: CanonicalEvidence { ip: Some("203.0.113.0/24"), locale: None, user_agent: Some("Zoë \"UA\"") },
             kind: "accepted",
             method: "api",

@@ -4,10 +4,10 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::receipt;
-use crate::db::ledger::{EventFilter, EventRow, event_horizon, list_events};
+use super::{Receipt, receipt};
+use crate::db::ledger::{Event, EventFilter, event_horizon, list_events};
 use crate::db::{DbConnection, DbError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub enum ExportError {
 /// Events read per query.
 const PAGE: i64 = 1_000;
 
-pub const CSV_HEADER: [&str; 16] = [
+pub const CSV_HEADER: [&str; 18] = [
     "event_id",
     "seq",
     "subject",
@@ -59,6 +59,8 @@ pub const CSV_HEADER: [&str; 16] = [
     "idempotency_key",
     "prev_hash",
     "chain_hash",
+    "log_index",
+    "erased",
 ];
 
 /// A cell a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, or a tab or carriage
@@ -70,41 +72,94 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn csv_row(row: &EventRow) -> Result<Vec<String>, DbError> {
-    let r = receipt(row)?;
+fn csv_row(event: &Event) -> Result<Vec<String>, DbError> {
+    let r = receipt(event)?;
+    let row = &event.row;
     let covers: Vec<String> =
         r.covers.iter().map(|c| format!("{} v{} sha256:{}", c.document, c.version, c.sha256)).collect();
     let cells = [
         row.id.to_string(),
         row.seq.to_string(),
-        row.subject.clone(),
+        event.subject().unwrap_or_default().to_owned(),
         row.kind.clone(),
-        row.document.clone(),
+        row.document.clone().unwrap_or_default(),
         row.version.map(|v| v.to_string()).unwrap_or_default(),
         covers.join("; "),
         r.recorded_at,
         row.recorded_by.clone(),
         row.method.clone(),
-        row.ip.clone().unwrap_or_default(),
-        row.user_agent.clone().unwrap_or_default(),
+        event.ip().unwrap_or_default().to_owned(),
+        event.user_agent().unwrap_or_default().to_owned(),
         row.locale.clone().unwrap_or_default(),
         row.idempotency_key.clone().unwrap_or_default(),
         row.prev_hash.clone(),
         row.chain_hash.clone(),
+        r.log_index.map(|i| i.to_string()).unwrap_or_default(),
+        event.erased().to_string(),
     ];
     Ok(cells.iter().map(|c| neutralise(c).into_owned()).collect())
 }
 
-/// One event as JSON: the receipt plus how it was recorded.
-pub fn event_json(row: &EventRow) -> Result<serde_json::Value, DbError> {
-    let mut value = serde_json::to_value(receipt(row)?).map_err(|e| DbError::Corrupt(e.to_string()))?;
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("recorded_by".into(), json!(row.recorded_by));
-        obj.insert("method".into(), json!(row.method));
-        obj.insert("evidence".into(), json!({"ip": row.ip, "user_agent": row.user_agent, "locale": row.locale}));
-        obj.insert("prev_hash".into(), json!(row.prev_hash));
+/// One event as every front end shows it (API, `/me`, exports, the CLI): the receipt, how it
+/// was recorded, the evidence, and what the chain commits to in place of personal values.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    #[serde(flatten)]
+    pub receipt: Receipt,
+    pub recorded_by: String,
+    pub method: String,
+    pub evidence: EvidenceView,
+    pub prev_hash: String,
+    /// The subject's personal data was erased: `subject`, `ip` and `user_agent` are gone.
+    pub erased: bool,
+    /// The salted hashes the chain commits to, and the salts that open them (until erased).
+    pub hashes: HashesView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceView {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HashesView {
+    pub subject: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub salt: Option<String>,
+    pub evidence_salt: Option<String>,
+}
+
+impl EventView {
+    pub fn of(event: &Event) -> Result<Self, DbError> {
+        let row = &event.row;
+        Ok(Self {
+            receipt: receipt(event)?,
+            recorded_by: row.recorded_by.clone(),
+            method: row.method.clone(),
+            evidence: EvidenceView {
+                ip: event.ip().map(str::to_owned),
+                user_agent: event.user_agent().map(str::to_owned),
+                locale: row.locale.clone(),
+            },
+            prev_hash: row.prev_hash.clone(),
+            erased: event.erased(),
+            hashes: HashesView {
+                subject: row.subject_hash.clone(),
+                ip: row.ip_hash.clone(),
+                user_agent: row.user_agent_hash.clone(),
+                salt: event.personal.as_ref().map(|p| p.salt.clone()),
+                evidence_salt: event.personal.as_ref().and_then(|p| p.evidence_salt.clone()),
+            },
+        })
     }
-    Ok(value)
+}
+
+/// One event as JSON.
+pub fn event_json(event: &Event) -> Result<serde_json::Value, DbError> {
+    serde_json::to_value(EventView::of(event)?).map_err(|e| DbError::Corrupt(e.to_string()))
 }
 
 /// Writes every event matching `filter` (as of now: events arriving meanwhile are left for the
@@ -145,14 +200,14 @@ pub fn export(
 fn each_page(
     conn: &mut DbConnection,
     filter: &EventFilter,
-    mut f: impl FnMut(&[EventRow]) -> Result<(), ExportError>,
+    mut f: impl FnMut(&[Event]) -> Result<(), ExportError>,
 ) -> Result<usize, ExportError> {
     let horizon = event_horizon(conn)?;
     let (mut after, mut written) = (0, 0);
     loop {
         let page = list_events(conn, filter, after, horizon, PAGE)?;
         let Some(last) = page.last() else { return Ok(written) };
-        after = last.id;
+        after = last.row.id;
         written += page.len();
         f(&page)?;
     }
@@ -164,19 +219,20 @@ mod tests {
 
     #[test]
     fn csv_rows_round_trip_commas_quotes_newlines_and_unicode() {
-        let row = EventRow {
+        let row = crate::db::ledger::EventRow {
             id: 7,
-            subject: "Zoë, \"the\" 用户".into(),
+            subject_key: "k".into(),
             seq: 1,
             kind: "accepted".into(),
-            document: "terms".into(),
+            document: Some("terms".into()),
             version: Some(2),
             covers: r#"[{"document":"terms","sha256":"ab","version":2}]"#.into(),
             recorded_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap().naive_utc(),
             recorded_by: "host".into(),
             method: "api".into(),
-            ip: None,
-            user_agent: Some("line one\r\nline \"two\", three".into()),
+            subject_hash: "s".into(),
+            ip_hash: None,
+            user_agent_hash: Some("u".into()),
             locale: Some("=1+1".into()),
             idempotency_key: None,
             request_hash: None,
@@ -185,7 +241,16 @@ mod tests {
         };
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(CSV_HEADER).unwrap();
-        w.write_record(csv_row(&row).unwrap()).unwrap();
+        let personal = crate::db::ledger::PersonalRow {
+            event_id: 7,
+            subject: "Zoë, \"the\" 用户".into(),
+            salt: "00".into(),
+            ip: None,
+            user_agent: Some("line one\r\nline \"two\", three".into()),
+            evidence_salt: Some("01".into()),
+        };
+        let event = Event { row, personal: Some(personal), log_index: Some(3) };
+        w.write_record(csv_row(&event).unwrap()).unwrap();
         let bytes = w.into_inner().unwrap();
         let mut r = csv::Reader::from_reader(&bytes[..]);
         let back = r.records().next().unwrap().unwrap();

@@ -14,7 +14,7 @@ use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use tokio::sync::oneshot;
 
-use super::{NewDecision, RecordError, Recorded, record, record_once};
+use super::{NewDecision, RecordError, Recorded, attach_log_indexes, record, record_once};
 use crate::db::{Db, DbConnection, DbError};
 
 /// Most decisions one transaction takes.
@@ -100,12 +100,38 @@ fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) ->
         }
         results.push(result);
     }
+    // The log takes in the batch's events in the same transaction.
+    if let Err(e) = crate::log::integrate(conn) {
+        let _ = conn.batch_execute("ROLLBACK");
+        return fail_all(&e);
+    }
     match conn.batch_execute("COMMIT") {
         // Nothing in the batch is acknowledged before this point.
-        Ok(()) => results,
+        Ok(()) => {}
         Err(e) => {
             let _ = conn.batch_execute("ROLLBACK");
-            fail_all(&e)
+            return fail_all(&e);
         }
     }
+    let mut done: Vec<Recorded> = Vec::new();
+    let mut slots = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(recorded) => {
+                slots.push(Ok(done.len()));
+                done.push(recorded);
+            }
+            Err(e) => slots.push(Err(e)),
+        }
+    }
+    if let Err(e) = attach_log_indexes(conn, &mut done) {
+        return fail_all(&e);
+    }
+    let mut done = done.into_iter();
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.and_then(|_| done.next().ok_or_else(|| RecordError::Db(DbError::Task("lost a receipt".into()))))
+        })
+        .collect()
 }

@@ -10,24 +10,55 @@ pub mod lane;
 pub mod verify;
 
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
+use sha2::Sha256;
 
 use crate::db::ledger::{
-    EventRow, NewEventRow, event_by_idempotency_key, head, insert_event, set_head, set_state, state_of,
+    Event, NewEventRow, PersonalRow, event_by_idempotency_key, head, insert_event, insert_personal, set_head,
+    set_state, state_of,
 };
+use crate::db::log::{Source, enqueue};
 use crate::db::{DbConnection, DbError, from_stored_time, to_stored_time};
 use crate::domain::rules::Decision;
 use crate::domain::{Covered, Slug, SubjectId, VersionNumber};
-use chain::{Canonical, CanonicalEvidence, GENESIS, chain_hash, chain_time};
+use chain::{Canonical, CanonicalEvidence, GENESIS, chain_hash, chain_time, salted};
 pub use evidence::{Evidence, IpMode};
+
+/// Finds a subject's rows without storing its id: `subject_key` is HMAC-SHA256 of the id under
+/// a key derived from the server secret. Whoever lacks the secret cannot tell which id a key
+/// belongs to, not even by trying ids.
+#[derive(Clone)]
+pub struct SubjectKeys(Vec<u8>);
+
+impl SubjectKeys {
+    pub fn new(server_secret: &[u8]) -> Self {
+        Self(mac(server_secret, b"assent subject keys v1").to_vec())
+    }
+
+    pub fn key(&self, subject: &SubjectId) -> String {
+        hex::encode(mac(&self.0, subject.as_str().as_bytes()))
+    }
+}
+
+fn mac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC takes a key of any length.
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
 
 /// What kind of decision an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Accepted,
     Declined,
     Withdrawn,
+    /// The subject asked (on `/me`) for its personal data to be erased.
+    ErasureRequested,
+    /// The subject's personal data was erased.
+    Erased,
 }
 
 impl Kind {
@@ -36,7 +67,15 @@ impl Kind {
             Self::Accepted => "accepted",
             Self::Declined => "declined",
             Self::Withdrawn => "withdrawn",
+            Self::ErasureRequested => "erasure_requested",
+            Self::Erased => "erased",
         }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Accepted, Self::Declined, Self::Withdrawn, Self::ErasureRequested, Self::Erased]
+            .into_iter()
+            .find(|k| k.as_str() == raw)
     }
 }
 
@@ -45,6 +84,9 @@ impl Kind {
 pub enum Method {
     Api,
     ConsentPage,
+    /// The subject's own page, `/me`.
+    Me,
+    Cli,
 }
 
 impl Method {
@@ -52,6 +94,8 @@ impl Method {
         match self {
             Self::Api => "api",
             Self::ConsentPage => "consent_page",
+            Self::Me => "me",
+            Self::Cli => "cli",
         }
     }
 }
@@ -60,7 +104,9 @@ impl Method {
 #[derive(Debug, Clone)]
 pub struct NewDecision {
     pub subject: SubjectId,
-    pub document: Slug,
+    /// `SubjectKeys::key(&subject)`.
+    pub subject_key: String,
+    pub document: Option<Slug>,
     pub action: Action,
     /// Who recorded it: the API key's name, or `consent_page`.
     pub recorded_by: String,
@@ -84,15 +130,18 @@ pub enum Action {
     },
     /// Withdraws the standing acceptance; what it covered is read inside the transaction.
     Withdraw,
+    /// The subject asks for erasure.
+    RequestErasure,
 }
 
 /// The answer to a recorded decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Receipt {
     pub event_id: i64,
-    pub subject: String,
+    /// The subject id; `null` once erased.
+    pub subject: Option<String>,
     pub kind: Kind,
-    pub document: String,
+    pub document: Option<String>,
     pub version: Option<i32>,
     /// The SHA-256 of the decided version of `document`.
     pub sha256: Option<String>,
@@ -100,6 +149,8 @@ pub struct Receipt {
     pub recorded_at: String,
     pub seq: i64,
     pub chain_hash: String,
+    /// The event's leaf in the log.
+    pub log_index: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -110,12 +161,27 @@ pub enum Recorded {
     Replayed(Receipt),
 }
 
+impl Recorded {
+    pub fn receipt(&self) -> &Receipt {
+        match self {
+            Self::Created(r) | Self::Replayed(r) => r,
+        }
+    }
+    fn receipt_mut(&mut self) -> &mut Receipt {
+        match self {
+            Self::Created(r) | Self::Replayed(r) => r,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("this idempotency key was used for a different request")]
     IdempotencyConflict,
     #[error("there is nothing to withdraw: the subject has no standing acceptance of `{0}`")]
     NothingToWithdraw(String),
+    #[error("no personal data of this subject is held: it is unknown or already erased")]
+    NothingToErase,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -129,22 +195,53 @@ impl From<diesel::result::Error> for RecordError {
 /// How often a transaction that lost a race (two events for one subject at once) is retried.
 const ATTEMPTS: usize = 20;
 
-/// Records a decision: one transaction appends the event, moves the subject's chain head and
-/// updates its state; it is committed before this returns.
-pub fn record(conn: &mut DbConnection, decision: &NewDecision, now: DateTime<Utc>) -> Result<Recorded, RecordError> {
+/// Runs `work` in a write transaction, retried when it lost a race for a subject's next
+/// sequence number. On SQLite the log takes in the new events in the same transaction; on
+/// PostgreSQL right after it commits. Either way every receipt comes back with its leaf.
+fn write_and_log<F>(conn: &mut DbConnection, work: F) -> Result<Vec<Recorded>, RecordError>
+where
+    F: Fn(&mut DbConnection) -> Result<Vec<Recorded>, RecordError>,
+{
     let mut attempt = 0;
-    loop {
+    let mut recorded = loop {
         attempt += 1;
-        match conn.write_transaction(|conn| record_once(conn, decision, now)) {
+        let result = conn.write_transaction(|conn| {
+            let recorded = work(conn)?;
+            if let DbConnection::Sqlite(_) = conn {
+                crate::log::integrate(conn)?;
+            }
+            Ok(recorded)
+        });
+        match result {
             Err(RecordError::Db(DbError::Query(diesel::result::Error::DatabaseError(kind, info))))
                 if attempt < ATTEMPTS && retryable(&kind) =>
             {
                 tracing::debug!(attempt, error = info.message(), "retrying a concurrent write");
                 std::thread::sleep(std::time::Duration::from_millis(2 * attempt as u64));
             }
-            other => return other,
+            other => break other?,
         }
+    };
+    attach_log_indexes(conn, &mut recorded)?;
+    Ok(recorded)
+}
+
+/// Fills in each receipt's leaf, integrating first where the log has not taken it in yet.
+pub(crate) fn attach_log_indexes(conn: &mut DbConnection, recorded: &mut [Recorded]) -> Result<(), DbError> {
+    let ids: Vec<i64> = recorded.iter().map(|r| r.receipt().event_id).collect();
+    let indexes = crate::log::ensure_integrated(conn, &ids)?;
+    for r in recorded {
+        let receipt = r.receipt_mut();
+        receipt.log_index = indexes.get(&receipt.event_id).copied();
     }
+    Ok(())
+}
+
+/// Records a decision: one transaction appends the event, moves the subject's chain head and
+/// updates its state; it is committed, and in the log, before this returns.
+pub fn record(conn: &mut DbConnection, decision: &NewDecision, now: DateTime<Utc>) -> Result<Recorded, RecordError> {
+    let mut recorded = write_and_log(conn, |conn| Ok(vec![record_once(conn, decision, now)?]))?;
+    recorded.pop().ok_or_else(|| RecordError::Db(DbError::Task("nothing was recorded".into())))
 }
 
 /// Records several decisions in one transaction: all or nothing (a consent answer that covers
@@ -154,18 +251,7 @@ pub fn record_many(
     decisions: &[NewDecision],
     now: DateTime<Utc>,
 ) -> Result<Vec<Recorded>, RecordError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match conn.write_transaction(|conn| decisions.iter().map(|d| record_once(conn, d, now)).collect()) {
-            Err(RecordError::Db(DbError::Query(diesel::result::Error::DatabaseError(kind, _))))
-                if attempt < ATTEMPTS && retryable(&kind) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(2 * attempt as u64));
-            }
-            other => return other,
-        }
-    }
+    write_and_log(conn, |conn| decisions.iter().map(|d| record_once(conn, d, now)).collect())
 }
 
 fn retryable(kind: &diesel::result::DatabaseErrorKind) -> bool {
@@ -173,153 +259,288 @@ fn retryable(kind: &diesel::result::DatabaseErrorKind) -> bool {
     matches!(kind, K::UniqueViolation | K::SerializationFailure)
 }
 
+/// 32 random bytes in hex.
+fn new_salt() -> Result<String, DbError> {
+    keys::random_bytes::<32>().map(hex::encode).map_err(|e| DbError::Task(format!("no randomness for a salt: {e}")))
+}
+
+/// Appends one event to the subject's chain and queues it for the log.
+struct Append<'a> {
+    subject: &'a SubjectId,
+    subject_key: &'a str,
+    kind: Kind,
+    document: Option<&'a str>,
+    version: Option<i32>,
+    covers: &'a [Covered],
+    recorded_by: &'a str,
+    method: Method,
+    /// `None` keeps no personal row (an erasure holds none).
+    evidence: Option<&'a Evidence>,
+    idempotency_key: Option<&'a str>,
+    request_hash: Option<&'a str>,
+}
+
+fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result<Receipt, RecordError> {
+    let (seq, prev_hash) = head(conn, a.subject_key)?.map_or((1, GENESIS.to_owned()), |(s, h)| (s + 1, h));
+    let recorded_at = to_stored_time(now);
+    let recorded_at_text = chain_time(from_stored_time(recorded_at));
+    let covers_json = serde_json::to_string(a.covers).map_err(|e| DbError::Corrupt(e.to_string()))?;
+    let salt = new_salt()?;
+    let subject_hash = salted(&salt, "subject", a.subject.as_str());
+    let evidence = a.evidence.cloned().unwrap_or_default();
+    let evidence_salt = if evidence.ip.is_some() || evidence.user_agent.is_some() { Some(new_salt()?) } else { None };
+    let hash_of = |field: &str, value: &Option<String>| {
+        value.as_deref().zip(evidence_salt.as_deref()).map(|(v, s)| salted(s, field, v))
+    };
+    let ip_hash = hash_of("ip", &evidence.ip);
+    let user_agent_hash = hash_of("user_agent", &evidence.user_agent);
+    let canonical = Canonical {
+        covers: a.covers,
+        document: a.document,
+        evidence: CanonicalEvidence {
+            ip: ip_hash.as_deref(),
+            locale: evidence.locale.as_deref(),
+            user_agent: user_agent_hash.as_deref(),
+        },
+        kind: a.kind.as_str(),
+        method: a.method.as_str(),
+        recorded_at: &recorded_at_text,
+        recorded_by: a.recorded_by,
+        seq,
+        subject: &subject_hash,
+        version: a.version,
+    };
+    let hash = chain_hash(&prev_hash, &canonical);
+    let event_id = insert_event(
+        conn,
+        &NewEventRow {
+            subject_key: a.subject_key,
+            seq,
+            kind: a.kind.as_str(),
+            document: a.document,
+            version: a.version,
+            covers: &covers_json,
+            recorded_at,
+            recorded_by: a.recorded_by,
+            method: a.method.as_str(),
+            subject_hash: &subject_hash,
+            ip_hash: ip_hash.as_deref(),
+            user_agent_hash: user_agent_hash.as_deref(),
+            locale: evidence.locale.as_deref(),
+            idempotency_key: a.idempotency_key,
+            request_hash: a.request_hash,
+            prev_hash: &prev_hash,
+            chain_hash: &hash,
+        },
+    )?;
+    if a.evidence.is_some() {
+        insert_personal(
+            conn,
+            &PersonalRow {
+                event_id,
+                subject: a.subject.to_string(),
+                salt,
+                ip: evidence.ip.clone(),
+                user_agent: evidence.user_agent.clone(),
+                evidence_salt,
+            },
+        )?;
+    }
+    set_head(conn, a.subject_key, seq, &hash)?;
+    enqueue(conn, Source::Event(event_id))?;
+    let sha256 = a.covers.iter().find(|c| Some(c.document.as_str()) == a.document).map(|c| c.sha256.clone());
+    Ok(Receipt {
+        event_id,
+        subject: a.evidence.is_some().then(|| a.subject.to_string()),
+        kind: a.kind,
+        document: a.document.map(str::to_owned),
+        version: a.version,
+        sha256,
+        covers: a.covers.to_vec(),
+        recorded_at: recorded_at_text,
+        seq,
+        chain_hash: hash,
+        log_index: None,
+    })
+}
+
 pub(crate) fn record_once(
     conn: &mut DbConnection,
     d: &NewDecision,
     now: DateTime<Utc>,
 ) -> Result<Recorded, RecordError> {
-    let subject = d.subject.as_str();
+    let key = d.subject_key.as_str();
     crate::db::ledger::lock_event_writes(conn)?;
-    if let Some(key) = &d.idempotency_key
-        && let Some(previous) = event_by_idempotency_key(conn, subject, key)?
+    if let Some(idempotency_key) = &d.idempotency_key
+        && let Some(previous) = event_by_idempotency_key(conn, key, idempotency_key)?
     {
-        return if previous.request_hash == d.request_hash {
+        return if previous.row.request_hash == d.request_hash {
             Ok(Recorded::Replayed(receipt(&previous)?))
         } else {
             Err(RecordError::IdempotencyConflict)
         };
     }
+    let document = d.document.as_ref().map(Slug::as_str);
     let (kind, version, covers) = match &d.action {
         Action::Accept { version, covers } => (Kind::Accepted, Some(*version), covers.clone()),
         Action::Decline { version, covers } => (Kind::Declined, Some(*version), covers.clone()),
+        Action::RequestErasure => (Kind::ErasureRequested, None, Vec::new()),
         Action::Withdraw => {
-            let standing = state_of(conn, subject, d.document.as_str())?
+            let document = document.unwrap_or_default();
+            let standing = state_of(conn, key, document)?
                 .filter(|s| s.state == Kind::Accepted.as_str())
-                .ok_or_else(|| RecordError::NothingToWithdraw(d.document.to_string()))?;
+                .ok_or_else(|| RecordError::NothingToWithdraw(document.to_owned()))?;
             let covers: Vec<Covered> = serde_json::from_str(&standing.covers)
-                .map_err(|e| DbError::Corrupt(format!("covers of {subject}/{}: {e}", d.document)))?;
+                .map_err(|e| DbError::Corrupt(format!("covers of {key}/{document}: {e}")))?;
             let version = standing.version.and_then(|v| u32::try_from(v).ok()).and_then(VersionNumber::new);
             (Kind::Withdrawn, version, covers)
         }
     };
     let version = version.map(|v| i32::try_from(v.get()).unwrap_or(i32::MAX));
-    let (seq, prev_hash) = head(conn, subject)?.map_or((1, GENESIS.to_owned()), |(s, h)| (s + 1, h));
-    let recorded_at = to_stored_time(now);
-    let recorded_at_text = chain_time(from_stored_time(recorded_at));
-    let covers_json = serde_json::to_string(&covers).map_err(|e| DbError::Corrupt(e.to_string()))?;
-    let canonical = Canonical {
-        covers: &covers,
-        document: d.document.as_str(),
-        evidence: CanonicalEvidence {
-            ip: d.evidence.ip.as_deref(),
-            locale: d.evidence.locale.as_deref(),
-            user_agent: d.evidence.user_agent.as_deref(),
+    let receipt = append(
+        conn,
+        &Append {
+            subject: &d.subject,
+            subject_key: key,
+            kind,
+            document,
+            version,
+            covers: &covers,
+            recorded_by: &d.recorded_by,
+            method: d.method,
+            evidence: Some(&d.evidence),
+            idempotency_key: d.idempotency_key.as_deref(),
+            request_hash: d.request_hash.as_deref(),
         },
-        kind: kind.as_str(),
-        method: d.method.as_str(),
-        recorded_at: &recorded_at_text,
-        recorded_by: &d.recorded_by,
-        seq,
-        subject,
-        version,
-    };
-    let hash = chain_hash(&prev_hash, &canonical);
-    let row = NewEventRow {
-        subject,
-        seq,
-        kind: kind.as_str(),
-        document: d.document.as_str(),
-        version,
-        covers: &covers_json,
-        recorded_at,
-        recorded_by: &d.recorded_by,
-        method: d.method.as_str(),
-        ip: d.evidence.ip.as_deref(),
-        user_agent: d.evidence.user_agent.as_deref(),
-        locale: d.evidence.locale.as_deref(),
-        idempotency_key: d.idempotency_key.as_deref(),
-        request_hash: d.request_hash.as_deref(),
-        prev_hash: &prev_hash,
-        chain_hash: &hash,
-    };
-    let event_id = insert_event(conn, &row)?;
-    set_head(conn, subject, seq, &hash)?;
-    // A withdrawal keeps what was withdrawn in `covers` for the record; the state says withdrawn.
-    set_state(conn, subject, d.document.as_str(), kind.as_str(), version, &covers_json, event_id, now)?;
-    // The parts an acceptance covers (and a withdrawal takes back) get a state row too, so that
-    // coverage of a part is counted like that of an agreement. A decline concerns the agreement.
-    if kind != Kind::Declined {
-        for part in covers.iter().filter(|c| c.document != d.document) {
-            let part_version = i32::try_from(part.version.get()).unwrap_or(i32::MAX);
-            set_state(
-                conn,
-                subject,
-                part.document.as_str(),
-                kind.as_str(),
-                Some(part_version),
-                &covers_json,
-                event_id,
-                now,
-            )?;
+        now,
+    )?;
+    if let (Some(document), Kind::Accepted | Kind::Declined | Kind::Withdrawn) = (document, kind) {
+        let covers_json = serde_json::to_string(&covers).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        // A withdrawal keeps what was withdrawn in `covers` for the record; the state says withdrawn.
+        set_state(conn, key, document, kind.as_str(), version, &covers_json, receipt.event_id, now)?;
+        // The parts an acceptance covers (and a withdrawal takes back) get a state row too, so
+        // that coverage of a part is counted like that of an agreement. A decline concerns the
+        // agreement.
+        if kind != Kind::Declined {
+            for part in covers.iter().filter(|c| c.document.as_str() != document) {
+                let part_version = i32::try_from(part.version.get()).unwrap_or(i32::MAX);
+                set_state(
+                    conn,
+                    key,
+                    part.document.as_str(),
+                    kind.as_str(),
+                    Some(part_version),
+                    &covers_json,
+                    receipt.event_id,
+                    now,
+                )?;
+            }
         }
     }
-    let sha256 = covers.iter().find(|c| c.document == d.document).map(|c| c.sha256.clone());
-    Ok(Recorded::Created(Receipt {
-        event_id,
-        subject: subject.to_owned(),
-        kind,
-        document: d.document.to_string(),
-        version,
-        sha256,
-        covers,
-        recorded_at: recorded_at_text,
-        seq,
-        chain_hash: hash,
-    }))
+    Ok(Recorded::Created(receipt))
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Erasure {
+    pub subject: String,
+    /// Events whose personal data was deleted.
+    pub erased_events: usize,
+    pub erased_at: String,
+    /// The erasure's own leaf in the log.
+    pub log_index: Option<i64>,
+    #[serde(skip)]
+    pub receipt: Receipt,
+}
+
+/// Erases a subject's personal data (contract §8): in one transaction, deletes the plain values
+/// and salts of all its events and its status rows, and appends an `erased` event to its chain,
+/// whose leaf in the log is of type `erasure`. Refused with [`RecordError::NothingToErase`] when
+/// nothing personal is held (an unknown subject, or one erased already).
+pub fn erase(
+    conn: &mut DbConnection,
+    subject: &SubjectId,
+    subject_key: &str,
+    recorded_by: &str,
+    method: Method,
+    now: DateTime<Utc>,
+) -> Result<Erasure, RecordError> {
+    let erased_events = std::cell::Cell::new(0);
+    let mut recorded = write_and_log(conn, |conn| {
+        crate::db::ledger::lock_event_writes(conn)?;
+        if !crate::db::ledger::has_personal(conn, subject_key)? {
+            return Err(RecordError::NothingToErase);
+        }
+        let receipt = append(
+            conn,
+            &Append {
+                subject,
+                subject_key,
+                kind: Kind::Erased,
+                document: None,
+                version: None,
+                covers: &[],
+                recorded_by,
+                method,
+                evidence: None,
+                idempotency_key: None,
+                request_hash: None,
+            },
+            now,
+        )?;
+        erased_events.set(crate::db::ledger::erase_subject(conn, subject_key)?);
+        Ok(vec![Recorded::Created(receipt)])
+    })?;
+    let receipt = recorded.pop().map(|r| r.receipt().clone()).ok_or(RecordError::NothingToErase)?;
+    Ok(Erasure {
+        subject: subject.to_string(),
+        erased_events: erased_events.get(),
+        erased_at: receipt.recorded_at.clone(),
+        log_index: receipt.log_index,
+        receipt,
+    })
 }
 
 /// The receipt of a stored event.
-pub fn receipt(row: &EventRow) -> Result<Receipt, DbError> {
+pub fn receipt(event: &Event) -> Result<Receipt, DbError> {
+    let row = &event.row;
     let covers: Vec<Covered> =
         serde_json::from_str(&row.covers).map_err(|e| DbError::Corrupt(format!("covers of event {}: {e}", row.id)))?;
-    let kind = match row.kind.as_str() {
-        "accepted" => Kind::Accepted,
-        "declined" => Kind::Declined,
-        "withdrawn" => Kind::Withdrawn,
-        other => return Err(DbError::Corrupt(format!("event {} has kind `{other}`", row.id))),
-    };
+    let kind =
+        Kind::parse(&row.kind).ok_or_else(|| DbError::Corrupt(format!("event {} has kind `{}`", row.id, row.kind)))?;
     Ok(Receipt {
         event_id: row.id,
-        subject: row.subject.clone(),
+        subject: event.subject().map(str::to_owned),
         kind,
-        sha256: covers.iter().find(|c| c.document.as_str() == row.document).map(|c| c.sha256.clone()),
+        sha256: covers.iter().find(|c| Some(c.document.as_str()) == row.document.as_deref()).map(|c| c.sha256.clone()),
         document: row.document.clone(),
         version: row.version,
         covers,
         recorded_at: chain_time(from_stored_time(row.recorded_at)),
         seq: row.seq,
         chain_hash: row.chain_hash.clone(),
+        log_index: event.log_index,
     })
 }
 
 /// A subject's latest decision per agreement, for the status rules.
 pub fn decisions(
     conn: &mut DbConnection,
-    subject: &SubjectId,
+    subject_key: &str,
 ) -> Result<std::collections::HashMap<Slug, Decision>, DbError> {
     let mut out = std::collections::HashMap::new();
-    for row in crate::db::ledger::states_of(conn, subject.as_str())? {
+    for row in crate::db::ledger::states_of(conn, subject_key)? {
         let Ok(slug) = Slug::parse(&row.document) else { continue };
         let version = row.version.and_then(|v| u32::try_from(v).ok()).and_then(VersionNumber::new);
         let decision = match (row.state.as_str(), version) {
             ("accepted", Some(version)) => Decision::Accepted {
                 version,
                 covers: serde_json::from_str(&row.covers)
-                    .map_err(|e| DbError::Corrupt(format!("covers of {subject}/{slug}: {e}")))?,
+                    .map_err(|e| DbError::Corrupt(format!("covers of {subject_key}/{slug}: {e}")))?,
             },
             ("declined", Some(version)) => Decision::Declined { version },
             ("withdrawn", _) => Decision::Withdrawn,
-            (state, _) => return Err(DbError::Corrupt(format!("state `{state}` of {subject}/{slug}"))),
+            (state, _) => return Err(DbError::Corrupt(format!("state `{state}` of {subject_key}/{slug}"))),
         };
         out.insert(slug, decision);
     }

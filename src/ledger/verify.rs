@@ -1,15 +1,18 @@
-//! `assent verify`: recompute every subject's hash chain and every stored version's content
-//! hash, and name whatever does not match.
+//! `assent verify`: recompute every subject's hash chain, every stored version's content hash
+//! and leaf, the whole log, and each saved checkpoint's root; name whatever does not match.
+//! It streams: memory holds one page of events or leaves, the versions, and the chain heads.
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use super::chain::{Canonical, CanonicalEvidence, GENESIS, chain_hash, chain_time};
-use crate::db::ledger::{EventRow, all_heads, events_after};
-use crate::db::schema::{documents, versions};
+use super::chain::{Canonical, CanonicalEvidence, GENESIS, chain_hash, chain_time, salted};
+use crate::db::ledger::{Event, all_heads, events_after};
+use crate::db::log::{self as log_rows, Source};
 use crate::db::{DbConnection, DbError, from_stored_time};
 use crate::domain::{Covered, sha256_hex};
+use crate::log::note::{NoteVerifier, open_checkpoint};
+use crate::log::tree::{self, Hash};
 
 /// What `verify` looked at and what it found broken.
 #[derive(Debug, Default)]
@@ -17,118 +20,119 @@ pub struct Report {
     pub versions: usize,
     pub subjects: usize,
     pub events: usize,
+    pub leaves: u64,
+    pub checkpoints: usize,
+    /// Committed but not yet in the log (a server stopped between the two): taken in at the next
+    /// start. Not a problem: nothing of them was acknowledged.
+    pub queued: i64,
     pub problems: Vec<String>,
 }
 
-/// Events read per query while walking the ledger.
+/// Rows read per query while walking the ledger and the log.
 const BATCH: i64 = 5_000;
 
-pub fn verify(conn: &mut DbConnection) -> Result<Report, DbError> {
+/// Checks everything; `saved` are `(name, text)` of saved checkpoints.
+pub fn verify(
+    conn: &mut DbConnection,
+    saved: &[(String, String)],
+    verifier: &NoteVerifier,
+    progress: bool,
+) -> Result<Report, DbError> {
     let mut report = Report::default();
-    // Every stored file against its hash; remember the hashes to check what events cover.
-    let stored: Vec<(String, i32, String, String, String)> = versions::table
-        .inner_join(documents::table)
-        .select((documents::slug, versions::version, versions::locale, versions::sha256, versions::source))
-        .order((documents::slug.asc(), versions::version.asc(), versions::locale.asc()))
-        .load(conn)?;
-    let mut hashes: HashMap<(String, i32), String> = HashMap::new();
-    for (slug, version, locale, sha, source) in stored {
+    let (hashes, version_leaves) = check_versions(conn, &mut report)?;
+    check_chains(conn, &hashes, &mut report)?;
+    check_log(conn, &version_leaves, saved, verifier, progress, &mut report)?;
+    Ok(report)
+}
+
+/// Every stored version against its hash and the fields its leaf commits to. Returns the
+/// original files' hashes (for what events cover) and each version's expected leaf.
+#[allow(clippy::type_complexity)]
+fn check_versions(
+    conn: &mut DbConnection,
+    report: &mut Report,
+) -> Result<(HashMap<(String, i32), String>, HashMap<i64, String>), DbError> {
+    let mut hashes = HashMap::new();
+    let mut leaves = HashMap::new();
+    for v in log_rows::all_version_fields(conn)? {
         report.versions += 1;
-        let name =
-            if locale.is_empty() { format!("{slug} v{version}") } else { format!("{slug} v{version} ({locale})") };
-        if sha256_hex(source.as_bytes()) != sha {
-            report.problems.push(format!("version {name}: its stored text no longer matches its sha256 {sha}"));
+        let name = if v.locale.is_empty() {
+            format!("{} v{}", v.document, v.version)
+        } else {
+            format!("{} v{} ({})", v.document, v.version, v.locale)
+        };
+        if sha256_hex(v.source.as_bytes()) != v.sha256 {
+            report.problems.push(format!("version {name}: its stored text no longer matches its sha256 {}", v.sha256));
         }
-        if locale.is_empty() {
-            hashes.insert((slug, version), sha);
+        if !v.source.ends_with(v.body.as_str()) {
+            report.problems.push(format!("version {name}: its stored body is not the text of its file"));
+        }
+        leaves.insert(v.id, crate::log::version_leaf(&v));
+        if v.locale.is_empty() {
+            hashes.insert((v.document.clone(), v.version), v.sha256.clone());
         }
     }
+    Ok((hashes, leaves))
+}
 
+/// What the status rows must say: document → (state, version, covers).
+type Expected = HashMap<String, (String, Option<i32>, String)>;
+
+fn check_chains(
+    conn: &mut DbConnection,
+    hashes: &HashMap<(String, i32), String>,
+    report: &mut Report,
+) -> Result<(), DbError> {
     let heads: HashMap<String, (i64, String)> =
         all_heads(conn)?.into_iter().map(|(subject, seq, hash)| (subject, (seq, hash))).collect();
-    let mut last: Option<(String, i64, String)> = None; // subject, seq, chain hash of the last event
-    // What the subject's events say its status rows must be: document → (state, version, covers).
-    let mut expected: HashMap<String, (String, Option<i32>, String)> = HashMap::new();
+    let mut last: Option<(String, i64, String, String)> = None; // subject key, seq, chain hash, name
+    let mut expected = Expected::new();
     let mut state_rows = 0usize;
-    let mut finish = |conn: &mut DbConnection,
-                      last: &Option<(String, i64, String)>,
-                      expected: &mut HashMap<String, (String, Option<i32>, String)>,
-                      report: &mut Report|
-     -> Result<(), DbError> {
-        if let Some((subject, seq, hash)) = last {
-            let rows = crate::db::ledger::states_of(conn, subject)?;
-            state_rows += rows.len();
-            for row in &rows {
-                let stored = (row.state.clone(), row.version, row.covers.clone());
-                match expected.remove(&row.document) {
-                    Some(want) if want == stored => {}
-                    Some((state, version, _)) => report.problems.push(format!(
-                        "subject {subject:?}: its status for {} says {} v{}, but its events say {state} v{}",
-                        row.document,
-                        row.state,
-                        row.version.unwrap_or(0),
-                        version.unwrap_or(0)
-                    )),
-                    None => report.problems.push(format!(
-                        "subject {subject:?}: has a status for {} that no event of its explains",
-                        row.document
-                    )),
-                }
-            }
-            for document in expected.keys() {
-                report
-                    .problems
-                    .push(format!("subject {subject:?}: its events decide {document}, but it has no status for it"));
-            }
-            expected.clear();
-            report.subjects += 1;
-            match heads.get(subject) {
-                Some((head_seq, head_hash)) if head_seq == seq && head_hash == hash => {}
-                Some((head_seq, _)) => report.problems.push(format!(
-                    "subject {subject:?}: its chain head says seq {head_seq}, but the last event is seq {seq} (events missing or added)"
-                )),
-                None => report.problems.push(format!("subject {subject:?}: has events but no chain head")),
-            }
-        }
-        Ok(())
-    };
     let mut cursor: Option<(String, i64)> = None;
     loop {
         let batch = events_after(conn, cursor.as_ref().map(|(s, q)| (s.as_str(), *q)), BATCH)?;
         let Some(tail) = batch.last() else { break };
-        cursor = Some((tail.subject.clone(), tail.seq));
+        cursor = Some((tail.row.subject_key.clone(), tail.row.seq));
         for event in &batch {
+            let row = &event.row;
             report.events += 1;
             let prev = match &last {
-                Some((subject, seq, hash)) if *subject == event.subject => {
-                    if event.seq != seq + 1 {
+                Some((key, seq, hash, who)) if *key == row.subject_key => {
+                    if row.seq != seq + 1 {
                         report.problems.push(format!(
-                            "subject {:?} event {} (seq {}): expected seq {} (an event is missing)",
-                            event.subject,
-                            event.id,
-                            event.seq,
+                            "subject {who} event {} (seq {}): expected seq {} (an event is missing)",
+                            row.id,
+                            row.seq,
                             seq + 1
                         ));
                     }
                     hash.clone()
                 }
                 _ => {
-                    finish(conn, &last, &mut expected, &mut report)?;
-                    if event.seq != 1 {
+                    state_rows += finish_subject(conn, &last, &heads, &mut expected, report)?;
+                    if row.seq != 1 {
                         report.problems.push(format!(
-                            "subject {:?} event {} (seq {}): the chain does not start at seq 1",
-                            event.subject, event.id, event.seq
+                            "subject {} event {} (seq {}): the chain does not start at seq 1",
+                            name(event),
+                            row.id,
+                            row.seq
                         ));
                     }
                     GENESIS.to_owned()
                 }
             };
-            check_event(event, &prev, &hashes, &mut report.problems);
+            check_event(event, &prev, hashes, &mut report.problems);
             expect_state(event, &mut expected);
-            last = Some((event.subject.clone(), event.seq, event.chain_hash.clone()));
+            // The subject's name as the events still hold it (its first event may be erased
+            // by retention of nothing, but erasure clears them all at once).
+            let who = match &last {
+                Some((key, _, _, who)) if *key == row.subject_key && event.erased() => who.clone(),
+                _ => name(event),
+            };
+            last = Some((row.subject_key.clone(), row.seq, row.chain_hash.clone(), who));
         }
     }
-    finish(conn, &last, &mut expected, &mut report)?;
+    state_rows += finish_subject(conn, &last, &heads, &mut expected, report)?;
     let all_state_rows: i64 =
         crate::db::schema::subject_documents::table.select(diesel::dsl::count_star()).first(conn)?;
     if usize::try_from(all_state_rows).unwrap_or(usize::MAX) > state_rows {
@@ -137,57 +141,133 @@ pub fn verify(conn: &mut DbConnection) -> Result<Report, DbError> {
             all_state_rows - i64::try_from(state_rows).unwrap_or(0)
         ));
     }
-    let seen = report.subjects;
-    if heads.len() > seen {
-        report.problems.push(format!("{} chain heads have no events (events were deleted)", heads.len() - seen));
+    if heads.len() > report.subjects {
+        report
+            .problems
+            .push(format!("{} chain heads have no events (events were deleted)", heads.len() - report.subjects));
     }
-    Ok(report)
+    Ok(())
+}
+
+/// How a subject is named in a problem: its id while held, else the start of its key.
+fn name(event: &Event) -> String {
+    match event.subject() {
+        Some(id) => format!("{id:?}"),
+        None => format!("#{} (erased)", event.row.subject_key.get(..12).unwrap_or(&event.row.subject_key)),
+    }
+}
+
+/// Closes one subject: its status rows against its events, its head against its last event.
+/// Returns how many status rows it has.
+fn finish_subject(
+    conn: &mut DbConnection,
+    last: &Option<(String, i64, String, String)>,
+    heads: &HashMap<String, (i64, String)>,
+    expected: &mut Expected,
+    report: &mut Report,
+) -> Result<usize, DbError> {
+    let Some((key, seq, hash, who)) = last else { return Ok(0) };
+    let rows = crate::db::ledger::states_of(conn, key)?;
+    for row in &rows {
+        let stored = (row.state.clone(), row.version, row.covers.clone());
+        match expected.remove(&row.document) {
+            Some(want) if want == stored => {}
+            Some((state, version, _)) => report.problems.push(format!(
+                "subject {who}: its status for {} says {} v{}, but its events say {state} v{}",
+                row.document,
+                row.state,
+                row.version.unwrap_or(0),
+                version.unwrap_or(0)
+            )),
+            None => report
+                .problems
+                .push(format!("subject {who}: has a status for {} that no event of its explains", row.document)),
+        }
+    }
+    for document in expected.keys() {
+        report.problems.push(format!("subject {who}: its events decide {document}, but it has no status for it"));
+    }
+    expected.clear();
+    report.subjects += 1;
+    match heads.get(key) {
+        Some((head_seq, head_hash)) if head_seq == seq && head_hash == hash => {}
+        Some((head_seq, _)) => report.problems.push(format!(
+            "subject {who}: its chain head says seq {head_seq}, but the last event is seq {seq} (events missing or added)"
+        )),
+        None => report.problems.push(format!("subject {who}: has events but no chain head")),
+    }
+    Ok(rows.len())
 }
 
 /// What an event does to its subject's status rows (as `ledger::record_once` writes them): an
-/// acceptance or a withdrawal sets the agreement and each covered part; a decline, the agreement.
-fn expect_state(event: &EventRow, expected: &mut HashMap<String, (String, Option<i32>, String)>) {
-    let Ok(covers) = serde_json::from_str::<Vec<Covered>>(&event.covers) else { return };
-    expected.insert(event.document.clone(), (event.kind.clone(), event.version, event.covers.clone()));
-    if event.kind != "declined" {
-        for part in covers.iter().filter(|c| c.document.as_str() != event.document) {
+/// acceptance or a withdrawal sets the agreement and each covered part; a decline, the
+/// agreement; an erasure removes them all.
+fn expect_state(event: &Event, expected: &mut Expected) {
+    let row = &event.row;
+    if row.kind == "erased" {
+        expected.clear();
+        return;
+    }
+    let Some(document) = &row.document else { return };
+    let Ok(covers) = serde_json::from_str::<Vec<Covered>>(&row.covers) else { return };
+    expected.insert(document.clone(), (row.kind.clone(), row.version, row.covers.clone()));
+    if row.kind != "declined" {
+        for part in covers.iter().filter(|c| c.document.as_str() != document) {
             let version = i32::try_from(part.version.get()).ok();
-            expected.insert(part.document.to_string(), (event.kind.clone(), version, event.covers.clone()));
+            expected.insert(part.document.to_string(), (row.kind.clone(), version, row.covers.clone()));
         }
     }
 }
 
-fn check_event(event: &EventRow, prev: &str, hashes: &HashMap<(String, i32), String>, problems: &mut Vec<String>) {
-    let at = format!("subject {:?} event {} (seq {})", event.subject, event.id, event.seq);
-    if event.prev_hash != prev {
+fn check_event(event: &Event, prev: &str, hashes: &HashMap<(String, i32), String>, problems: &mut Vec<String>) {
+    let row = &event.row;
+    let at = format!("subject {} event {} (seq {})", name(event), row.id, row.seq);
+    if row.prev_hash != prev {
         problems.push(format!("{at}: prev_hash does not match the chain hash of the event before it"));
     }
-    let covers: Vec<Covered> = match serde_json::from_str(&event.covers) {
+    let covers: Vec<Covered> = match serde_json::from_str(&row.covers) {
         Ok(c) => c,
         Err(e) => {
             problems.push(format!("{at}: covers cannot be read ({e})"));
             return;
         }
     };
-    let recorded_at = chain_time(from_stored_time(event.recorded_at));
+    let recorded_at = chain_time(from_stored_time(row.recorded_at));
     let canonical = Canonical {
         covers: &covers,
-        document: &event.document,
+        document: row.document.as_deref(),
         evidence: CanonicalEvidence {
-            ip: event.ip.as_deref(),
-            locale: event.locale.as_deref(),
-            user_agent: event.user_agent.as_deref(),
+            ip: row.ip_hash.as_deref(),
+            locale: row.locale.as_deref(),
+            user_agent: row.user_agent_hash.as_deref(),
         },
-        kind: &event.kind,
-        method: &event.method,
+        kind: &row.kind,
+        method: &row.method,
         recorded_at: &recorded_at,
-        recorded_by: &event.recorded_by,
-        seq: event.seq,
-        subject: &event.subject,
-        version: event.version,
+        recorded_by: &row.recorded_by,
+        seq: row.seq,
+        subject: &row.subject_hash,
+        version: row.version,
     };
-    if chain_hash(&event.prev_hash, &canonical) != event.chain_hash {
+    if chain_hash(&row.prev_hash, &canonical) != row.chain_hash {
         problems.push(format!("{at}: chain_hash does not match the event's contents (the event was altered)"));
+    }
+    // Personal values still held must be the ones the chain committed to.
+    if let Some(p) = &event.personal {
+        if salted(&p.salt, "subject", &p.subject) != row.subject_hash {
+            problems.push(format!("{at}: its stored subject id is not the one the chain committed to"));
+        }
+        let opened = |field: &str, value: &Option<String>| {
+            value.as_deref().zip(p.evidence_salt.as_deref()).map(|(v, s)| salted(s, field, v))
+        };
+        if p.evidence_salt.is_some()
+            && (opened("ip", &p.ip) != row.ip_hash || opened("user_agent", &p.user_agent) != row.user_agent_hash)
+        {
+            problems.push(format!("{at}: its stored IP address or user agent is not what the chain committed to"));
+        }
+        if p.evidence_salt.is_none() && (p.ip.is_some() || p.user_agent.is_some()) {
+            problems.push(format!("{at}: holds evidence without the salt of its hashes"));
+        }
     }
     for c in &covers {
         let version = i32::try_from(c.version.get()).unwrap_or(i32::MAX);
@@ -200,4 +280,172 @@ fn check_event(event: &EventRow, prev: &str, hashes: &HashMap<(String, i32), Str
             None => problems.push(format!("{at}: covers {} v{}, which is not stored", c.document, c.version)),
         }
     }
+}
+
+/// Complete subtrees from the left, as leaves stream in: enough to give the root at any size.
+#[derive(Default)]
+struct Frontier {
+    stack: Vec<(u64, Hash)>,
+}
+
+impl Frontier {
+    fn push(&mut self, leaf: Hash) {
+        let (mut size, mut hash) = (1u64, leaf);
+        while let Some(&(top, left)) = self.stack.last() {
+            if top != size {
+                break;
+            }
+            self.stack.pop();
+            hash = tree::node_hash(&left, &hash);
+            size *= 2;
+        }
+        self.stack.push((size, hash));
+    }
+
+    fn root(&self) -> Hash {
+        let mut iter = self.stack.iter().rev();
+        let Some(&(_, mut root)) = iter.next() else { return tree::empty_root() };
+        for (_, left) in iter {
+            root = tree::node_hash(left, &root);
+        }
+        root
+    }
+}
+
+fn check_log(
+    conn: &mut DbConnection,
+    version_leaves: &HashMap<i64, String>,
+    saved: &[(String, String)],
+    verifier: &NoteVerifier,
+    progress: bool,
+    report: &mut Report,
+) -> Result<(), DbError> {
+    let head = crate::log::head(conn)?;
+    report.queued = log_rows::queue_len(conn)?;
+    // Saved checkpoints, opened and sorted by size: each root is compared as the walk passes it.
+    let mut checkpoints = Vec::new();
+    for (name, text) in saved {
+        match open_checkpoint(text, verifier) {
+            Ok(cp) => checkpoints.push((name.clone(), cp)),
+            Err(e) => report.problems.push(format!("checkpoint {name}: {e}")),
+        }
+    }
+    report.checkpoints = checkpoints.len();
+    checkpoints.sort_by_key(|(_, cp)| cp.size);
+    let mut pending = checkpoints.iter().peekable();
+    let mut frontier = Frontier::default();
+    let mut at_size = |frontier: &Frontier, size: u64, report: &mut Report| {
+        while let Some((name, cp)) = pending.next_if(|(_, cp)| cp.size == size) {
+            if frontier.root() != cp.root {
+                report.problems.push(format!(
+                    "checkpoint {name}: the log's first {size} leaves no longer hash to its root: a leaf below index {size} was changed, removed or reordered since it was saved{}",
+                    if size == 0 { String::new() } else { format!(" (leaves 0 to {})", size - 1) }
+                ));
+            }
+        }
+    };
+    at_size(&frontier, 0, report);
+    let mut seen_versions = 0usize;
+    let mut next: u64 = 0;
+    loop {
+        let start = i64::try_from(next).unwrap_or(i64::MAX);
+        let page = log_rows::leaves(conn, start, start.saturating_add(BATCH))?;
+        if page.is_empty() {
+            break;
+        }
+        let stored_hashes: HashMap<i64, String> = log_rows::nodes_at(conn, 0, next, BATCH)?.into_iter().collect();
+        let event_ids: Vec<i64> = page.iter().filter_map(|l| l.event_id).collect();
+        let events = log_rows::event_heads(conn, &event_ids)?;
+        for leaf in &page {
+            if leaf.idx != i64::try_from(next).unwrap_or(-1) {
+                report.problems.push(format!("log: leaf {next} is missing (the next stored leaf is {})", leaf.idx));
+                return Ok(());
+            }
+            let hash = tree::leaf_hash(leaf.data.as_bytes());
+            if stored_hashes.get(&leaf.idx).map(String::as_str) != Some(crate::log::to_hex(&hash).as_str()) {
+                report.problems.push(format!("log: leaf {next}: its data does not match its stored hash"));
+            }
+            let expected = match (leaf.event_id, leaf.version_id) {
+                (Some(id), None) => match events.get(&id) {
+                    Some((kind, chain)) => Some(crate::log::event_leaf(kind, chain)),
+                    None => {
+                        report.problems.push(format!("log: leaf {next} commits to event {id}, which is missing"));
+                        None
+                    }
+                },
+                (None, Some(id)) => {
+                    seen_versions += 1;
+                    match version_leaves.get(&id) {
+                        Some(data) => Some(data.clone()),
+                        None => {
+                            report.problems.push(format!("log: leaf {next} commits to version {id}, which is missing"));
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    report.problems.push(format!("log: leaf {next} names neither one event nor one version"));
+                    None
+                }
+            };
+            if let Some(expected) = expected
+                && expected != leaf.data
+            {
+                let what = match leaf.version_id {
+                    Some(_) => "the stored version (its HTML, title, dates, flags or text) was changed",
+                    None => "the event was changed",
+                };
+                report.problems.push(format!("log: leaf {next} no longer matches what it commits to: {what}"));
+            }
+            frontier.push(hash);
+            next += 1;
+            at_size(&frontier, next, report);
+        }
+        if progress {
+            eprint!("\rverified {next} of {} log leaves", head.size);
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    report.leaves = next;
+    for (name, cp) in pending {
+        report.problems.push(format!(
+            "checkpoint {name}: covers {} leaves, but the log has {next}: leaves from index {next} on were removed",
+            cp.size
+        ));
+    }
+    if next != head.size {
+        report.problems.push(format!("log: its state says {} leaves, but {next} are stored", head.size));
+    } else if frontier.root() != head.root {
+        report.problems.push("log: its stored root is not the root of its leaves".into());
+    }
+    if let Ok(stored_root) = crate::log::root_at(conn, next)
+        && stored_root != frontier.root()
+    {
+        report.problems.push("log: its stored subtree hashes do not match its leaves (proofs would be wrong)".into());
+    }
+    // Every version and every event is in the log, or waiting in its queue.
+    let queued = log_rows::queued(conn, i64::MAX)?;
+    let queued_versions = queued.iter().filter(|(_, s)| matches!(s, Source::Version(_))).count();
+    if seen_versions + queued_versions != version_leaves.len() {
+        report.problems.push(format!(
+            "log: {} versions are stored but {} are in the log or its queue",
+            version_leaves.len(),
+            seen_versions + queued_versions
+        ));
+    }
+    let event_leaves: i64 = crate::db::schema::log_leaves::table
+        .filter(crate::db::schema::log_leaves::event_id.is_not_null())
+        .select(diesel::dsl::count_star())
+        .first(conn)?;
+    let queued_events = i64::try_from(queued.len() - queued_versions).unwrap_or(0);
+    let events = i64::try_from(report.events).unwrap_or(i64::MAX);
+    if event_leaves + queued_events != events {
+        report.problems.push(format!(
+            "log: {events} events are stored but {} are in the log or its queue",
+            event_leaves + queued_events
+        ));
+    }
+    Ok(())
 }

@@ -96,6 +96,7 @@ pub fn sync(conn: &mut DbConnection, set: &PolicySet, now: DateTime<Utc>) -> Res
             problems.push(Problem::new(&path, None, "this version is published but its file is missing (or marked draft): published versions stay published; restore the file"));
         }
         if problems.is_empty() {
+            crate::log::integrate(conn)?;
             Ok(report)
         } else {
             problems.sort_by(|a, b| a.file.cmp(&b.file));

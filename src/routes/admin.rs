@@ -237,14 +237,15 @@ pub struct EventLine {
     pub chain: String,
 }
 
-fn lines(rows: &[crate::db::ledger::EventRow]) -> Result<Vec<EventLine>, PageError> {
+fn lines(rows: &[crate::db::ledger::Event]) -> Result<Vec<EventLine>, PageError> {
     rows.iter()
-        .map(|row| {
-            let r = crate::ledger::receipt(row)?;
+        .map(|event| {
+            let r = crate::ledger::receipt(event)?;
+            let row = &event.row;
             Ok(EventLine {
                 id: row.id,
                 when: human_time(from_stored_time(row.recorded_at)),
-                subject: row.subject.clone(),
+                subject: event.subject().unwrap_or("(erased)").to_owned(),
                 kind: row.kind.clone(),
                 covers: r
                     .covers
@@ -288,7 +289,7 @@ pub async fn events(
 ) -> Result<HttpResponse, PageError> {
     let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
     let catalog = state.catalog.get(&state.db).await?;
-    let filter = parse_filter(&q, &catalog).map_err(PageError::from)?;
+    let filter = parse_filter(&q, &catalog, &state.subject_keys).map_err(PageError::from)?;
     let after = q.after.as_deref().and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
     const PAGE: i64 = 50;
     let rows = state
@@ -326,7 +327,7 @@ pub async fn events(
         s.finish()
     };
     let next =
-        (rows.len() as i64 == PAGE).then(|| rows.last().map(|r| query(&[("after", r.id.to_string())]))).flatten();
+        (rows.len() as i64 == PAGE).then(|| rows.last().map(|r| query(&[("after", r.row.id.to_string())]))).flatten();
     let export_query = query(&[]);
     let page = EventsPage {
         who: who.name,
@@ -375,12 +376,10 @@ pub async fn subject(
         Err(e) => page.error = Some(if raw.is_empty() { "Enter a subject id.".into() } else { e.to_string() }),
         Ok(id) => {
             let catalog = state.catalog.get(&state.db).await?;
-            let who_id = id.clone();
+            let key = state.subject_keys.key(&id);
             let (rows, decisions) = state
                 .db
-                .run(move |c| {
-                    Ok::<_, crate::db::DbError>((events_of(c, who_id.as_str())?, crate::ledger::decisions(c, &who_id)?))
-                })
+                .run(move |c| Ok::<_, crate::db::DbError>((events_of(c, &key)?, crate::ledger::decisions(c, &key)?)))
                 .await?;
             page.statuses = rules::status(&catalog, &decisions, Utc::now())
                 .into_iter()

@@ -32,7 +32,11 @@ pub struct EventQuery {
 }
 
 /// Turns query parameters into a filter, refusing what does not parse.
-pub fn parse_filter(q: &EventQuery, catalog: &Catalog) -> Result<EventFilter, ApiError> {
+pub fn parse_filter(
+    q: &EventQuery,
+    catalog: &Catalog,
+    keys: &crate::ledger::SubjectKeys,
+) -> Result<EventFilter, ApiError> {
     let mut f = EventFilter::default();
     if let Some(d) = q.document.as_deref().filter(|s| !s.is_empty()) {
         let slug = Slug::parse(d).ok().filter(|s| catalog.document(s).is_some());
@@ -47,13 +51,15 @@ pub fn parse_filter(q: &EventQuery, catalog: &Catalog) -> Result<EventFilter, Ap
         );
     }
     if let Some(k) = q.kind.as_deref().filter(|s| !s.is_empty()) {
-        if !matches!(k, "accepted" | "declined" | "withdrawn") {
-            return Err(ApiError::bad_request(format!("kind `{k}` is not one of accepted, declined, withdrawn")));
+        if crate::ledger::Kind::parse(k).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "kind `{k}` is not one of accepted, declined, withdrawn, erasure_requested, erased"
+            )));
         }
         f.kind = Some(k.to_owned());
     }
     if let Some(s) = q.subject.as_deref().filter(|s| !s.is_empty()) {
-        f.subject = Some(SubjectId::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?.to_string());
+        f.subject_key = Some(keys.key(&SubjectId::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?));
     }
     let time = |raw: &Option<String>, name: &str| -> Result<Option<chrono::NaiveDateTime>, ApiError> {
         raw.as_deref()
@@ -90,7 +96,7 @@ pub async fn list(
         return Err(ApiError::bad_request("`format` belongs to /api/v1/export"));
     }
     let catalog = state.catalog.get(&state.db).await?;
-    let filter = parse_filter(&q, &catalog)?;
+    let filter = parse_filter(&q, &catalog, &state.subject_keys)?;
     let after = q.after.as_deref().filter(|s| !s.is_empty()).map(decode_cursor).transpose()?.unwrap_or(0);
     let limit = match q.limit.as_deref().filter(|s| !s.is_empty()) {
         None => 100,
@@ -107,7 +113,7 @@ pub async fn list(
             list_events(c, &filter, after, horizon, limit)
         })
         .await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| encode_cursor(r.id))).flatten();
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| encode_cursor(r.row.id))).flatten();
     let events = rows.iter().map(event_json).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(json!({"events": events, "next": next})))
 }
@@ -174,7 +180,7 @@ pub async fn stream_export(state: &AppState, q: &EventQuery) -> Result<HttpRespo
         return Err(ApiError::bad_request("an export has no `after` or `limit`: it streams every matching event"));
     }
     let catalog = state.catalog.get(&state.db).await?;
-    let filter = parse_filter(q, &catalog)?;
+    let filter = parse_filter(q, &catalog, &state.subject_keys)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let db = state.db.clone();
     tokio::task::spawn_blocking(move || {

@@ -66,7 +66,13 @@ pub fn make_link(
     }
     let expires = Utc::now() + Duration::seconds(ttl_seconds);
     let nonce = crate::ledger::keys::random_bytes::<16>().map(hex::encode).map_err(|e| InvalidValue(e.to_string()))?;
-    let claims = Claims { sub: subject.to_string(), ret: return_to.to_string(), exp: expires.timestamp(), nonce };
+    let claims = Claims {
+        sub: subject.to_string(),
+        ret: return_to.to_string(),
+        exp: expires.timestamp(),
+        nonce,
+        iat: Utc::now().timestamp(),
+    };
     let token = sign(link_key, &claims).map_err(|e| InvalidValue(e.to_string()))?;
     Ok(LinkJson {
         url: format!("{}/consent?token={token}", base_url.trim_end_matches('/')),
@@ -133,14 +139,30 @@ fn token_page(e: TokenError) -> HttpResponse {
             "Links to this page work for a limited time. Go back to the application you came from: it will give you a new one.",
             None,
         ),
+        TokenError::Erased => message(
+            StatusCode::GONE,
+            "This record was erased",
+            "The personal data behind this link was erased at your request or the operator's. Nothing more can be seen or recorded with it.",
+            None,
+        ),
     }
 }
 
 /// The token's claims and subject, or the page that explains why not.
-fn claims_of(state: &AppState, token: &str) -> Result<(Claims, SubjectId), TokenError> {
+async fn claims_of(state: &AppState, token: &str) -> Result<(Claims, SubjectId), TokenError> {
     let claims = verify(&state.link_key, token, Utc::now())?;
     let subject = claims.subject().map_err(|_| TokenError::Invalid)?;
-    Ok((claims, subject))
+    let key = state.subject_keys.key(&subject);
+    let erased = state.db.run(move |c| crate::db::ledger::latest_of_kind(c, &key, Kind::Erased.as_str())).await;
+    match erased {
+        Ok(Some(e)) if e.row.recorded_at.and_utc().timestamp() >= claims.iat => Err(TokenError::Erased),
+        Ok(_) => Ok((claims, subject)),
+        Err(e) => {
+            // A link that cannot be checked against erasures does not open.
+            tracing::error!(error = %e, "checking a link against erasures failed");
+            Err(TokenError::Invalid)
+        }
+    }
 }
 
 /// The CSRF token from the cookie, or a new one to set.
@@ -165,13 +187,13 @@ fn csrf_ok(req: &HttpRequest, presented: &str) -> bool {
 }
 
 /// A posted form's token and CSRF field, checked; otherwise the page that says why not.
-fn checked_form(
+async fn checked_form(
     state: &AppState,
     req: &HttpRequest,
     token: &str,
     csrf: &str,
 ) -> Result<(Claims, SubjectId), Box<HttpResponse>> {
-    let claims = claims_of(state, token).map_err(|e| Box::new(token_page(e)))?;
+    let claims = claims_of(state, token).await.map_err(|e| Box::new(token_page(e)))?;
     if !csrf_ok(req, csrf) {
         return Err(Box::new(csrf_refused()));
     }
@@ -274,7 +296,7 @@ fn consent_page(
 /// The agreements a subject owes an answer on, with what changed since its last acceptance.
 async fn pending(state: &AppState, subject: &SubjectId) -> Result<(Arc<Catalog>, Vec<PendingAgreement>), PageError> {
     let catalog = state.catalog.get(&state.db).await?;
-    let (who, cat, cache) = (subject.clone(), catalog.clone(), state.diffs.clone());
+    let (who, cat, cache) = (state.subject_keys.key(subject), catalog.clone(), state.diffs.clone());
     let agreements = state
         .db
         .run(move |conn| -> Result<Vec<PendingAgreement>, crate::db::DbError> {
@@ -363,9 +385,9 @@ fn host_of(url: &str) -> String {
 }
 
 async fn already_answered(state: &AppState, subject: &SubjectId, nonce: &str) -> Result<Vec<i64>, PageError> {
-    let (who, nonce) = (subject.to_string(), nonce.to_owned());
+    let (who, nonce) = (state.subject_keys.key(subject), nonce.to_owned());
     let rows = state.db.run(move |c| consent_events(c, &who, &nonce)).await?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
+    Ok(rows.into_iter().map(|r| r.row.id).collect())
 }
 
 /// `GET /consent?token=`
@@ -375,7 +397,7 @@ pub async fn show(
     q: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, PageError> {
     let token = q.token.clone().unwrap_or_default();
-    let (claims, subject) = match claims_of(&state, &token) {
+    let (claims, subject) = match claims_of(&state, &token).await {
         Ok(c) => c,
         Err(e) => return Ok(token_page(e)),
     };
@@ -432,7 +454,7 @@ pub async fn answer(
     form: web::Form<ConsentForm>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
-    let (claims, subject) = match checked_form(&state, &req, &form.token, &form.csrf) {
+    let (claims, subject) = match checked_form(&state, &req, &form.token, &form.csrf).await {
         Ok(c) => c,
         Err(page) => return Ok(*page),
     };
@@ -546,12 +568,12 @@ pub async fn me(
     q: web::Query<MeQuery>,
 ) -> Result<HttpResponse, PageError> {
     let token = q.token.clone().unwrap_or_default();
-    let (_, subject) = match claims_of(&state, &token) {
+    let (_, subject) = match claims_of(&state, &token).await {
         Ok(c) => c,
         Err(e) => return Ok(token_page(e)),
     };
     let catalog = state.catalog.get(&state.db).await?;
-    let who = subject.to_string();
+    let who = state.subject_keys.key(&subject);
     let (rows, states) =
         state.db.run(move |c| Ok::<_, crate::db::DbError>((events_of(c, &who)?, states_of(c, &who)?))).await?;
     let title_of = |slug: &str| {
@@ -561,12 +583,16 @@ pub async fn me(
             .unwrap_or_else(|| slug.to_owned())
     };
     let mut events = Vec::new();
-    for row in rows.iter().rev() {
-        let receipt = ledger::receipt(row)?;
+    for event in rows.iter().rev() {
+        let receipt = ledger::receipt(event)?;
+        let row = &event.row;
         events.push(MeEvent {
             when: human_time(crate::db::from_stored_time(row.recorded_at)),
             kind: row.kind.clone(),
-            method: if row.method == "consent_page" { "on this site".into() } else { "through the application".into() },
+            method: match row.method.as_str() {
+                "consent_page" | "me" => "on this site".into(),
+                _ => "through the application".into(),
+            },
             covers: receipt
                 .covers
                 .iter()
@@ -605,7 +631,7 @@ pub async fn withdraw(
     form: web::Form<WithdrawForm>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
-    let (_, subject) = match checked_form(&state, &req, &form.token, &form.csrf) {
+    let (_, subject) = match checked_form(&state, &req, &form.token, &form.csrf).await {
         Ok(c) => c,
         Err(page) => return Ok(*page),
     };
@@ -637,21 +663,13 @@ pub async fn withdraw(
 /// `GET /me/record.json?token=`: the whole record, to keep.
 pub async fn record_json(state: web::Data<AppState>, q: web::Query<MeQuery>) -> Result<HttpResponse, PageError> {
     let token = q.token.clone().unwrap_or_default();
-    let (_, subject) = match claims_of(&state, &token) {
+    let (_, subject) = match claims_of(&state, &token).await {
         Ok(c) => c,
         Err(e) => return Ok(token_page(e)),
     };
-    let who = subject.to_string();
+    let who = state.subject_keys.key(&subject);
     let rows = state.db.run(move |c| events_of(c, &who)).await?;
-    let mut events = Vec::new();
-    for row in &rows {
-        events.push(serde_json::json!({
-            "receipt": ledger::receipt(row)?,
-            "method": row.method, "recorded_by": row.recorded_by,
-            "evidence": {"ip": row.ip, "user_agent": row.user_agent, "locale": row.locale},
-            "prev_hash": row.prev_hash,
-        }));
-    }
+    let events = rows.iter().map(crate::ledger::export::EventView::of).collect::<Result<Vec<_>, _>>()?;
     let body = serde_json::json!({"subject": subject, "exported_at": rfc3339(Utc::now()), "events": events});
     Ok(HttpResponse::Ok()
         .content_type("application/json")

@@ -10,6 +10,7 @@ pub mod consent;
 pub mod diffs;
 pub mod errors;
 pub mod feed;
+pub mod log;
 mod lookup;
 pub mod metrics;
 pub mod pages;
@@ -34,6 +35,10 @@ pub struct AppState {
     pub catalog: catalog::CatalogCache,
     pub keys: auth::KeyCache,
     pub recorder: crate::ledger::lane::Recorder,
+    /// Finds a subject's rows by a keyed hash of its id.
+    pub subject_keys: crate::ledger::SubjectKeys,
+    /// Signs the log's checkpoints.
+    pub log_key: crate::log::note::LogKey,
     /// The key for keyed IP hashes (`ASSENT_IP_MODE=hashed`).
     pub ip_secret: Vec<u8>,
     /// The key that signs consent links.
@@ -80,6 +85,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/subjects/{subject}/declines", web::post().to(subjects::decline))
                 .route("/subjects/{subject}/withdrawals", web::post().to(subjects::withdraw))
                 .route("/subjects/{subject}/events", web::get().to(subjects::events))
+                .route("/subjects/{subject}", web::delete().to(subjects::erase))
+                .route("/erasure-requests", web::get().to(subjects::erasure_requests))
+                .route("/log/key", web::get().to(log::key))
+                .route("/log/checkpoint", web::get().to(log::checkpoint))
+                .route("/log/proof/inclusion", web::get().to(log::inclusion))
+                .route("/log/proof/consistency", web::get().to(log::consistency))
+                .route("/log/leaves", web::get().to(log::leaves))
                 .default_service(web::to(api_not_found)),
         )
         .default_service(web::to(page_not_found));

@@ -1,7 +1,5 @@
 //! The subject endpoints: status, acceptances, declines, withdrawals and the event history.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
@@ -13,6 +11,7 @@ use super::{ApiError, AppState};
 use crate::db::ledger::events_of;
 use crate::domain::rules::{self, Refusal, State};
 use crate::domain::{Scope, SubjectId};
+use crate::ledger::export::EventView;
 use crate::ledger::{self, Action, Evidence, Method, NewDecision, RecordError, Recorded};
 
 /// The subject id from the path, exactly as the host application sent it.
@@ -48,7 +47,7 @@ pub async fn status(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
     require(&state, &req, Scope::Read).await?;
     let subject = subject(&req)?;
     let catalog = state.catalog.get(&state.db).await?;
-    let who = subject.clone();
+    let who = state.subject_keys.key(&subject);
     let decisions = state.db.run(move |c| ledger::decisions(c, &who)).await?;
     let statuses = rules::status(&catalog, &decisions, Utc::now());
     let body = StatusJson {
@@ -111,6 +110,7 @@ impl From<RecordError> for ApiError {
             RecordError::NothingToWithdraw(_) => {
                 ApiError::new(StatusCode::CONFLICT, "nothing_to_withdraw", e.to_string())
             }
+            RecordError::NothingToErase => ApiError::not_found(e.to_string()),
             RecordError::Db(db) => db.into(),
         }
     }
@@ -208,8 +208,9 @@ pub async fn build_decision(
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(NewDecision {
+        subject_key: state.subject_keys.key(&subject),
         subject,
-        document,
+        document: Some(document),
         action,
         recorded_by,
         method,
@@ -219,30 +220,35 @@ pub async fn build_decision(
     })
 }
 
-#[derive(Serialize)]
-struct EventJson {
-    #[serde(flatten)]
-    receipt: ledger::Receipt,
-    recorded_by: String,
-    method: String,
-    evidence: HashMap<&'static str, Option<String>>,
-    prev_hash: String,
-}
-
 /// `GET /api/v1/subjects/{id}/events`: every event of the subject, oldest first.
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     require(&state, &req, Scope::Read).await?;
     let subject = subject(&req)?;
-    let rows = state.db.run(move |c| events_of(c, subject.as_str())).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(EventJson {
-            receipt: ledger::receipt(&row)?,
-            evidence: HashMap::from([("ip", row.ip), ("user_agent", row.user_agent), ("locale", row.locale)]),
-            recorded_by: row.recorded_by,
-            method: row.method,
-            prev_hash: row.prev_hash,
-        });
-    }
+    let who = state.subject_keys.key(&subject);
+    let rows = state.db.run(move |c| events_of(c, &who)).await?;
+    let out = rows.iter().map(EventView::of).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(out))
+}
+
+/// `DELETE /api/v1/subjects/{id}`: erase the subject's personal data (admin).
+pub async fn erase(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let key = require(&state, &req, Scope::Admin).await?;
+    let subject = subject(&req)?;
+    let subject_key = state.subject_keys.key(&subject);
+    let erasure =
+        state.db.run(move |c| ledger::erase(c, &subject, &subject_key, &key.name, Method::Api, Utc::now())).await?;
+    Ok(HttpResponse::Ok().json(erasure))
+}
+
+#[derive(Serialize)]
+struct ErasureRequestsJson {
+    requests: Vec<EventView>,
+}
+
+/// `GET /api/v1/erasure-requests`: requests from `/me` not yet followed by an erasure (admin).
+pub async fn erasure_requests(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Admin).await?;
+    let rows = state.db.run(|c| crate::db::ledger::open_erasure_requests(c, 1_000)).await?;
+    let requests = rows.iter().map(EventView::of).collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(ErasureRequestsJson { requests }))
 }

@@ -1,0 +1,252 @@
+//! Rows of the Merkle log: the queue of committed but not yet integrated events and versions,
+//! the leaves, the stored complete subtrees, and the tree's size and root. What goes in them is
+//! decided in `crate::log`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use diesel::prelude::*;
+
+use super::schema::{documents, events, log_leaves, log_nodes, log_queue, log_state, versions};
+use super::{DbConnection, DbError};
+
+/// Something committed that the log must take in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Event(i64),
+    Version(i64),
+}
+
+pub fn enqueue(conn: &mut DbConnection, source: Source) -> Result<(), DbError> {
+    let (event_id, version_id) = match source {
+        Source::Event(id) => (Some(id), None),
+        Source::Version(id) => (None, Some(id)),
+    };
+    diesel::insert_into(log_queue::table)
+        .values((log_queue::event_id.eq(event_id), log_queue::version_id.eq(version_id)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Locks the tree for this transaction (PostgreSQL: the state row, so one server integrates at
+/// a time; SQLite: the caller's transaction already holds the only write lock) and reads it.
+pub fn lock_state(conn: &mut DbConnection) -> Result<(i64, String), DbError> {
+    if let DbConnection::Postgres(_) = conn {
+        diesel::sql_query("SELECT id FROM log_state WHERE id = 1 FOR UPDATE").execute(conn)?;
+    }
+    state(conn)
+}
+
+pub fn state(conn: &mut DbConnection) -> Result<(i64, String), DbError> {
+    Ok(log_state::table.select((log_state::size, log_state::root)).first(conn)?)
+}
+
+pub fn set_state(conn: &mut DbConnection, size: i64, root: &str) -> Result<(), DbError> {
+    diesel::update(log_state::table).set((log_state::size.eq(size), log_state::root.eq(root))).execute(conn)?;
+    Ok(())
+}
+
+/// The oldest queued sources, in commit order.
+pub fn queued(conn: &mut DbConnection, limit: i64) -> Result<Vec<(i64, Source)>, DbError> {
+    let rows: Vec<(i64, Option<i64>, Option<i64>)> = log_queue::table
+        .select((log_queue::id, log_queue::event_id, log_queue::version_id))
+        .order(log_queue::id.asc())
+        .limit(limit)
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, event, version)| match (event, version) {
+            (Some(e), None) => Ok((id, Source::Event(e))),
+            (None, Some(v)) => Ok((id, Source::Version(v))),
+            _ => Err(DbError::Corrupt(format!("log queue row {id} names neither one event nor one version"))),
+        })
+        .collect()
+}
+
+pub fn dequeue(conn: &mut DbConnection, ids: &[i64]) -> Result<(), DbError> {
+    for chunk in ids.chunks(500) {
+        diesel::delete(log_queue::table.filter(log_queue::id.eq_any(chunk))).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Kind and chain hash of events, by id.
+pub fn event_heads(conn: &mut DbConnection, ids: &[i64]) -> Result<HashMap<i64, (String, String)>, DbError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(i64, String, String)> = events::table
+            .filter(events::id.eq_any(chunk))
+            .select((events::id, events::kind, events::chain_hash))
+            .load(conn)?;
+        out.extend(rows.into_iter().map(|(id, kind, hash)| (id, (kind, hash))));
+    }
+    Ok(out)
+}
+
+/// What a version's leaf commits to, as stored.
+#[derive(Debug, Clone, Queryable)]
+pub struct VersionFields {
+    pub id: i64,
+    pub document: String,
+    pub version: i32,
+    pub locale: String,
+    pub title: String,
+    pub effective: chrono::NaiveDateTime,
+    pub material: bool,
+    pub summary: Option<String>,
+    pub part_of: Option<String>,
+    pub acceptance: String,
+    pub sha256: String,
+    pub source: String,
+    pub body: String,
+    pub html: String,
+    pub toc: String,
+}
+
+type VersionColumns = (
+    versions::id,
+    documents::slug,
+    versions::version,
+    versions::locale,
+    versions::title,
+    versions::effective,
+    versions::material,
+    versions::summary,
+    versions::part_of,
+    versions::acceptance,
+    versions::sha256,
+    versions::source,
+    versions::body,
+    versions::html,
+    versions::toc,
+);
+
+const VERSION_COLUMNS: VersionColumns = (
+    versions::id,
+    documents::slug,
+    versions::version,
+    versions::locale,
+    versions::title,
+    versions::effective,
+    versions::material,
+    versions::summary,
+    versions::part_of,
+    versions::acceptance,
+    versions::sha256,
+    versions::source,
+    versions::body,
+    versions::html,
+    versions::toc,
+);
+
+pub fn version_fields(conn: &mut DbConnection, ids: &[i64]) -> Result<HashMap<i64, VersionFields>, DbError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(200) {
+        let rows: Vec<VersionFields> = versions::table
+            .inner_join(documents::table)
+            .filter(versions::id.eq_any(chunk))
+            .select(VERSION_COLUMNS)
+            .load(conn)?;
+        out.extend(rows.into_iter().map(|v| (v.id, v)));
+    }
+    Ok(out)
+}
+
+/// Every stored version, for `verify`.
+pub fn all_version_fields(conn: &mut DbConnection) -> Result<Vec<VersionFields>, DbError> {
+    Ok(versions::table.inner_join(documents::table).select(VERSION_COLUMNS).order(versions::id.asc()).load(conn)?)
+}
+
+/// Stored subtree hashes (hex), by address.
+pub fn nodes(conn: &mut DbConnection, ids: &[(u32, u64)]) -> Result<HashMap<(u32, u64), String>, DbError> {
+    let mut by_level: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+    for &(level, idx) in ids {
+        by_level.entry(level).or_default().push(i64::try_from(idx).unwrap_or(i64::MAX));
+    }
+    let mut out = HashMap::new();
+    for (level, idxs) in by_level {
+        let level_i = i32::try_from(level).unwrap_or(i32::MAX);
+        for chunk in idxs.chunks(500) {
+            let rows: Vec<(i64, String)> = log_nodes::table
+                .filter(log_nodes::level.eq(level_i))
+                .filter(log_nodes::idx.eq_any(chunk))
+                .select((log_nodes::idx, log_nodes::hash))
+                .load(conn)?;
+            out.extend(rows.into_iter().map(|(idx, hash)| ((level, u64::try_from(idx).unwrap_or(0)), hash)));
+        }
+    }
+    Ok(out)
+}
+
+pub fn insert_node(conn: &mut DbConnection, level: u32, idx: u64, hash: &str) -> Result<(), DbError> {
+    diesel::insert_into(log_nodes::table)
+        .values((
+            log_nodes::level.eq(i32::try_from(level).unwrap_or(i32::MAX)),
+            log_nodes::idx.eq(i64::try_from(idx).unwrap_or(i64::MAX)),
+            log_nodes::hash.eq(hash),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn insert_leaf(conn: &mut DbConnection, idx: i64, source: Source, data: &str) -> Result<(), DbError> {
+    let (event_id, version_id) = match source {
+        Source::Event(id) => (Some(id), None),
+        Source::Version(id) => (None, Some(id)),
+    };
+    diesel::insert_into(log_leaves::table)
+        .values((
+            log_leaves::idx.eq(idx),
+            log_leaves::event_id.eq(event_id),
+            log_leaves::version_id.eq(version_id),
+            log_leaves::data.eq(data),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A stored leaf.
+#[derive(Debug, Clone, Queryable)]
+pub struct LeafRow {
+    pub idx: i64,
+    pub event_id: Option<i64>,
+    pub version_id: Option<i64>,
+    pub data: String,
+}
+
+/// Leaves `[start, end)`, in order.
+pub fn leaves(conn: &mut DbConnection, start: i64, end: i64) -> Result<Vec<LeafRow>, DbError> {
+    Ok(log_leaves::table
+        .filter(log_leaves::idx.ge(start))
+        .filter(log_leaves::idx.lt(end))
+        .order(log_leaves::idx.asc())
+        .select((log_leaves::idx, log_leaves::event_id, log_leaves::version_id, log_leaves::data))
+        .load(conn)?)
+}
+
+/// Stored subtree hashes at one level from `start` on, for `verify`.
+pub fn nodes_at(conn: &mut DbConnection, level: u32, start: u64, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
+    Ok(log_nodes::table
+        .filter(log_nodes::level.eq(i32::try_from(level).unwrap_or(i32::MAX)))
+        .filter(log_nodes::idx.ge(i64::try_from(start).unwrap_or(i64::MAX)))
+        .order(log_nodes::idx.asc())
+        .limit(limit)
+        .select((log_nodes::idx, log_nodes::hash))
+        .load(conn)?)
+}
+
+/// The leaf index of each of these events that the log holds.
+pub fn event_indexes(conn: &mut DbConnection, event_ids: &[i64]) -> Result<HashMap<i64, i64>, DbError> {
+    let mut out = HashMap::new();
+    for chunk in event_ids.chunks(500) {
+        let rows: Vec<(Option<i64>, i64)> = log_leaves::table
+            .filter(log_leaves::event_id.eq_any(chunk))
+            .select((log_leaves::event_id, log_leaves::idx))
+            .load(conn)?;
+        out.extend(rows.into_iter().filter_map(|(e, i)| e.map(|e| (e, i))));
+    }
+    Ok(out)
+}
+
+/// How many sources wait to be integrated.
+pub fn queue_len(conn: &mut DbConnection) -> Result<i64, DbError> {
+    Ok(log_queue::table.select(diesel::dsl::count_star()).first(conn)?)
+}

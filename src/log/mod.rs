@@ -1,0 +1,261 @@
+//! The log: one append-only Merkle tree (RFC 9162 hashing) over every event and every published
+//! version, and signed checkpoints of it, so that what Assent recorded can be checked against a
+//! small note saved somewhere the database's owner cannot edit.
+//!
+//! Sequencing: an event or a version is put in `log_queue` in the transaction that commits it.
+//! [`integrate`] moves everything queued into the tree in queue order, in one transaction that
+//! holds the tree's lock, and sets the new size and root. On SQLite it runs inside the writer's
+//! own transaction (one writer, so nothing is gained by waiting); on PostgreSQL it runs right
+//! after the decision commits, and whoever takes the lock first integrates everything queued
+//! meanwhile, by every server, so one integration serves many decisions. Either way a receipt
+//! is answered only once its leaf is in the tree, so the newest checkpoint covers it.
+
+pub mod note;
+pub mod tree;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::db::log::{self as rows, Source, VersionFields};
+use crate::db::{DbConnection, DbError};
+use tree::{Hash, NodeId, Nodes};
+
+/// Leaves read per query while integrating or verifying.
+const BATCH: i64 = 5_000;
+
+/// Most leaves `GET /log/leaves` returns at once.
+pub const MAX_LEAVES: u64 = 1_000;
+
+/// An event's leaf: `{"chain_hash": …, "type": "event"}`, or `"erasure"` for an erasure.
+#[derive(Serialize)]
+struct EventLeaf<'a> {
+    chain_hash: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+/// A version's leaf. Fields in alphabetical order: serde writes them in declaration order, and
+/// canonical JSON (RFC 8785) wants them sorted.
+#[derive(Serialize)]
+struct VersionLeaf<'a> {
+    acceptance: &'a str,
+    document: &'a str,
+    effective: String,
+    html_sha256: String,
+    locale: Option<&'a str>,
+    material: bool,
+    part_of: Option<&'a str>,
+    source_sha256: &'a str,
+    summary: Option<&'a str>,
+    title: &'a str,
+    toc_sha256: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    version: i32,
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    // Strings, numbers and booleans only: serialising cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The leaf bytes of an event of `kind` with `chain_hash`.
+pub fn event_leaf(kind: &str, chain_hash: &str) -> String {
+    let kind = if kind == "erased" { "erasure" } else { "event" };
+    to_json(&EventLeaf { chain_hash, kind })
+}
+
+/// The leaf bytes of a stored version.
+pub fn version_leaf(v: &VersionFields) -> String {
+    to_json(&VersionLeaf {
+        acceptance: &v.acceptance,
+        document: &v.document,
+        effective: crate::db::from_stored_time(v.effective).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        html_sha256: crate::domain::sha256_hex(v.html.as_bytes()),
+        locale: (!v.locale.is_empty()).then_some(v.locale.as_str()),
+        material: v.material,
+        part_of: v.part_of.as_deref(),
+        source_sha256: &v.sha256,
+        summary: v.summary.as_deref(),
+        title: &v.title,
+        toc_sha256: crate::domain::sha256_hex(v.toc.as_bytes()),
+        kind: "version",
+        version: v.version,
+    })
+}
+
+pub fn to_hex(h: &Hash) -> String {
+    hex::encode(h)
+}
+
+pub fn from_hex(s: &str) -> Result<Hash, DbError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(|_| DbError::Corrupt(format!("`{s}` is not a SHA-256 hash")))?;
+    Ok(out)
+}
+
+/// Runs a tree computation against the stored nodes: once to learn which nodes it needs, then
+/// with them loaded (`overlay` holds nodes written in this transaction and not yet read back).
+fn with_nodes<T>(
+    conn: &mut DbConnection,
+    overlay: &HashMap<NodeId, Hash>,
+    f: impl Fn(&mut dyn Nodes) -> T,
+) -> Result<T, DbError> {
+    let mut needs = tree::Needs::default();
+    f(&mut needs);
+    let missing: Vec<NodeId> = needs.0.into_iter().filter(|id| !overlay.contains_key(id)).collect();
+    let mut nodes = overlay.clone();
+    for (id, hash) in rows::nodes(conn, &missing)? {
+        nodes.insert(id, from_hex(&hash)?);
+    }
+    if let Some(id) = missing.iter().find(|id| !nodes.contains_key(id)) {
+        return Err(DbError::Corrupt(format!("the log has no stored node at level {} index {}", id.0, id.1)));
+    }
+    Ok(f(&mut nodes))
+}
+
+/// The tree's size and root after integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// Moves everything queued into the tree. Call inside a transaction.
+pub fn integrate(conn: &mut DbConnection) -> Result<TreeHead, DbError> {
+    let (size, root) = rows::lock_state(conn)?;
+    let mut size = u64::try_from(size).map_err(|_| DbError::Corrupt("negative log size".into()))?;
+    let start = size;
+    let mut written: HashMap<NodeId, Hash> = HashMap::new();
+    loop {
+        let queued = rows::queued(conn, BATCH)?;
+        if queued.is_empty() {
+            break;
+        }
+        let event_ids: Vec<i64> =
+            queued.iter().filter_map(|(_, s)| if let Source::Event(id) = s { Some(*id) } else { None }).collect();
+        let version_ids: Vec<i64> =
+            queued.iter().filter_map(|(_, s)| if let Source::Version(id) = s { Some(*id) } else { None }).collect();
+        let events = rows::event_heads(conn, &event_ids)?;
+        let versions = rows::version_fields(conn, &version_ids)?;
+        // Left siblings that exist from before this batch.
+        let before: Vec<NodeId> = (size..size + queued.len() as u64)
+            .flat_map(tree::append_needs)
+            .filter(|&(level, idx)| (idx + 1) << level <= start)
+            .filter(|id| !written.contains_key(id))
+            .collect();
+        for (id, hash) in rows::nodes(conn, &before)? {
+            written.insert(id, from_hex(&hash)?);
+        }
+        for (_, source) in &queued {
+            let data = match *source {
+                Source::Event(id) => {
+                    let (kind, hash) =
+                        events.get(&id).ok_or_else(|| DbError::Corrupt(format!("queued event {id} is missing")))?;
+                    event_leaf(kind, hash)
+                }
+                Source::Version(id) => version_leaf(
+                    versions.get(&id).ok_or_else(|| DbError::Corrupt(format!("queued version {id} is missing")))?,
+                ),
+            };
+            let index = i64::try_from(size).map_err(|_| DbError::Corrupt("log too large".into()))?;
+            rows::insert_leaf(conn, index, *source, &data)?;
+            let mut missing = None;
+            let created = tree::append(size, tree::leaf_hash(data.as_bytes()), |id| {
+                written.get(&id).copied().unwrap_or_else(|| {
+                    missing = Some(id);
+                    [0; 32]
+                })
+            });
+            if let Some(id) = missing {
+                return Err(DbError::Corrupt(format!("the log has no stored node at level {} index {}", id.0, id.1)));
+            }
+            for ((level, idx), hash) in created {
+                rows::insert_node(conn, level, idx, &to_hex(&hash))?;
+                written.insert((level, idx), hash);
+            }
+            size += 1;
+        }
+        rows::dequeue(conn, &queued.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
+    }
+    if size == start {
+        return Ok(TreeHead { size, root: from_hex(&root)? });
+    }
+    let root = with_nodes(conn, &written, |nodes| tree::root(nodes, size))?;
+    rows::set_state(conn, i64::try_from(size).unwrap_or(i64::MAX), &to_hex(&root))?;
+    Ok(TreeHead { size, root })
+}
+
+/// The tree as last integrated.
+pub fn head(conn: &mut DbConnection) -> Result<TreeHead, DbError> {
+    let (size, root) = rows::state(conn)?;
+    Ok(TreeHead { size: u64::try_from(size).unwrap_or(0), root: from_hex(&root)? })
+}
+
+/// The leaf index of each event, integrating first (in a transaction of its own) if any is not
+/// in the tree yet. Call after the events committed.
+pub fn ensure_integrated(conn: &mut DbConnection, event_ids: &[i64]) -> Result<HashMap<i64, i64>, DbError> {
+    let found = rows::event_indexes(conn, event_ids)?;
+    if found.len() == event_ids.len() {
+        return Ok(found);
+    }
+    conn.write_transaction(|c| integrate(c).map(|_| ()))?;
+    let found = rows::event_indexes(conn, event_ids)?;
+    if let Some(id) = event_ids.iter().find(|id| !found.contains_key(id)) {
+        return Err(DbError::Corrupt(format!("event {id} was committed but is not in the log queue")));
+    }
+    Ok(found)
+}
+
+/// Why a proof cannot be given.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn check_size(size: u64, head: &TreeHead) -> Result<(), ProofError> {
+    if size > head.size {
+        return Err(ProofError::OutOfRange(format!("size {size} is beyond the tree, which has {} leaves", head.size)));
+    }
+    Ok(())
+}
+
+/// RFC 9162 inclusion proof of leaf `index` in the tree of `size`.
+pub fn inclusion_proof(conn: &mut DbConnection, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+    check_size(size, &head(conn)?)?;
+    if index >= size {
+        return Err(ProofError::OutOfRange(format!("index {index} is not below size {size}")));
+    }
+    Ok(with_nodes(conn, &HashMap::new(), |n| tree::inclusion_proof(n, index, size))?)
+}
+
+/// RFC 9162 consistency proof from the tree of `from` to that of `size`.
+pub fn consistency_proof(conn: &mut DbConnection, from: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+    check_size(size, &head(conn)?)?;
+    if from > size {
+        return Err(ProofError::OutOfRange(format!("from {from} is greater than size {size}")));
+    }
+    Ok(with_nodes(conn, &HashMap::new(), |n| tree::consistency_proof(n, from, size))?)
+}
+
+/// The root of the tree of `size`, from the stored nodes.
+pub fn root_at(conn: &mut DbConnection, size: u64) -> Result<Hash, ProofError> {
+    check_size(size, &head(conn)?)?;
+    Ok(with_nodes(conn, &HashMap::new(), |n| tree::root(n, size))?)
+}
+
+/// Leaves `[start, end)`, at most [`MAX_LEAVES`].
+pub fn leaves(conn: &mut DbConnection, start: u64, end: u64) -> Result<Vec<rows::LeafRow>, ProofError> {
+    let head = head(conn)?;
+    if start > end {
+        return Err(ProofError::OutOfRange(format!("start {start} is greater than end {end}")));
+    }
+    check_size(end, &head)?;
+    let end = end.min(start.saturating_add(MAX_LEAVES));
+    let (start, end) = (i64::try_from(start).unwrap_or(i64::MAX), i64::try_from(end).unwrap_or(i64::MAX));
+    Ok(rows::leaves(conn, start, end)?)
+}

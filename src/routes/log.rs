@@ -1,0 +1,123 @@
+//! The log's endpoints (contract §7): the verifier key, the newest signed checkpoint, proofs,
+//! and the leaves themselves, so an auditor can rebuild the tree from the API alone.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use super::auth::require;
+use super::{ApiError, AppState};
+use crate::domain::Scope;
+use crate::log::{self, ProofError};
+
+impl From<ProofError> for ApiError {
+    fn from(e: ProofError) -> Self {
+        match e {
+            ProofError::OutOfRange(message) => ApiError::bad_request(message),
+            ProofError::Db(db) => db.into(),
+        }
+    }
+}
+
+fn text(body: String) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").insert_header(("Cache-Control", "no-cache")).body(body)
+}
+
+/// `GET /api/v1/log/key`: the verifier key in signed-note form (public).
+pub async fn key(state: web::Data<AppState>) -> HttpResponse {
+    text(format!("{}\n", state.log_key.verifier()))
+}
+
+/// The newest checkpoint, signed.
+pub async fn newest_checkpoint(state: &AppState) -> Result<String, ApiError> {
+    let head = state.db.run(log::head).await?;
+    Ok(state.log_key.checkpoint(head.size, &head.root))
+}
+
+/// `GET /api/v1/log/checkpoint`
+pub async fn checkpoint(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Read).await?;
+    Ok(text(newest_checkpoint(&state).await?))
+}
+
+#[derive(Deserialize)]
+pub struct InclusionQuery {
+    pub index: u64,
+    pub size: u64,
+}
+
+#[derive(Serialize)]
+struct InclusionJson {
+    index: u64,
+    size: u64,
+    hashes: Vec<String>,
+}
+
+/// `GET /api/v1/log/proof/inclusion?index=I&size=N`
+pub async fn inclusion(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<InclusionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Read).await?;
+    let InclusionQuery { index, size } = q.into_inner();
+    let hashes = state.db.run(move |c| log::inclusion_proof(c, index, size)).await?;
+    Ok(HttpResponse::Ok().json(InclusionJson { index, size, hashes: hashes.iter().map(log::to_hex).collect() }))
+}
+
+#[derive(Deserialize)]
+pub struct ConsistencyQuery {
+    pub from: u64,
+    pub size: u64,
+}
+
+#[derive(Serialize)]
+struct ConsistencyJson {
+    from: u64,
+    size: u64,
+    hashes: Vec<String>,
+}
+
+/// `GET /api/v1/log/proof/consistency?from=M&size=N`
+pub async fn consistency(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<ConsistencyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Read).await?;
+    let ConsistencyQuery { from, size } = q.into_inner();
+    let hashes = state.db.run(move |c| log::consistency_proof(c, from, size)).await?;
+    Ok(HttpResponse::Ok().json(ConsistencyJson { from, size, hashes: hashes.iter().map(log::to_hex).collect() }))
+}
+
+#[derive(Deserialize)]
+pub struct LeavesQuery {
+    pub start: u64,
+    pub end: u64,
+}
+
+#[derive(Serialize)]
+struct LeafJson {
+    index: i64,
+    data: String,
+}
+
+#[derive(Serialize)]
+struct LeavesJson {
+    leaves: Vec<LeafJson>,
+}
+
+/// `GET /api/v1/log/leaves?start=A&end=B`: at most 1,000 leaves, each its exact bytes in base64.
+pub async fn leaves(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<LeavesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require(&state, &req, Scope::Read).await?;
+    let LeavesQuery { start, end } = q.into_inner();
+    let rows = state.db.run(move |c| log::leaves(c, start, end)).await?;
+    let leaves =
+        rows.into_iter().map(|r| LeafJson { index: r.idx, data: STANDARD.encode(r.data.as_bytes()) }).collect();
+    Ok(HttpResponse::Ok().json(LeavesJson { leaves }))
+}
