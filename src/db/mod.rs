@@ -88,8 +88,10 @@ impl DatabaseUrl {
                 let mut conn = SqliteConnection::establish(path)?;
                 // FULL: a commit is on disk before we answer, so neither a process crash nor a
                 // power loss takes back an acknowledged write.
+                // secure_delete: erased personal data is overwritten in the file, not left in
+                // free pages.
                 conn.batch_execute(
-                    "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                    "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;",
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
@@ -280,6 +282,17 @@ impl DbConnection {
                     }
                 }
             }
+        }
+    }
+
+    /// After an erasure: SQLite's write-ahead log still holds the pages as they were before, so
+    /// it is checkpointed into the file and truncated. A reader holding an old snapshot can keep
+    /// it from finishing; the next erasure or SQLite's own checkpoints finish the job.
+    pub fn forget_old_pages(&mut self) {
+        if let Self::Sqlite(_) = self
+            && let Err(e) = self.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        {
+            tracing::warn!(error = %e, "could not checkpoint SQLite's write-ahead log after an erasure");
         }
     }
 

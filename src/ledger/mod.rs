@@ -492,6 +492,7 @@ pub fn erase(
         Ok(vec![Recorded::Created(receipt)])
     })?;
     let receipt = recorded.pop().map(|r| r.receipt().clone()).ok_or(RecordError::NothingToErase)?;
+    conn.forget_old_pages();
     Ok(Erasure {
         subject: subject.to_string(),
         erased_events: erased_events.get(),

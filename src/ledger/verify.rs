@@ -51,7 +51,7 @@ pub fn verify(
 fn check_versions(
     conn: &mut DbConnection,
     report: &mut Report,
-) -> Result<(HashMap<(String, i32), String>, HashMap<i64, String>), DbError> {
+) -> Result<(HashMap<(String, i32), String>, HashMap<i64, (String, String)>), DbError> {
     let mut hashes = HashMap::new();
     let mut leaves = HashMap::new();
     for v in log_rows::all_version_fields(conn)? {
@@ -67,7 +67,7 @@ fn check_versions(
         if !v.source.ends_with(v.body.as_str()) {
             report.problems.push(format!("version {name}: its stored body is not the text of its file"));
         }
-        leaves.insert(v.id, crate::log::version_leaf(&v));
+        leaves.insert(v.id, (name.clone(), crate::log::version_leaf(&v)));
         if v.locale.is_empty() {
             hashes.insert((v.document.clone(), v.version), v.sha256.clone());
         }
@@ -314,7 +314,7 @@ impl Frontier {
 
 fn check_log(
     conn: &mut DbConnection,
-    version_leaves: &HashMap<i64, String>,
+    version_leaves: &HashMap<i64, (String, String)>,
     saved: &[(String, String)],
     verifier: &NoteVerifier,
     progress: bool,
@@ -367,7 +367,7 @@ fn check_log(
             }
             let expected = match (leaf.event_id, leaf.version_id) {
                 (Some(id), None) => match events.get(&id) {
-                    Some((kind, chain)) => Some(crate::log::event_leaf(kind, chain)),
+                    Some((kind, chain)) => Some((format!("event {id}"), crate::log::event_leaf(kind, chain))),
                     None => {
                         report.problems.push(format!("log: leaf {next} commits to event {id}, which is missing"));
                         None
@@ -376,7 +376,7 @@ fn check_log(
                 (None, Some(id)) => {
                     seen_versions += 1;
                     match version_leaves.get(&id) {
-                        Some(data) => Some(data.clone()),
+                        Some((name, data)) => Some((format!("version {name}"), data.clone())),
                         None => {
                             report.problems.push(format!("log: leaf {next} commits to version {id}, which is missing"));
                             None
@@ -388,14 +388,14 @@ fn check_log(
                     None
                 }
             };
-            if let Some(expected) = expected
+            if let Some((name, expected)) = expected
                 && expected != leaf.data
             {
                 let what = match leaf.version_id {
-                    Some(_) => "the stored version (its HTML, title, dates, flags or text) was changed",
+                    Some(_) => "its stored HTML, contents or front matter (title, dates, flags, summary) changed",
                     None => "the event was changed",
                 };
-                report.problems.push(format!("log: leaf {next} no longer matches what it commits to: {what}"));
+                report.problems.push(format!("log: leaf {next} ({name}) no longer matches what it commits to: {what}"));
             }
             frontier.push(hash);
             next += 1;

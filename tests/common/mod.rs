@@ -259,6 +259,29 @@ impl TestApp {
         into_response(path, resp)
     }
 
+    pub fn delete_auth(&self, path: &str, key: &str) -> Response {
+        let resp = self
+            .agent
+            .delete(format!("{}{path}", self.address))
+            .header("Authorization", &format!("Bearer {key}"))
+            .call()
+            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+        into_response(path, resp)
+    }
+
+    /// Runs SQL straight against the app's database, behind Assent's back (tampering tests).
+    pub fn sql(&self, statements: &str) {
+        use diesel::connection::SimpleConnection;
+        if let Some(path) = self.db.url.strip_prefix("sqlite://") {
+            let mut c = diesel::SqliteConnection::establish(path).expect("open sqlite");
+            c.batch_execute("PRAGMA busy_timeout = 10000;").expect("busy timeout");
+            c.batch_execute(statements).unwrap_or_else(|e| panic!("{statements}: {e}"));
+        } else {
+            let mut c = PgConnection::establish(&self.db.url).expect("open postgres");
+            c.batch_execute(statements).unwrap_or_else(|e| panic!("{statements}: {e}"));
+        }
+    }
+
     pub fn post(&self, path: &str, key: &str, body: &serde_json::Value) -> Response {
         self.post_raw(path, Some(key), &body.to_string())
     }

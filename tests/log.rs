@@ -1,0 +1,525 @@
+//! The log (contract §7) and erasure (§8) over HTTP and the CLI: receipts in the log, proofs
+//! checked against RFC 9162's own definitions, saved checkpoints that catch truncation, every
+//! version column covered, erasure that leaves everything verifiable, and read-only commands
+//! that refuse a missing database.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use common::{Backend, TestApp, assent, write};
+
+fn folder(dir: &std::path::Path) {
+    write(dir, "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\n---\nTerms one.\n");
+    write(dir, "terms/v2.md", "---\ntitle: Terms\neffective: 2021-01-01\nsummary: Second.\n---\n# Terms\n\nTwo.\n");
+    write(dir, "terms/v3.md", "---\ntitle: Terms\neffective: 2999-01-01\n---\nTerms three.\n");
+    write(dir, "privacy/v1.md", "---\ntitle: Privacy\neffective: 2020-01-01\npart_of: terms\n---\nPrivate.\n");
+    write(
+        dir,
+        "cookies/v1.md",
+        "---\ntitle: Cookies\neffective: 2020-01-01\nacceptance: informational\n---\nCrumbs.\n",
+    );
+    write(dir, "sdk/v1.md", "---\ntitle: SDK\neffective: 2020-01-01\n---\nSDK.\n");
+}
+
+struct Log {
+    app: TestApp,
+    write: String,
+    read: String,
+    admin: String,
+}
+
+fn log(backend: &Backend) -> Log {
+    let app = TestApp::spawn_configured(backend, folder, |s| {
+        s.return_origins = assent::consent::ReturnOrigins::parse("https://app.example.com").unwrap();
+    });
+    let (write, read, admin) = (app.key("host", "write"), app.key("auditor", "read"), app.key("ops", "admin"));
+    Log { app, write, read, admin }
+}
+
+impl Log {
+    fn accept(&self, subject: &str, document: &str, version: u32) -> Value {
+        let r = self.app.post(
+            &format!("/api/v1/subjects/{subject}/acceptances"),
+            &self.write,
+            &json!({"document": document, "version": version, "evidence": {"ip": "203.0.113.77", "user_agent": "ErinAgent/9.9", "locale": "en-GB"}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()
+    }
+
+    fn get(&self, path: &str) -> common::Response {
+        self.app.get_auth(path, &self.read)
+    }
+
+    fn checkpoint(&self) -> (u64, [u8; 32], String) {
+        let r = self.get("/api/v1/log/checkpoint");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.content_type.starts_with("text/plain"), "{}", r.content_type);
+        let lines: Vec<&str> = r.body.lines().collect();
+        let root: [u8; 32] = STANDARD.decode(lines[2]).unwrap().try_into().unwrap();
+        (lines[1].parse().unwrap(), root, r.body.clone())
+    }
+
+    fn leaves(&self, size: u64) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while (out.len() as u64) < size {
+            let r = self.get(&format!("/api/v1/log/leaves?start={}&end={size}", out.len()));
+            assert_eq!(r.status, 200, "{}", r.body);
+            let page = r.json()["leaves"].as_array().unwrap().clone();
+            assert!(!page.is_empty());
+            for leaf in page {
+                assert_eq!(leaf["index"].as_u64().unwrap(), out.len() as u64);
+                out.push(STANDARD.decode(leaf["data"].as_str().unwrap()).unwrap());
+            }
+        }
+        out
+    }
+
+    fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = assent(args, &self.app.db.url, self.app.policies.path());
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+// RFC 9162 §2.1, straight from the definitions: an independent check of the server's proofs.
+type H = [u8; 32];
+
+fn sha(parts: &[&[u8]]) -> H {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+fn leaf_hash(data: &[u8]) -> H {
+    sha(&[&[0], data])
+}
+
+fn split(n: usize) -> usize {
+    let mut k = 1;
+    while k * 2 < n {
+        k *= 2;
+    }
+    k
+}
+
+fn mth(d: &[H]) -> H {
+    match d.len() {
+        0 => sha(&[]),
+        1 => d[0],
+        n => {
+            let k = split(n);
+            sha(&[&[1], &mth(&d[..k]), &mth(&d[k..])])
+        }
+    }
+}
+
+fn path(m: usize, d: &[H]) -> Vec<H> {
+    let n = d.len();
+    if n <= 1 {
+        return Vec::new();
+    }
+    let k = split(n);
+    if m < k {
+        let mut p = path(m, &d[..k]);
+        p.push(mth(&d[k..]));
+        p
+    } else {
+        let mut p = path(m - k, &d[k..]);
+        p.push(mth(&d[..k]));
+        p
+    }
+}
+
+fn subproof(m: usize, d: &[H], b: bool) -> Vec<H> {
+    let n = d.len();
+    if m == n {
+        return if b { Vec::new() } else { vec![mth(d)] };
+    }
+    let k = split(n);
+    if m <= k {
+        let mut p = subproof(m, &d[..k], b);
+        p.push(mth(&d[k..]));
+        p
+    } else {
+        let mut p = subproof(m - k, &d[k..], false);
+        p.push(mth(&d[..k]));
+        p
+    }
+}
+
+fn hexes(v: &Value) -> Vec<H> {
+    v["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+        .collect()
+}
+
+fn receipts_are_leaves_with_proofs_by_the_rfc(backend: Backend) {
+    let l = log(&backend);
+    let mut receipts = Vec::new();
+    for (subject, doc, v) in [("ann", "terms", 2), ("bob", "sdk", 1), ("ann", "sdk", 1), ("cy", "terms", 3)] {
+        receipts.push(l.accept(subject, doc, v));
+    }
+    let (size, root, _) = l.checkpoint();
+    let leaves = l.leaves(size);
+    let hashes: Vec<H> = leaves.iter().map(|d| leaf_hash(d)).collect();
+    assert_eq!(mth(&hashes), root, "the checkpoint's root is the tree of the leaves served");
+    let versions = leaves.iter().filter(|d| String::from_utf8_lossy(d).contains("\"type\":\"version\"")).count();
+    assert_eq!(versions, 6, "every published file is a leaf");
+    for r in &receipts {
+        let index = r["log_index"].as_u64().expect("a receipt names its leaf");
+        let want = format!("{{\"chain_hash\":\"{}\",\"type\":\"event\"}}", r["chain_hash"].as_str().unwrap());
+        assert_eq!(String::from_utf8_lossy(&leaves[index as usize]), want);
+    }
+    for m in 0..size as usize {
+        let p = l.get(&format!("/api/v1/log/proof/inclusion?index={m}&size={size}")).json();
+        assert_eq!(hexes(&p), path(m, &hashes), "inclusion of {m} in {size}");
+    }
+    for from in 1..size as usize {
+        let p = l.get(&format!("/api/v1/log/proof/consistency?from={from}&size={size}")).json();
+        assert_eq!(hexes(&p), subproof(from, &hashes, true), "consistency {from} -> {size}");
+    }
+    let version_leaf: Value = serde_json::from_slice(&leaves[1]).unwrap();
+    assert_eq!(version_leaf["type"], "version");
+    assert!(version_leaf["html_sha256"].as_str().unwrap().len() == 64, "{version_leaf}");
+
+    // Bad input: 400 with the JSON error, never 5xx; the key endpoint is public, the rest not.
+    for bad in [
+        format!("/api/v1/log/proof/inclusion?index={size}&size={size}"),
+        format!("/api/v1/log/proof/inclusion?index=0&size={}", size + 1),
+        format!("/api/v1/log/proof/consistency?from={}&size={size}", size + 1),
+        format!("/api/v1/log/proof/consistency?from=0&size={}", size + 5),
+        "/api/v1/log/proof/inclusion?index=x&size=1".into(),
+        "/api/v1/log/proof/inclusion?index=-1&size=1".into(),
+        "/api/v1/log/leaves?start=5&end=2".into(),
+        format!("/api/v1/log/leaves?start=0&end={}", size + 1),
+        "/api/v1/log/leaves?start=0".into(),
+    ] {
+        let r = l.get(&bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(r.json()["error"]["message"].is_string(), "{bad}");
+    }
+    assert_eq!(l.app.get("/api/v1/log/checkpoint").status, 401);
+    let key = l.app.get("/api/v1/log/key");
+    assert_eq!(key.status, 200);
+    assert!(key.body.trim().starts_with("assent-log-"), "{}", key.body);
+}
+
+/// Deletes what a database owner would delete to hide events, and rebuilds the log from what is
+/// left so that it is consistent again.
+fn rebuild_log_without(l: &Log, delete: &str) {
+    l.app.sql(&format!(
+        "DELETE FROM log_nodes; DELETE FROM log_leaves; DELETE FROM log_queue; {delete}
+         UPDATE log_state SET size = 0, root = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+         INSERT INTO log_queue (version_id) SELECT id FROM versions ORDER BY id;
+         INSERT INTO log_queue (event_id) SELECT id FROM events ORDER BY id;"
+    ));
+    let (code, out, err) = l.cli(&["sync"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+fn a_saved_checkpoint_catches_truncation_and_a_deleted_subject(backend: Backend) {
+    let l = log(&backend);
+    l.accept("dora", "terms", 2);
+    l.accept("eve", "terms", 2);
+    l.accept("eve", "sdk", 1);
+    l.accept("fay", "sdk", 1);
+    let (code, saved, err) = l.cli(&["log", "checkpoint"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, pinned, _) = l.cli(&["log", "key"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("checkpoint.txt");
+    std::fs::write(&file, &saved).unwrap();
+    let file = file.to_str().unwrap();
+    let (code, out, _) = l.cli(&["verify", "--checkpoint", file, "--verifier-key", pinned.trim()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 saved checkpoints: all intact"), "{out}");
+
+    // Eve's newest event goes, with its status row, and her head rolls back.
+    rebuild_log_without(
+        &l,
+        "DELETE FROM event_personal WHERE event_id = 3; DELETE FROM events WHERE id = 3;
+         DELETE FROM subject_documents WHERE document = 'sdk' AND subject_key = (SELECT subject_key FROM events WHERE id = 2);
+         UPDATE subject_heads SET seq = 1, chain_hash = (SELECT chain_hash FROM events WHERE id = 2) WHERE subject_key = (SELECT subject_key FROM events WHERE id = 2);",
+    );
+    let (code, out, _) = l.cli(&["verify"]);
+    assert_eq!(code, 0, "without a saved checkpoint, a careful owner's truncation passes: {out}");
+    let (code, out, _) = l.cli(&["verify", "--checkpoint", file, "--verifier-key", pinned.trim()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("BROKEN checkpoint {file}:")), "{out}");
+
+    // A whole subject goes.
+    let l = log(&backend);
+    for s in ["gus", "hal", "ida"] {
+        l.accept(s, "terms", 2);
+    }
+    let (_, saved, _) = l.cli(&["log", "checkpoint"]);
+    std::fs::write(dir.path().join("second.txt"), &saved).unwrap();
+    let second = dir.path().join("second.txt");
+    rebuild_log_without(
+        &l,
+        "DELETE FROM event_personal WHERE event_id = 2;
+         DELETE FROM subject_documents WHERE subject_key = (SELECT subject_key FROM events WHERE id = 2);
+         DELETE FROM subject_heads WHERE subject_key = (SELECT subject_key FROM events WHERE id = 2);
+         DELETE FROM events WHERE id = 2;",
+    );
+    assert_eq!(l.cli(&["verify"]).0, 0);
+    let (code, out, _) = l.cli(&["verify", "--checkpoint", second.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no longer hash to its root") || out.contains("were removed"), "{out}");
+
+    // Cutting the log's tail outright is named by the first missing leaf.
+    let (size, _, _) = log_size(&l);
+    l.app.sql(&format!(
+        "DELETE FROM log_nodes WHERE level = 0 AND idx = {}; DELETE FROM log_leaves WHERE idx = {};",
+        size - 1,
+        size - 1
+    ));
+    let (code, out, _) = l.cli(&["verify", "--checkpoint", second.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains(&format!("leaves from index {} on were removed", size - 1)), "{out}");
+    // A checkpoint that is not the log's own is refused as such.
+    std::fs::write(dir.path().join("forged.txt"), saved.replacen('\n', "\n9", 1)).unwrap();
+    let (code, out, _) = l.cli(&["verify", "--checkpoint", dir.path().join("forged.txt").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("does not verify"), "{out}");
+}
+
+fn log_size(l: &Log) -> (u64, [u8; 32], String) {
+    l.checkpoint()
+}
+
+fn every_version_column_is_covered(backend: Backend) {
+    let l = log(&backend);
+    l.accept("kim", "terms", 2);
+    assert_eq!(l.cli(&["verify"]).0, 0);
+    let version = |slug: &str, n: u32| {
+        format!("version = {n} AND document_id = (SELECT id FROM documents WHERE slug = '{slug}')")
+    };
+    // One column per version row; each must be named.
+    let edits = [
+        (format!("UPDATE versions SET html = '<p>other</p>' WHERE {}", version("terms", 1)), "terms v1"),
+        (format!("UPDATE versions SET title = 'Other' WHERE {}", version("terms", 2)), "terms v2"),
+        (format!("UPDATE versions SET effective = '2030-01-01 00:00:00' WHERE {}", version("terms", 3)), "terms v3"),
+        (format!("UPDATE versions SET material = NOT material WHERE {}", version("privacy", 1)), "privacy v1"),
+        (format!("UPDATE versions SET acceptance = 'required' WHERE {}", version("cookies", 1)), "cookies v1"),
+        (format!("UPDATE versions SET summary = 'Nothing changed.' WHERE {}", version("sdk", 1)), "sdk v1"),
+    ];
+    for (sql, _) in &edits {
+        l.app.sql(&format!("{sql};"));
+    }
+    let (code, out, _) = l.cli(&["verify"]);
+    assert_eq!(code, 1, "{out}");
+    for (sql, name) in &edits {
+        assert!(out.contains(&format!("(version {name}) no longer matches")), "{sql}: {out}");
+    }
+    let l = log(&backend);
+    let edits = [
+        (format!("UPDATE versions SET part_of = NULL WHERE {}", version("privacy", 1)), "privacy v1) no longer"),
+        (format!("UPDATE versions SET toc = '[]' WHERE {}", version("terms", 2)), "terms v2) no longer"),
+        (
+            format!("UPDATE versions SET body = 'Crumbs?' WHERE {}", version("cookies", 1)),
+            "version cookies v1: its stored body",
+        ),
+        (
+            format!("UPDATE versions SET source = source || ' ' WHERE {}", version("sdk", 1)),
+            "version sdk v1: its stored text",
+        ),
+        (
+            format!("UPDATE versions SET sha256 = '{}' WHERE {}", "0".repeat(64), version("terms", 1)),
+            "terms v1) no longer",
+        ),
+        (format!("UPDATE versions SET version = 9 WHERE {}", version("terms", 3)), "terms v9) no longer"),
+    ];
+    for (sql, _) in &edits {
+        l.app.sql(&format!("{sql};"));
+    }
+    let (code, out, _) = l.cli(&["verify"]);
+    assert_eq!(code, 1, "{out}");
+    for (sql, needle) in &edits {
+        assert!(out.contains(needle), "{sql}: {out}");
+    }
+}
+
+/// Every table's rows as text, to look for personal values in them.
+fn database_text(l: &Log) -> String {
+    match l.app.db.url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let mut bytes = std::fs::read(path).unwrap();
+            bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        None => {
+            use diesel::{Connection, RunQueryDsl};
+            #[derive(diesel::QueryableByName)]
+            struct Row {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                t: String,
+            }
+            let mut c = diesel::PgConnection::establish(&l.app.db.url).unwrap();
+            let mut out = String::new();
+            for table in [
+                "events",
+                "event_personal",
+                "subject_heads",
+                "subject_documents",
+                "log_leaves",
+                "log_queue",
+                "api_keys",
+            ] {
+                let rows: Vec<Row> =
+                    diesel::sql_query(format!("SELECT t::text AS t FROM {table} t")).load(&mut c).unwrap();
+                for r in rows {
+                    out.push_str(&r.t);
+                    out.push('\n');
+                }
+            }
+            out
+        }
+    }
+}
+
+fn erasure_keeps_everything_verifiable_and_forgets_the_person(backend: Backend) {
+    let l = log(&backend);
+    let who = "erin-8f3a61c2";
+    l.accept(who, "terms", 2);
+    l.accept(who, "sdk", 1);
+    l.accept("other", "terms", 2);
+    let link = l.app.post(
+        "/api/v1/consent-links",
+        &l.write,
+        &json!({"subject": who, "return_to": "https://app.example.com/back", "ttl_seconds": 600}),
+    );
+    let link_url = link.json()["url"].as_str().map(str::to_owned);
+    assert!(database_text(&l).contains(who), "the id is held before erasure");
+
+    assert_eq!(l.app.delete_auth(&format!("/api/v1/subjects/{who}"), &l.write).status, 403);
+    let r = l.app.delete_auth(&format!("/api/v1/subjects/{who}"), &l.admin);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let erased = r.json();
+    assert_eq!(erased["subject"], who);
+    assert_eq!(erased["erased_events"], 2);
+    assert!(erased["log_index"].is_u64(), "{erased}");
+    assert_eq!(l.app.delete_auth(&format!("/api/v1/subjects/{who}"), &l.admin).status, 404, "erasing twice");
+    assert_eq!(l.app.delete_auth("/api/v1/subjects/nobody-at-all", &l.admin).status, 404);
+
+    let status = l.get(&format!("/api/v1/subjects/{who}/status")).json();
+    assert!(status["documents"].as_array().unwrap().iter().all(|d| d["state"] == "never"), "{status}");
+    let events = l.get(&format!("/api/v1/subjects/{who}/events")).json();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 3, "two decisions and the erasure");
+    for e in events {
+        assert_eq!(e["subject"], Value::Null);
+        assert_eq!(e["erased"], true);
+        assert_eq!(e["evidence"]["ip"], Value::Null);
+    }
+    assert_eq!(events[2]["kind"], "erased");
+    let export = l.app.get_auth("/api/v1/export?format=jsonl", &l.admin);
+    assert_eq!(export.status, 200);
+    assert!(!export.body.contains(who) && export.body.contains("\"erased\":true"), "{}", export.body);
+    let (code, out, _) = l.cli(&["verify"]);
+    assert_eq!(code, 0, "erasure leaves every chain and the log verifiable: {out}");
+    let text = database_text(&l);
+    assert!(!text.contains(who), "the id is gone from every table");
+    assert!(
+        !text.contains("ErinAgent/9.9") || text.matches("ErinAgent/9.9").count() == 1,
+        "only the other subject's user agent is left"
+    );
+    if let Some(url) = link_url {
+        let path = url.split_once("/consent").map(|(_, rest)| format!("/consent{rest}")).unwrap();
+        assert_eq!(l.app.get(&path).status, 410, "a link issued before the erasure no longer opens");
+        assert_eq!(l.app.get(&path.replacen("/consent", "/me", 1)).status, 410);
+    }
+    // The CLI erases the same way, and says when there is nothing to erase.
+    let (code, out, err) = l.cli(&["erase", "other"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("erased the personal data of 1 events"), "{out}");
+    assert_eq!(l.cli(&["erase", "other"]).0, 1);
+    assert!(!database_text(&l).contains("ErinAgent/9.9"), "no user agent is left");
+    assert_eq!(l.cli(&["verify"]).0, 0);
+}
+
+fn the_auditor_script_rebuilds_the_tree_from_the_api(backend: Backend) {
+    let l = log(&backend);
+    let first = l.accept("jo", "terms", 2);
+    let (_, _, old) = l.checkpoint();
+    let second = l.accept("jo", "sdk", 1);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("old.txt"), old).unwrap();
+    std::fs::write(dir.path().join("r1.json"), first.to_string()).unwrap();
+    std::fs::write(dir.path().join("r2.json"), second.to_string()).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/audit_log.py");
+    let run = || {
+        std::process::Command::new("python3")
+            .arg(&script)
+            .args(["--url", &l.app.address, "--key", &l.read])
+            .arg("--old-checkpoint")
+            .arg(dir.path().join("old.txt"))
+            .arg("--receipt")
+            .arg(dir.path().join("r1.json"))
+            .arg("--receipt")
+            .arg(dir.path().join("r2.json"))
+            .output()
+            .expect("python3 runs the auditor's script")
+    };
+    let ok = run();
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{text}{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(text.contains("log intact"), "{text}");
+    // A leaf edited in place: the root no longer matches the signed checkpoint.
+    l.app.sql("UPDATE log_leaves SET data = replace(data, '\"type\":\"event\"', '\"type\":\"event\" ') WHERE idx = (SELECT max(idx) FROM log_leaves);");
+    let broken = run();
+    assert_eq!(broken.status.code(), Some(1), "{}", String::from_utf8_lossy(&broken.stdout));
+}
+
+fn read_only_commands_refuse_a_missing_database(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    // On PostgreSQL, a database that exists but holds no Assent data.
+    let empty = matches!(backend, Backend::Postgres(_)).then(|| common::TestDatabase::create(&backend));
+    let url = match &empty {
+        None => format!("sqlite://{}", dir.path().join("nothing-here.db").display()),
+        Some(db) => db.url.clone(),
+    };
+    for args in [
+        &["verify"][..],
+        &["history", "someone"],
+        &["export"],
+        &["keys", "list"],
+        &["log", "checkpoint"],
+        &["erase", "someone"],
+    ] {
+        let out = assent(args, &url, dir.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("no Assent data") || err.contains("no Assent database"), "{args:?}: {err}");
+        assert!(!err.contains("all intact"));
+    }
+    if let Backend::Sqlite = backend {
+        assert!(!dir.path().join("nothing-here.db").exists(), "nothing was created");
+        let out = assent(&["sync"], &url, &common::shipped_policies());
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("created a new Assent database: SQLite file"));
+        assert_eq!(assent(&["verify"], &url, dir.path()).status.code(), Some(0));
+    }
+}
+
+on_both_databases!(
+    receipts_are_leaves_with_proofs_by_the_rfc,
+    a_saved_checkpoint_catches_truncation_and_a_deleted_subject,
+    every_version_column_is_covered,
+    erasure_keeps_everything_verifiable_and_forgets_the_person,
+    the_auditor_script_rebuilds_the_tree_from_the_api,
+    read_only_commands_refuse_a_missing_database,
+);
