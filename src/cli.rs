@@ -55,6 +55,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "ASSENT_LOG_KEY", hide_env_values = true)]
     pub log_key: Option<String>,
 
+    /// Erase the IP address and user agent of events older than this (`400d`, `13w`), when the
+    /// server starts and at least hourly after; kept forever when unset.
+    #[arg(long, global = true, env = "ASSENT_EVIDENCE_RETENTION")]
+    pub evidence_retention: Option<String>,
+
     /// Origins a consent link may send people back to, comma-separated
     /// (`https://app.example.com,http://localhost:3000`).
     #[arg(long, global = true, env = "ASSENT_ALLOWED_RETURN_ORIGINS", default_value = "")]
@@ -220,6 +225,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     settings.trusted_proxies =
         crate::consent::TrustedProxies::parse(&cli.trusted_proxies).context("ASSENT_TRUSTED_PROXIES")?;
     settings.public_url = cli.public_url.clone().filter(|u| !u.is_empty());
+    settings.evidence_retention = match cli.evidence_retention.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(
+            humantime::parse_duration(raw)
+                .with_context(|| format!("ASSENT_EVIDENCE_RETENTION `{raw}`: use a duration such as 400d or 13w"))?,
+        ),
+    };
     match cli.command {
         None => serve(settings),
         Some(Command::Serve { bind, workers }) => {
@@ -543,6 +555,12 @@ fn verify(settings: &Settings, checkpoints: &[PathBuf], verifier_key: Option<&st
     }
     let progress = std::io::stderr().is_terminal();
     let report = crate::ledger::verify::verify(&mut conn, &saved, &verifier, progress)?;
+    if report.queued > 0 {
+        println!(
+            "note: {} committed entries wait to enter the log (a server stopped before taking them in; the next start does)",
+            report.queued
+        );
+    }
     for p in &report.problems {
         println!("BROKEN {p}");
     }

@@ -47,6 +47,9 @@ impl Application {
         for line in &report.published {
             tracing::info!("published {line}");
         }
+        if let Some(keep) = settings.evidence_retention {
+            start_retention(db.clone(), keep);
+        }
         let state = web::Data::new(AppState {
             recorder: crate::ledger::lane::Recorder::new(db.clone()),
             db,
@@ -153,4 +156,24 @@ pub fn log_key(
     let stored = crate::db::keys::secret(conn, "log_key", || fresh.to_private_string(), chrono::Utc::now())
         .context("reading the log key")?;
     LogKey::parse(&stored).context("the stored log key")
+}
+
+/// Erases old evidence now and then at intervals, on a thread of its own.
+fn start_retention(db: Db, keep: std::time::Duration) {
+    let run =
+        move || {
+            loop {
+                match db.get().map_err(crate::ledger::RecordError::from).and_then(|mut c| {
+                    crate::ledger::apply_retention(&mut c, keep, chrono::Utc::now()).map_err(Into::into)
+                }) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("retention: erased the IP address and user agent of {n} events"),
+                    Err(e) => tracing::error!(error = %e, "retention could not run; it will try again"),
+                }
+                std::thread::sleep(crate::ledger::retention_interval(keep));
+            }
+        };
+    if let Err(e) = std::thread::Builder::new().name("assent-retention".into()).spawn(run) {
+        tracing::error!(error = %e, "no retention thread: old evidence is not erased");
+    }
 }

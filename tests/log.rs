@@ -515,7 +515,84 @@ fn read_only_commands_refuse_a_missing_database(backend: Backend) {
     }
 }
 
+fn erasure_requests_and_the_evidence_record(backend: Backend) {
+    let l = log(&backend);
+    let receipt = l.accept("kai", "terms", 2);
+    let link = l.app.post(
+        "/api/v1/consent-links",
+        &l.write,
+        &json!({"subject": "kai", "return_to": "https://app.example.com/back", "ttl_seconds": 600}),
+    );
+    let url = link.json()["url"].as_str().unwrap().to_owned();
+    let token = url.split("token=").nth(1).unwrap().to_owned();
+
+    let record = l.app.get(&format!("/me/record?token={token}"));
+    assert_eq!(record.status, 200, "{}", record.body);
+    assert!(record.body.contains(receipt["chain_hash"].as_str().unwrap()), "the chain hash is shown");
+    assert!(record.body.contains(receipt["sha256"].as_str().unwrap()), "the hash of what was shown");
+    assert!(record.body.contains("/policies/terms/versions/2"), "a link to that exact text");
+    let (size, _, checkpoint) = l.checkpoint();
+    assert!(
+        record.body.contains(checkpoint.lines().next().unwrap())
+            && record.body.contains(&format!("\n{size}\n").replace("\\n", "\n"))
+            || record.body.contains(&size.to_string())
+    );
+    let index = receipt["log_index"].as_u64().unwrap();
+    let proof = l.get(&format!("/api/v1/log/proof/inclusion?index={index}&size={size}")).json();
+    for h in proof["hashes"].as_array().unwrap() {
+        assert!(record.body.contains(h.as_str().unwrap()), "the inclusion proof is printed");
+    }
+
+    let me = l.app.get(&format!("/me?token={token}"));
+    let cookie = me.header("set-cookie").expect("a CSRF cookie").split(';').next().unwrap().to_owned();
+    let field = me.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let asked = l.app.post_form("/me/erasure", &[("token", &token), ("csrf", &field)], Some(&cookie));
+    assert_eq!(asked.status, 303, "{}", asked.body);
+    let refused = l.app.post_form("/me/erasure", &[("token", &token), ("csrf", "wrong")], Some(&cookie));
+    assert_eq!(refused.status, 403, "no erasure request without the CSRF field");
+    assert_eq!(l.get("/api/v1/erasure-requests").status, 403, "a read key may not list them");
+    let listed = l.app.get_auth("/api/v1/erasure-requests", &l.admin).json();
+    let requests = listed["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{listed}");
+    assert_eq!(requests[0]["subject"], "kai");
+    assert_eq!(requests[0]["kind"], "erasure_requested");
+    assert_eq!(l.app.delete_auth("/api/v1/subjects/kai", &l.admin).status, 200);
+    let listed = l.app.get_auth("/api/v1/erasure-requests", &l.admin).json();
+    assert_eq!(listed["requests"], json!([]), "an erasure closes the request");
+    assert_eq!(l.app.get(&format!("/me/record?token={token}")).status, 410);
+    assert_eq!(l.cli(&["verify"]).0, 0);
+}
+
+fn retention_clears_old_evidence_and_keeps_the_chain(backend: Backend) {
+    let app = TestApp::spawn_configured(&backend, folder, |s| {
+        s.evidence_retention = Some(std::time::Duration::from_secs(2));
+    });
+    let l =
+        Log { write: app.key("host", "write"), read: app.key("auditor", "read"), admin: app.key("ops", "admin"), app };
+    l.accept("lou", "terms", 2);
+    let before = l.get("/api/v1/subjects/lou/events").json();
+    assert_eq!(before[0]["evidence"]["ip"], "203.0.113.0/24");
+    let mut after = before.clone();
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        after = l.get("/api/v1/subjects/lou/events").json();
+        if after[0]["evidence"]["ip"].is_null() {
+            break;
+        }
+    }
+    assert_eq!(after[0]["evidence"]["ip"], Value::Null, "{after}");
+    assert_eq!(after[0]["evidence"]["user_agent"], Value::Null);
+    assert_eq!(after[0]["evidence"]["locale"], "en-GB", "the locale is not personal");
+    assert_eq!(after[0]["subject"], "lou", "retention keeps the subject id");
+    assert_eq!(after[0]["hashes"]["ip"], before[0]["hashes"]["ip"], "the chain keeps its hash");
+    assert_eq!(after[0]["hashes"]["evidence_salt"], Value::Null, "but not the salt that opens it");
+    assert!(!database_text(&l).contains("ErinAgent/9.9"));
+    assert_eq!(l.cli(&["verify"]).0, 0);
+}
+
 on_both_databases!(
+    erasure_requests_and_the_evidence_record,
+    retention_clears_old_evidence_and_keeps_the_chain,
     receipts_are_leaves_with_proofs_by_the_rfc,
     a_saved_checkpoint_catches_truncation_and_a_deleted_subject,
     every_version_column_is_covered,

@@ -440,6 +440,22 @@ pub(crate) fn record_once(
     Ok(Recorded::Created(receipt))
 }
 
+/// A subject's request, from `/me`, that its personal data be erased: recorded as an
+/// `erasure_requested` event, which the admin view and `GET /api/v1/erasure-requests` list.
+pub fn erasure_request(subject: SubjectId, subject_key: String, evidence: Evidence) -> NewDecision {
+    NewDecision {
+        subject,
+        subject_key,
+        document: None,
+        action: Action::RequestErasure,
+        recorded_by: "me".into(),
+        method: Method::Me,
+        evidence,
+        idempotency_key: None,
+        request_hash: None,
+    }
+}
+
 /// What an erasure did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Erasure {
@@ -500,6 +516,29 @@ pub fn erase(
         log_index: receipt.log_index,
         receipt,
     })
+}
+
+/// Retention (`ASSENT_EVIDENCE_RETENTION`): clears the IP address, user agent and evidence salt
+/// of events older than `keep`, in one transaction. The chain keeps their salted hashes, so it
+/// still verifies; without the salt the hashes cannot be opened, not even by trying every
+/// address. Returns how many events were cleared.
+pub fn apply_retention(
+    conn: &mut DbConnection,
+    keep: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    let before = now.checked_sub_signed(keep).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let cleared = conn.write_transaction(|c| crate::db::ledger::clear_evidence_before(c, to_stored_time(before)))?;
+    if cleared > 0 {
+        conn.forget_old_pages();
+    }
+    Ok(cleared)
+}
+
+/// How often retention runs: hourly, or more often for short retention periods.
+pub fn retention_interval(keep: std::time::Duration) -> std::time::Duration {
+    (keep / 4).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(3600))
 }
 
 /// The receipt of a stored event.

@@ -259,3 +259,26 @@ pub fn leaves(conn: &mut DbConnection, start: u64, end: u64) -> Result<Vec<rows:
     let (start, end) = (i64::try_from(start).unwrap_or(i64::MAX), i64::try_from(end).unwrap_or(i64::MAX));
     Ok(rows::leaves(conn, start, end)?)
 }
+
+/// One event of an evidence record, with its inclusion proof against the newest tree.
+#[derive(Debug, Clone)]
+pub struct ProvenEvent {
+    pub event: crate::db::ledger::Event,
+    pub proof: Vec<Hash>,
+}
+
+/// A subject's evidence record: every event with its inclusion proof, and the tree they are
+/// proven against (the newest checkpoint's).
+pub fn evidence_record(conn: &mut DbConnection, subject_key: &str) -> Result<(Vec<ProvenEvent>, TreeHead), DbError> {
+    let events = crate::db::ledger::events_of(conn, subject_key)?;
+    let head = head(conn)?;
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        let proof = match event.log_index.and_then(|i| u64::try_from(i).ok()).filter(|&i| i < head.size) {
+            Some(index) => with_nodes(conn, &HashMap::new(), |n| tree::inclusion_proof(n, index, head.size))?,
+            None => Vec::new(),
+        };
+        out.push(ProvenEvent { event, proof });
+    }
+    Ok((out, head))
+}

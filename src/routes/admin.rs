@@ -161,6 +161,10 @@ struct Dashboard {
     days: Vec<Day>,
     max_day: i64,
     total_30: i64,
+    /// (subject, when) of erasure requests not yet carried out.
+    erasure_requests: Vec<(String, String)>,
+    /// The newest signed checkpoint, to save somewhere the database's owner cannot edit.
+    checkpoint: String,
 }
 
 const CHART_HEIGHT: f64 = 160.0;
@@ -223,7 +227,23 @@ pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> Result<H
             Day { label, count, x: 40.0 + i as f64 * 18.0, y: 10.0 + CHART_HEIGHT - height, height }
         })
         .collect();
-    let page = Dashboard { who: who.name, admin: who.scope == Scope::Admin, bars, days, max_day, total_30 };
+    let requests = state.db.run(|c| crate::db::ledger::open_erasure_requests(c, 100)).await?;
+    let erasure_requests = requests
+        .iter()
+        .map(|e| (e.subject().unwrap_or("(erased)").to_owned(), human_time(from_stored_time(e.row.recorded_at))))
+        .collect();
+    let head = state.db.run(crate::log::head).await?;
+    let checkpoint = state.log_key.checkpoint(head.size, &head.root);
+    let page = Dashboard {
+        who: who.name,
+        admin: who.scope == Scope::Admin,
+        bars,
+        days,
+        max_day,
+        total_30,
+        erasure_requests,
+        checkpoint,
+    };
     Ok(html(StatusCode::OK, page.render()))
 }
 
@@ -415,4 +435,20 @@ pub async fn export(
         return Err(PageError { status: StatusCode::FORBIDDEN, message: "Exports need an admin key.".into() });
     }
     super::audit::stream_export(&state, &q).await.map_err(PageError::from)
+}
+
+/// `GET /admin/record?q=`: a subject's printable evidence record, for staff.
+pub async fn record(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<SubjectQuery>,
+) -> Result<HttpResponse, PageError> {
+    if session(&state, &req).await?.is_none() {
+        return Ok(signin_redirect());
+    }
+    let subject =
+        SubjectId::parse(q.q.as_deref().unwrap_or("").trim()).map_err(|e| PageError::bad_request(e.to_string()))?;
+    let origin = req.connection_info().host().to_owned();
+    let view = super::record::record_page(&state, &subject, origin).await?;
+    Ok(html(StatusCode::OK, view.render()))
 }

@@ -612,7 +612,14 @@ pub async fn me(
         })
         .collect();
     let (csrf, cookie) = csrf_token(&req);
-    let done = q.done.as_deref().filter(|d| *d == "withdrawn").map(|_| "Your withdrawal is recorded.".to_owned());
+    let done = match q.done.as_deref() {
+        Some("withdrawn") => Some("Your withdrawal is recorded.".to_owned()),
+        Some("erasure") => Some(
+            "Your request for erasure is recorded. The operator erases your personal data and can tell you when."
+                .to_owned(),
+        ),
+        _ => None,
+    };
     let view = MePage { token, csrf, subject: subject.to_string(), events, standing, done };
     Ok(page(view.render(), cookie))
 }
@@ -676,4 +683,59 @@ pub async fn record_json(state: web::Data<AppState>, q: web::Query<MeQuery>) -> 
         .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"my-consent-record.json\""))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body.to_string()))
+}
+
+/// `GET /me/record?token=`: the printable evidence record.
+pub async fn record_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<MeQuery>,
+) -> Result<HttpResponse, PageError> {
+    let token = q.token.clone().unwrap_or_default();
+    let (_, subject) = match claims_of(&state, &token).await {
+        Ok(c) => c,
+        Err(e) => return Ok(token_page(e)),
+    };
+    let origin = req.connection_info().host().to_owned();
+    let view = super::record::record_page(&state, &subject, origin).await?;
+    Ok(page(view.render(), None))
+}
+
+#[derive(Deserialize)]
+pub struct ErasureForm {
+    pub token: String,
+    pub csrf: String,
+}
+
+/// `POST /me/erasure`: the subject asks for its personal data to be erased.
+pub async fn request_erasure(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ErasureForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    let (_, subject) = match checked_form(&state, &req, &form.token, &form.csrf).await {
+        Ok(c) => c,
+        Err(page) => return Ok(*page),
+    };
+    let raw = browser_evidence(&state, &req);
+    let evidence = ledger::Evidence::new(
+        raw.ip.as_deref(),
+        raw.user_agent.as_deref(),
+        raw.locale.as_deref(),
+        state.settings.ip_mode,
+        &state.ip_secret,
+    )
+    .map_err(|e| PageError::bad_request(e.to_string()))?;
+    let key = state.subject_keys.key(&subject);
+    match state.recorder.record(ledger::erasure_request(subject, key, evidence)).await {
+        Ok(_) => Ok(see_other(&format!("/me?token={}&done=erasure", form.token))),
+        Err(e) => {
+            tracing::error!(error = %e, "recording an erasure request failed");
+            Err(PageError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "Your request could not be recorded. Please try again.".into(),
+            })
+        }
+    }
 }

@@ -14,6 +14,7 @@ pub mod log;
 mod lookup;
 pub mod metrics;
 pub mod pages;
+pub mod record;
 pub mod subjects;
 
 use std::sync::Arc;
@@ -59,6 +60,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/me", web::get().to(consent::me))
         .route("/me/withdraw", web::post().to(consent::withdraw))
         .route("/me/record.json", web::get().to(consent::record_json))
+        .route("/me/record", web::get().to(consent::record_page))
+        .route("/me/erasure", web::post().to(consent::request_erasure))
+        .route("/admin/record", web::get().to(admin::record))
         .route("/admin", web::get().to(admin::dashboard))
         .route("/admin/signin", web::get().to(admin::signin_form))
         .route("/admin/signin", web::post().to(admin::signin))
