@@ -14,6 +14,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use fantoccini::wd::{PrintConfiguration, PrintSize};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -152,12 +153,33 @@ async fn wait_for_text(client: &Client, css: &str, expected: &str) {
     }
 }
 
+/// Where screenshots and printed pages are kept for a person to look at.
+fn artefact(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(name)
+}
+
 async fn screenshot(client: &Client, name: &str) {
     if let Ok(png) = client.screenshot().await {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-        let _ = std::fs::create_dir_all(&dir);
-        let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+        let _ = std::fs::write(artefact(&format!("{name}.png")), png);
     }
+}
+
+/// Prints the current page to PDF on `size` paper, keeps it, and gives back its pages' count
+/// and the width and height of the first page in points, read from the PDF itself.
+async fn print_pdf(client: &Client, size: PrintSize, name: &str) -> (usize, f64, f64) {
+    let config = PrintConfiguration::builder().size(size).build().expect("a print configuration");
+    let pdf = client.print(config).await.expect("Chromium prints the page");
+    assert!(pdf.starts_with(b"%PDF-"), "{name}: not a PDF");
+    let _ = std::fs::write(artefact(&format!("{name}.pdf")), &pdf);
+    let text = String::from_utf8_lossy(&pdf);
+    let pages = text.matches("/Type /Page").count() - text.matches("/Type /Pages").count();
+    let media = text.split("/MediaBox [").nth(1).expect("a MediaBox");
+    let numbers: Vec<f64> =
+        media.split(']').next().unwrap_or("").split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    assert_eq!(numbers.len(), 4, "{name}: MediaBox {media:.40}");
+    (pages, numbers[2] - numbers[0], numbers[3] - numbers[1])
 }
 
 fn the_consent_flow_in_a_real_browser(backend: Backend) {
@@ -309,4 +331,83 @@ fn the_admin_view_in_a_real_browser(backend: Backend) {
     });
 }
 
-on_both_databases!(the_consent_flow_in_a_real_browser, the_admin_view_in_a_real_browser);
+/// The printable evidence record: reached from `/me`, it shows each decision with its log index
+/// and the signed checkpoint, and prints to A4 and Letter without losing the hashes off the edge.
+fn the_evidence_record_in_a_real_browser(backend: Backend) {
+    if !enabled() {
+        return;
+    }
+    let app = TestApp::spawn_configured(
+        &backend,
+        |dir| common::copy_dir(&common::shipped_policies(), dir),
+        |s| s.return_origins = assent::consent::ReturnOrigins::parse("https://app.example.com").unwrap(),
+    );
+    let write_key = app.key("host", "write");
+    let read_key = app.key("audit", "read");
+    let mut receipts = Vec::new();
+    for (what, body) in [
+        ("acceptances", json!({"document": "service-agreement", "version": 1, "evidence": {"ip": "198.51.100.7"}})),
+        ("withdrawals", json!({"document": "service-agreement"})),
+        ("acceptances", json!({"document": "service-agreement", "version": 1})),
+    ] {
+        let r = app.post(&format!("/api/v1/subjects/erin/{what}"), &write_key, &body);
+        assert_eq!(r.status, 201, "{}", r.body);
+        receipts.push(r.json());
+    }
+    let link = app.post(
+        "/api/v1/consent-links",
+        &write_key,
+        &json!({"subject": "erin", "return_to": "https://app.example.com/back", "ttl_seconds": 600}),
+    );
+    assert_eq!(link.status, 201, "{}", link.body);
+    let me = link.json()["url"].as_str().unwrap().replace("/consent?", "/me?");
+    let checkpoint = app.get_auth("/api/v1/log/checkpoint", &read_key).body;
+    let db = app.db.url.split(':').next().unwrap_or("db").to_owned();
+
+    let driver = Driver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver).await;
+        client.goto(&me).await.unwrap();
+        wait_for_text(&client, "h1", "Your consent record").await;
+        client.find(Locator::LinkText("Printable evidence record")).await.unwrap().click().await.unwrap();
+        wait_for_text(&client, "h1", "Evidence record").await;
+        let decisions = client.find_all(Locator::Css("section.decision")).await.unwrap();
+        assert_eq!(decisions.len(), receipts.len(), "one section per decision");
+        for (section, receipt) in decisions.iter().zip(&receipts) {
+            let text = section.text().await.unwrap();
+            let index = receipt["log_index"].as_u64().unwrap().to_string();
+            assert!(
+                text.contains(&format!("Log index\n{index}")) || text.contains(&format!("Log index {index}")),
+                "{text}"
+            );
+            assert!(text.contains(receipt["chain_hash"].as_str().unwrap()), "{text}");
+        }
+        let shown = text_of(&client, "pre.checkpoint").await;
+        assert_eq!(shown.trim_end(), checkpoint.trim_end(), "the newest signed checkpoint, as the API serves it");
+        // Nothing sticks out of the page: the 64-character hashes wrap.
+        let overflow = client
+            .execute("return document.documentElement.scrollWidth > document.documentElement.clientWidth;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(overflow, json!(false), "the record is wider than the window");
+        screenshot(&client, &format!("record-{db}")).await;
+
+        let (pages, width, height) = print_pdf(&client, PrintSize::A4, &format!("record-a4-{db}")).await;
+        assert!(pages >= 1, "the A4 PDF has pages");
+        assert!((width - 595.0).abs() < 2.0 && (height - 842.0).abs() < 2.0, "A4 is 595x842 pt, got {width}x{height}");
+        let (pages, width, height) = print_pdf(&client, PrintSize::US_LETTER, &format!("record-letter-{db}")).await;
+        assert!(pages >= 1, "the Letter PDF has pages");
+        assert!(
+            (width - 612.0).abs() < 2.0 && (height - 792.0).abs() < 2.0,
+            "Letter is 612x792 pt, got {width}x{height}"
+        );
+        client.close().await.unwrap();
+    });
+}
+
+on_both_databases!(
+    the_consent_flow_in_a_real_browser,
+    the_admin_view_in_a_real_browser,
+    the_evidence_record_in_a_real_browser
+);
