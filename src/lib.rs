@@ -15,6 +15,7 @@
 //! - [`changes`]: diffs between stored versions (cached), and what changed since a subject accepted.
 //! - [`db`]: one connection type over SQLite and PostgreSQL, the pool, migrations, queries.
 //! - [`ledger`]: decisions as append-only, hash-chained events; receipts; API keys; `verify`.
+//! - [`crash`]: crash points for the crash tests (`ASSENT_CRASH_AT`).
 //! - [`consent`]: signed consent links, allowed return origins, the client address behind proxies.
 //! - [`routes`]: pages, JSON API, metrics; one route table.
 //! - [`startup`]: builds the app and binds it; [`config`] holds the settings; [`cli`] the commands.
@@ -23,6 +24,7 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod consent;
+pub mod crash;
 pub mod db;
 pub mod domain;
 pub mod ledger;

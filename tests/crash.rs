@@ -1,5 +1,8 @@
-//! Durability: many concurrent acceptances, the server killed with SIGKILL mid-way, restarted;
-//! every acknowledged event must be there and `assent verify` clean.
+//! Durability: many concurrent acceptances and erasures, the server killed with SIGKILL mid-way,
+//! restarted; every acknowledged event and erasure must be there and `assent verify` clean. And
+//! the crash points (`ASSENT_CRASH_AT`, see `src/crash.rs`): a process that dies inside an
+//! erasure, between a commit and the log, or half-way through integrating leaves the old state or
+//! the new one, never a mixture, and `verify` passes.
 
 mod common;
 
@@ -15,8 +18,14 @@ use serde_json::{Value, json};
 
 /// Starts `assent serve` on a free port and returns it with its address.
 fn start(db: &str, policies: &Path) -> (Child, String) {
+    start_crashing(db, policies, "")
+}
+
+/// Starts `assent serve`, set to die at the crash point `at` (none when empty).
+fn start_crashing(db: &str, policies: &Path, at: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_assent"))
         .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
+        .env("ASSENT_CRASH_AT", at)
         .env("ASSENT_DATABASE_URL", db)
         .env("ASSENT_POLICIES", policies)
         .env("ASSENT_LOG", "info")
@@ -45,15 +54,47 @@ fn durable_after_sigkill(backend: Backend) {
     assert!(key_out.status.success(), "{}", String::from_utf8_lossy(&key_out.stderr));
     let key = String::from_utf8(key_out.stdout).unwrap().trim().to_owned();
 
+    let admin = assent(&["keys", "create", "dpo", "--scope", "admin"], &db.url, policies.path());
+    let admin = String::from_utf8(admin.stdout).unwrap().trim().to_owned();
+
     let (mut server, address) = start(&db.url, policies.path());
     let acked: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let erased: Arc<Mutex<Vec<String>>> = Arc::default();
     let killed = Arc::new(AtomicBool::new(false));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
         .into();
+    // Subjects to erase while the acceptances run and the server is killed.
+    let doomed: Vec<String> = (0..200).map(|i| format!("gone-{i}")).collect();
+    for subject in &doomed {
+        let r = agent
+            .post(format!("{address}/api/v1/subjects/{subject}/acceptances"))
+            .header("Authorization", &format!("Bearer {key}"))
+            .header("Content-Type", "application/json")
+            .send(json!({"document": "service-agreement", "version": 1, "evidence": {"ip": "192.0.2.66"}}).to_string())
+            .expect("seeded");
+        assert_eq!(r.status().as_u16(), 201);
+    }
     std::thread::scope(|s| {
+        {
+            let (erased, killed, agent, address, admin, doomed) = (&erased, &killed, &agent, &address, &admin, &doomed);
+            s.spawn(move || {
+                for subject in doomed {
+                    let sent = agent
+                        .delete(format!("{address}/api/v1/subjects/{subject}"))
+                        .header("Authorization", &format!("Bearer {admin}"))
+                        .call();
+                    match sent {
+                        Ok(resp) if resp.status().as_u16() == 200 => erased.lock().unwrap().push(subject.clone()),
+                        Ok(resp) => panic!("erasing {subject}: unexpected status {}", resp.status()),
+                        Err(_) if killed.load(Ordering::SeqCst) => return,
+                        Err(e) => panic!("erasure failed before the kill: {e}"),
+                    }
+                }
+            });
+        }
         for worker in 0..8 {
             let (acked, killed, agent, address, key) = (acked.clone(), killed.clone(), agent.clone(), &address, &key);
             s.spawn(move || {
@@ -114,6 +155,25 @@ fn durable_after_sigkill(backend: Backend) {
             missing.push(receipt["event_id"].clone());
         }
     }
+    let erased = erased.lock().unwrap().clone();
+    assert!(!erased.is_empty() && erased.len() < doomed.len(), "the kill came while erasing ({} erased)", erased.len());
+    for subject in &doomed {
+        let mut resp = agent
+            .get(format!("{address}/api/v1/subjects/{subject}/events"))
+            .header("Authorization", &format!("Bearer {}", read.trim()))
+            .call()
+            .expect("events");
+        let events = resp.body_mut().read_to_string().unwrap();
+        let was_erased = events.contains("\"kind\":\"erased\"");
+        assert_eq!(
+            !was_erased,
+            events.contains("192.0.2.0"),
+            "{subject}: erased and personal data, or neither: {events}"
+        );
+        if erased.contains(subject) {
+            assert!(was_erased, "an acknowledged erasure was lost after SIGKILL: {subject}: {events}");
+        }
+    }
     let _ = server.kill();
     let _ = server.wait();
     assert!(missing.is_empty(), "acknowledged events lost after SIGKILL: {missing:?}");
@@ -121,4 +181,122 @@ fn durable_after_sigkill(backend: Backend) {
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
-on_both_databases!(durable_after_sigkill);
+/// `assent` with `ASSENT_CRASH_AT=at`.
+fn assent_crashing(args: &[&str], at: &str, db: &str, policies: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_assent"))
+        .args(args)
+        .env("ASSENT_DATABASE_URL", db)
+        .env("ASSENT_POLICIES", policies)
+        .env("ASSENT_LOG", "warn")
+        .env("ASSENT_CRASH_AT", at)
+        .output()
+        .expect("run assent")
+}
+
+fn died(out: &std::process::Output) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    out.status.signal().is_some() && String::from_utf8_lossy(&out.stderr).contains("dying here")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// `verify` passes; gives back what it printed.
+fn verified(db: &str, policies: &Path, when: &str) -> String {
+    let out = assent(&["verify"], db, policies);
+    assert!(out.status.success(), "{when}: verify failed:\n{}", text(&out));
+    text(&out)
+}
+
+fn crash_points_leave_the_old_state_or_the_new(backend: Backend) {
+    let db = TestDatabase::create(&backend);
+    let policies = tempfile::tempdir().unwrap();
+    copy_dir(&shipped_policies(), policies.path());
+    let key =
+        String::from_utf8(assent(&["keys", "create", "crash", "--scope", "write"], &db.url, policies.path()).stdout)
+            .unwrap()
+            .trim()
+            .to_owned();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let accept = |address: &str, subject: &str| {
+        agent
+            .post(format!("{address}/api/v1/subjects/{subject}/acceptances"))
+            .header("Authorization", &format!("Bearer {key}"))
+            .header("Content-Type", "application/json")
+            .send(
+                json!({"document": "service-agreement", "version": 1,
+                       "evidence": {"ip": "203.0.113.9", "user_agent": "CrashAgent/1.0"}})
+                .to_string(),
+            )
+    };
+    let (mut server, address) = start(&db.url, policies.path());
+    for subject in ["ana", "ben", "cy"] {
+        assert_eq!(accept(&address, subject).expect("accepted").status().as_u16(), 201);
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // An erasure that dies inside its transaction, after committing but before the log takes
+    // it in, and half-way through integrating (inside the transaction on SQLite, after the
+    // commit on PostgreSQL).
+    let sqlite = matches!(backend, Backend::Sqlite);
+    for (subject, at, committed) in [
+        ("ana", "erase-before-commit", false),
+        ("ben", "after-commit-before-integration", true),
+        ("cy", "integrating", !sqlite),
+    ] {
+        let out = assent_crashing(&["erase", subject], at, &db.url, policies.path());
+        assert!(died(&out), "{at}: the erasure did not die there:\n{}", text(&out));
+        verified(&db.url, policies.path(), at);
+        let history = text(&assent(&["history", subject, "--json"], &db.url, policies.path()));
+        let erased = history.contains("\"kind\":\"erased\"");
+        let address_kept = history.contains("203.0.113.0") && history.contains("CrashAgent/1.0");
+        assert_eq!(erased, committed, "{at}: erased {erased}, expected {committed}:\n{history}");
+        assert_eq!(address_kept, !erased, "{at}: an erased event with personal data left, or the reverse:\n{history}");
+        // Finish the job: the erasure either still needs doing, or was done.
+        let again = assent(&["erase", subject], &db.url, policies.path());
+        assert_eq!(again.status.success(), !committed, "{at}: erase again:\n{}", text(&again));
+        let history = text(&assent(&["history", subject, "--json"], &db.url, policies.path()));
+        assert!(!history.contains("203.0.113.0"), "{at}: the address is gone in the end:\n{history}");
+    }
+
+    // What a crash left queued, the next sync (as every start runs) takes into the log.
+    let synced = assent(&["sync"], &db.url, policies.path());
+    assert!(synced.status.success(), "{}", text(&synced));
+    let report = verified(&db.url, policies.path(), "after the erasures");
+    assert!(!report.contains("wait to enter the log"), "{report}");
+
+    // An acceptance whose server dies half-way through integrating: on SQLite the whole group
+    // commit rolls back, on PostgreSQL the event is committed and waits in the queue until the
+    // next start takes it in.
+    let (mut server, address) = start_crashing(&db.url, policies.path(), "integrating");
+    assert!(accept(&address, "dee").is_err(), "the server died before answering");
+    let _ = server.wait();
+    let report = verified(&db.url, policies.path(), "a server died integrating");
+    assert_eq!(report.contains("wait to enter the log"), !sqlite, "{report}");
+    let (mut server, address) = start(&db.url, policies.path());
+    let read =
+        String::from_utf8(assent(&["keys", "create", "audit", "--scope", "read"], &db.url, policies.path()).stdout)
+            .unwrap();
+    let mut resp = agent
+        .get(format!("{address}/api/v1/subjects/dee/events"))
+        .header("Authorization", &format!("Bearer {}", read.trim()))
+        .call()
+        .expect("events");
+    let events: Vec<Value> = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(events.len(), usize::from(!sqlite), "{events:?}");
+    if let Some(event) = events.first() {
+        assert!(event["log_index"].is_u64(), "the restart took the queued event into the log: {event}");
+    }
+    let report = verified(&db.url, policies.path(), "after the restart");
+    assert!(!report.contains("wait to enter the log"), "{report}");
+}
+
+on_both_databases!(durable_after_sigkill, crash_points_leave_the_old_state_or_the_new);

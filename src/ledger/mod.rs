@@ -222,6 +222,7 @@ where
             other => break other?,
         }
     };
+    crate::crash::point("after-commit-before-integration");
     attach_log_indexes(conn, &mut recorded)?;
     Ok(recorded)
 }
@@ -505,6 +506,7 @@ pub fn erase(
             now,
         )?;
         erased_events.set(crate::db::ledger::erase_subject(conn, subject_key)?);
+        crate::crash::point("erase-before-commit");
         Ok(vec![Recorded::Created(receipt)])
     })?;
     let receipt = recorded.pop().map(|r| r.receipt().clone()).ok_or(RecordError::NothingToErase)?;

@@ -176,6 +176,7 @@ pub fn integrate(conn: &mut DbConnection) -> Result<TreeHead, DbError> {
                 written.insert((level, idx), hash);
             }
             size += 1;
+            crate::crash::point("integrating");
         }
         rows::dequeue(conn, &queued.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
     }
