@@ -153,7 +153,7 @@ def verify_consistency(m, n, old_root, new_root, path):  # RFC 9162 §2.1.4.2
 HEX64 = re.compile(r"[0-9a-f]{64}")
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 VERSION_KEYS = {"acceptance", "document", "effective", "html_sha256", "locale", "material", "part_of",
-                "source_sha256", "summary", "title", "toc_sha256", "type", "version"}
+                "published", "source_sha256", "summary", "title", "toc_sha256", "type", "version"}
 
 def is_hex64(v):
     return isinstance(v, str) and HEX64.fullmatch(v) is not None
@@ -180,7 +180,7 @@ def leaf_kind(data):
         good = (set(obj) == VERSION_KEYS and obj["acceptance"] in ("required", "informational")
                 and text(obj["document"]) and text(obj["title"]) and opt(obj["summary"])
                 and opt(obj["locale"]) and opt(obj["part_of"]) and type(obj["material"]) is bool
-                and isinstance(obj["effective"], str) and RFC3339_UTC.fullmatch(obj["effective"])
+                and all(isinstance(obj[k], str) and RFC3339_UTC.fullmatch(obj[k]) for k in ("effective", "published"))
                 and all(is_hex64(obj[k]) for k in ("html_sha256", "source_sha256", "toc_sha256"))
                 and type(obj["version"]) is int and obj["version"] >= 1)
     else:

@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     let db = Db::open(&url, 2)?;
     let mut conn = db.get()?;
     let settings = assent::config::Settings::new(url.clone(), policies.clone());
-    let keys = assent::startup::Keys::load(&mut conn, &settings)?;
+    let keys = assent::startup::Keys::load(&mut conn, &settings, assent::startup::IfMissing::Generate)?;
     let set = assent::policies::load(std::path::Path::new(&policies)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     assent::policies::sync(&mut conn, &set, Utc::now())?;
     let mut log = LogTail::load(&mut conn)?;

@@ -14,6 +14,7 @@ use crate::domain::{Scope, Slug, SubjectId, VersionNumber, VersionParam};
 use crate::policies::{self, PolicySet, SyncError};
 use crate::render::diff::Change;
 use crate::startup::Application;
+use crate::startup::IfMissing;
 
 /// Assent: versioned policies, what changed between versions, and a verifiable record of who
 /// accepted which version.
@@ -273,6 +274,8 @@ fn sync(settings: &Settings) -> anyhow::Result<ExitCode> {
         eprintln!("created a new Assent database: {}", Db::describe(&settings.database_url));
     }
     let mut conn = db.get().context("connecting to the database")?;
+    // The keys exist from the first sync on, so that commands that only read find them.
+    crate::startup::Keys::load(&mut conn, settings, IfMissing::Generate)?;
     let mut out = std::io::stdout().lock();
     match policies::sync(&mut conn, &set, chrono::Utc::now()) {
         Ok(report) => {
@@ -450,11 +453,16 @@ fn open(settings: &Settings) -> anyhow::Result<crate::db::PooledConnection> {
 /// For commands that only read: refuses a database that does not exist or holds no Assent data,
 /// and creates nothing.
 fn open_existing(settings: &Settings) -> anyhow::Result<crate::db::PooledConnection> {
-    let db = match Db::open_existing(&settings.database_url, 1) {
-        Err(crate::db::DbError::Missing(message)) => return Err(Refused(message).into()),
-        other => other.context("opening the database")?,
-    };
-    db.get().context("connecting to the database")
+    open_existing_db(settings, 1)?.get().context("connecting to the database")
+}
+
+/// The database for a command that only reads: it must exist and be up to date, and nothing
+/// is changed. Any reason it cannot be opened means the command cannot run (exit 2).
+fn open_existing_db(settings: &Settings, connections: u32) -> anyhow::Result<Db> {
+    Db::open_existing(&settings.database_url, connections).map_err(|e| match e {
+        crate::db::DbError::Missing(message) => Refused(message).into(),
+        other => Refused(format!("cannot open {}: {other}", Db::describe(&settings.database_url))).into(),
+    })
 }
 
 /// A command refused to run; `main` prints it and exits 2.
@@ -505,7 +513,7 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
 fn history(settings: &Settings, subject: &str, json: bool) -> anyhow::Result<ExitCode> {
     let subject = SubjectId::parse(subject)?;
     let mut conn = open_existing(settings)?;
-    let keys = crate::startup::Keys::load(&mut conn, settings)?;
+    let keys = crate::startup::Keys::load(&mut conn, settings, IfMissing::Refuse)?;
     let rows = crate::db::ledger::events_of(&mut conn, &keys.subject_keys.key(&subject))?;
     let mut out = std::io::stdout().lock();
     if rows.is_empty() {
@@ -539,22 +547,37 @@ fn history(settings: &Settings, subject: &str, json: bool) -> anyhow::Result<Exi
 }
 
 fn verify(settings: &Settings, checkpoints: &[PathBuf], verifier_key: Option<&str>) -> anyhow::Result<ExitCode> {
-    let mut conn = open_existing(settings)?;
+    use crate::log::note::{CheckpointError, NoteVerifier, open_checkpoint};
+    // Two connections: the chains and the log are walked at once.
+    let db = open_existing_db(settings, 2)?;
+    let mut conn = db.get().context("connecting to the database")?;
     let verifier = match verifier_key {
-        Some(text) => crate::log::note::NoteVerifier::parse(text).context("--verifier-key")?,
+        Some(text) => NoteVerifier::parse(text).map_err(|e| Refused(format!("--verifier-key: {e}")))?,
         None => {
-            let key = crate::startup::log_key(&mut conn, settings.log_key.as_deref())?;
-            crate::log::note::NoteVerifier::parse(&key.verifier()).context("the log's own key")?
+            let key = crate::startup::log_key(&mut conn, settings.log_key.as_deref(), IfMissing::Refuse)?;
+            NoteVerifier::parse(&key.verifier()).context("the log's own key")?
         }
     };
+    let keys = crate::startup::Keys::load(&mut conn, settings, IfMissing::Refuse)?;
+    drop(conn);
+    // A file that is not a checkpoint of this log cannot be checked: that is a mistake in the
+    // command, not a finding about the ledger. An altered one is a finding.
     let mut saved = Vec::new();
     for path in checkpoints {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Refused(format!("{}: cannot read the checkpoint: {e}", path.display())))?;
+        if let Err(CheckpointError::Unreadable(e)) = open_checkpoint(&text, &verifier) {
+            let hint = if text.contains('\r') {
+                " (its lines end in CR LF: a checkpoint is saved byte for byte, with LF line ends)"
+            } else {
+                " (pass the log's key with --verifier-key if this database's servers sign with ASSENT_LOG_KEY)"
+            };
+            return Err(Refused(format!("{}: not a checkpoint of this log: {e}{hint}", path.display())).into());
+        }
         saved.push((path.display().to_string(), text));
     }
     let progress = std::io::stderr().is_terminal();
-    let report = crate::ledger::verify::verify(&mut conn, &saved, &verifier, progress)?;
+    let report = crate::ledger::verify::verify(&db, &keys.subject_keys, &saved, &verifier, progress)?;
     if report.queued > 0 {
         println!(
             "note: {} committed entries wait to enter the log (a server stopped before taking them in; the next start does)",
@@ -582,7 +605,7 @@ fn verify(settings: &Settings, checkpoints: &[PathBuf], verifier_key: Option<&st
 
 fn log(settings: &Settings, command: LogCommand) -> anyhow::Result<ExitCode> {
     let mut conn = open_existing(settings)?;
-    let key = crate::startup::log_key(&mut conn, settings.log_key.as_deref())?;
+    let key = crate::startup::log_key(&mut conn, settings.log_key.as_deref(), IfMissing::Refuse)?;
     match command {
         LogCommand::Checkpoint => {
             let head = crate::log::head(&mut conn)?;
@@ -596,7 +619,7 @@ fn log(settings: &Settings, command: LogCommand) -> anyhow::Result<ExitCode> {
 fn erase(settings: &Settings, subject: &str) -> anyhow::Result<ExitCode> {
     let subject = SubjectId::parse(subject)?;
     let mut conn = open_existing(settings)?;
-    let keys = crate::startup::Keys::load(&mut conn, settings)?;
+    let keys = crate::startup::Keys::load(&mut conn, settings, IfMissing::Generate)?;
     let key = keys.subject_keys.key(&subject);
     let by = std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
     match crate::ledger::erase(&mut conn, &subject, &key, &by, crate::ledger::Method::Cli, chrono::Utc::now()) {
@@ -623,7 +646,7 @@ fn link(settings: &Settings, subject: &str, return_to: &str, ttl: &str) -> anyho
     let ttl =
         humantime::parse_duration(ttl).with_context(|| format!("--ttl `{ttl}`: use a duration such as 30m or 1h"))?;
     let mut conn = open(settings)?;
-    let secret = crate::startup::server_secret(&mut conn, settings.secret.as_deref())?;
+    let secret = crate::startup::server_secret(&mut conn, settings.secret.as_deref(), IfMissing::Generate)?;
     let key = crate::consent::link_key(&secret).map_err(|e| anyhow::anyhow!("{e}"))?;
     let base = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.bind));
     let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);

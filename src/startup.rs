@@ -42,7 +42,7 @@ impl Application {
             }
             Err(SyncError::Db(e)) => return Err(e).context("publishing the policy folder"),
         };
-        let keys = Keys::load(&mut conn, &settings)?;
+        let keys = Keys::load(&mut conn, &settings, IfMissing::Generate)?;
         drop(conn);
         for line in &report.published {
             tracing::info!("published {line}");
@@ -82,6 +82,7 @@ impl Application {
                         .add(("Referrer-Policy", "same-origin"))
                         .add(("X-Frame-Options", "DENY")),
                 )
+                .wrap(from_fn(routes::head_as_get))
                 .wrap(from_fn(routes::metrics::record))
                 .wrap(Compress::default())
                 .configure(routes::configure)
@@ -107,15 +108,49 @@ impl Application {
     }
 }
 
+/// Whether a key the database does not hold yet may be made: by commands that write, not by
+/// those that only read (they must leave the database as they found it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMissing {
+    Generate,
+    Refuse,
+}
+
+/// A secret kept in the database under `name`, made by `make` when missing and allowed.
+fn kept(
+    conn: &mut crate::db::DbConnection,
+    name: &str,
+    what: &str,
+    env: &str,
+    missing: IfMissing,
+    make: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
+    if let Some(value) = crate::db::keys::stored_secret(conn, name).with_context(|| format!("reading the {what}"))? {
+        return Ok(value);
+    }
+    if missing == IfMissing::Refuse {
+        return Err(crate::cli::Refused(format!(
+            "the database holds no {what}: set {env} as the servers do, or let `assent sync` or a server make one; nothing was changed"
+        ))
+        .into());
+    }
+    let fresh = make()?;
+    crate::db::keys::secret(conn, name, || fresh, chrono::Utc::now()).with_context(|| format!("keeping the {what}"))
+}
+
 /// The server's secret: `ASSENT_SECRET` when set, otherwise one generated once and kept in the
 /// database, so every server on the same database agrees.
-pub fn server_secret(conn: &mut crate::db::DbConnection, configured: Option<&str>) -> anyhow::Result<Vec<u8>> {
+pub fn server_secret(
+    conn: &mut crate::db::DbConnection,
+    configured: Option<&str>,
+    missing: IfMissing,
+) -> anyhow::Result<Vec<u8>> {
     if let Some(s) = configured.filter(|s| !s.is_empty()) {
         return Ok(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(s.as_bytes())).to_vec());
     }
-    let random = crate::ledger::keys::random_bytes::<32>().context("generating the server secret")?;
-    let stored = crate::db::keys::secret(conn, "server", || hex::encode(random), chrono::Utc::now())
-        .context("reading the server secret")?;
+    let stored = kept(conn, "server", "server secret", "ASSENT_SECRET", missing, || {
+        Ok(hex::encode(crate::ledger::keys::random_bytes::<32>().context("generating the server secret")?))
+    })?;
     hex::decode(stored).context("the stored server secret is not hex")
 }
 
@@ -128,11 +163,11 @@ pub struct Keys {
 }
 
 impl Keys {
-    pub fn load(conn: &mut crate::db::DbConnection, settings: &Settings) -> anyhow::Result<Self> {
-        let server_secret = server_secret(conn, settings.secret.as_deref())?;
+    pub fn load(conn: &mut crate::db::DbConnection, settings: &Settings, missing: IfMissing) -> anyhow::Result<Self> {
+        let server_secret = server_secret(conn, settings.secret.as_deref(), missing)?;
         Ok(Self {
             subject_keys: crate::ledger::SubjectKeys::new(&server_secret),
-            log_key: log_key(conn, settings.log_key.as_deref())?,
+            log_key: log_key(conn, settings.log_key.as_deref(), missing)?,
             server_secret,
         })
     }
@@ -144,17 +179,19 @@ impl Keys {
 pub fn log_key(
     conn: &mut crate::db::DbConnection,
     configured: Option<&str>,
+    missing: IfMissing,
 ) -> anyhow::Result<crate::log::note::LogKey> {
     use crate::log::note::LogKey;
     if let Some(text) = configured.filter(|s| !s.trim().is_empty()) {
-        return LogKey::parse(text).context("ASSENT_LOG_KEY");
+        return LogKey::parse(text).map_err(|e| crate::cli::Refused(format!("ASSENT_LOG_KEY: {e:#}")).into());
     }
-    let seed = crate::ledger::keys::random_bytes::<32>().context("generating the log key")?;
-    let tag = crate::ledger::keys::random_bytes::<4>().context("generating the log key")?;
-    let fresh = LogKey::from_seed(&format!("assent-log-{}", hex::encode(tag)), seed)
-        .map_err(|e| anyhow::anyhow!("generating the log key: {e}"))?;
-    let stored = crate::db::keys::secret(conn, "log_key", || fresh.to_private_string(), chrono::Utc::now())
-        .context("reading the log key")?;
+    let stored = kept(conn, "log_key", "log key", "ASSENT_LOG_KEY", missing, || {
+        let seed = crate::ledger::keys::random_bytes::<32>().context("generating the log key")?;
+        let tag = crate::ledger::keys::random_bytes::<4>().context("generating the log key")?;
+        let fresh = LogKey::from_seed(&format!("assent-log-{}", hex::encode(tag)), seed)
+            .map_err(|e| anyhow::anyhow!("generating the log key: {e}"))?;
+        Ok(fresh.to_private_string())
+    })?;
     LogKey::parse(&stored).context("the stored log key")
 }
 

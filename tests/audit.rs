@@ -266,8 +266,9 @@ fn exports_stream_in_bounded_memory(backend: Backend) {
     let a = audit(&backend);
     let db = assent::db::Db::open(&a.app.db.url, 1).unwrap();
     let mut conn = db.get().unwrap();
-    // Any key will do for subjects that no request looks up.
-    let keys = assent::ledger::SubjectKeys::new(b"bulk test");
+    // The servers' own keys: `verify` checks that each subject id hashes to its key.
+    let secret = assent::startup::server_secret(&mut conn, None, assent::startup::IfMissing::Refuse).unwrap();
+    let keys = assent::ledger::SubjectKeys::new(&secret);
     let decision = |i: usize| assent::ledger::NewDecision {
         subject: assent::domain::SubjectId::parse(&format!("bulk-{}", i % 400)).unwrap(),
         subject_key: keys.key(&assent::domain::SubjectId::parse(&format!("bulk-{}", i % 400)).unwrap()),

@@ -351,6 +351,27 @@ fn every_version_column_is_covered(backend: Backend) {
     for (sql, needle) in &edits {
         assert!(out.contains(needle), "{sql}: {out}");
     }
+    // The body the diffs are made from must be exactly the file's (not just any end of it), and
+    // the publication time (the feed's, the order of versions) is in the leaf.
+    let l = log(&backend);
+    let edits = [
+        (
+            format!("UPDATE versions SET body = '' WHERE {}", version("privacy", 1)),
+            "version privacy v1: its stored body",
+        ),
+        (
+            format!("UPDATE versions SET published_at = '2031-01-01 00:00:00' WHERE {}", version("terms", 1)),
+            "terms v1) no longer",
+        ),
+    ];
+    for (sql, _) in &edits {
+        l.app.sql(&format!("{sql};"));
+    }
+    let (code, out, _) = l.cli(&["verify"]);
+    assert_eq!(code, 1, "{out}");
+    for (sql, needle) in &edits {
+        assert!(out.contains(needle), "{sql}: {out}");
+    }
 }
 
 /// Every table's rows as text, to look for personal values in them.
@@ -395,7 +416,13 @@ fn erasure_keeps_everything_verifiable_and_forgets_the_person(backend: Backend) 
     let l = log(&backend);
     let who = "erin-8f3a61c2";
     l.accept(who, "terms", 2);
-    l.accept(who, "sdk", 1);
+    let keyed = l.app.post(
+        &format!("/api/v1/subjects/{who}/acceptances"),
+        &l.write,
+        &json!({"document": "sdk", "version": 1, "idempotency_key": format!("accept-sdk-{who}"),
+                "evidence": {"ip": "203.0.113.77", "user_agent": "ErinAgent/9.9"}}),
+    );
+    assert_eq!(keyed.status, 201, "{}", keyed.body);
     l.accept("other", "terms", 2);
     let link = l.app.post(
         "/api/v1/consent-links",
@@ -546,6 +573,8 @@ fn erasure_requests_and_the_evidence_record(backend: Backend) {
     let field = me.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
     let asked = l.app.post_form("/me/erasure", &[("token", &token), ("csrf", &field)], Some(&cookie));
     assert_eq!(asked.status, 303, "{}", asked.body);
+    let again = l.app.post_form("/me/erasure", &[("token", &token), ("csrf", &field)], Some(&cookie));
+    assert_eq!(again.status, 303, "asking again is answered the same way");
     let refused = l.app.post_form("/me/erasure", &[("token", &token), ("csrf", "wrong")], Some(&cookie));
     assert_eq!(refused.status, 403, "no erasure request without the CSRF field");
     assert_eq!(l.get("/api/v1/erasure-requests").status, 403, "a read key may not list them");
@@ -597,4 +626,77 @@ on_both_databases!(
     erasure_keeps_everything_verifiable_and_forgets_the_person,
     the_auditor_script_rebuilds_the_tree_from_the_api,
     read_only_commands_refuse_a_missing_database,
+    verify_checks_every_stored_subtree_and_each_subjects_key,
+    read_only_commands_change_nothing_and_refuse_what_they_cannot_check,
 );
+
+fn verify_checks_every_stored_subtree_and_each_subjects_key(backend: Backend) {
+    let l = log(&backend);
+    for s in ["ann", "bob", "cat"] {
+        l.accept(s, "terms", 2);
+    }
+    assert_eq!(l.cli(&["verify"]).0, 0);
+    // A wrong inner hash breaks the proofs through it, though every leaf and the root are right.
+    l.app.sql("UPDATE log_nodes SET hash = '00' || substr(hash, 3) WHERE level = 1 AND idx = 0;");
+    let (code, out, _) = l.cli(&["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the stored hash of leaves 0 to 1 (level 1, index 0) is wrong"), "{out}");
+    l.app.sql("DELETE FROM log_nodes WHERE level = 1 AND idx = 0;");
+    let (code, out, _) = l.cli(&["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("subtree hashes are stored, but a log of"), "{out}");
+
+    // Bob's events filed under Dee's key: every chain still checks, but Dee would be "accepted".
+    let l = log(&backend);
+    for s in ["ann", "bob"] {
+        l.accept(s, "terms", 2);
+    }
+    let keys = l.app.subject_keys();
+    let (bob, dee) = (
+        keys.key(&assent::domain::SubjectId::parse("bob").unwrap()),
+        keys.key(&assent::domain::SubjectId::parse("dee").unwrap()),
+    );
+    l.app.sql(&format!(
+        "UPDATE events SET subject_key = '{dee}' WHERE subject_key = '{bob}';
+         UPDATE subject_heads SET subject_key = '{dee}' WHERE subject_key = '{bob}';
+         UPDATE subject_documents SET subject_key = '{dee}' WHERE subject_key = '{bob}';"
+    ));
+    let dee_status = l.get("/api/v1/subjects/dee/status").json();
+    assert!(dee_status["documents"].as_array().unwrap().iter().any(|d| d["state"] == "accepted"), "{dee_status}");
+    let (code, out, _) = l.cli(&["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("subject \"bob\" event") && out.contains("filed under another subject's key"), "{out}");
+}
+
+fn read_only_commands_change_nothing_and_refuse_what_they_cannot_check(backend: Backend) {
+    let l = log(&backend);
+    l.accept("ann", "terms", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (_, checkpoint, _) = l.cli(&["log", "checkpoint"]);
+    for (file, needle) in [
+        (write("junk.txt", "hello\n"), "not a checkpoint of this log"),
+        (write("crlf.txt", &checkpoint.replace('\n', "\r\n")), "CR LF"),
+    ] {
+        let (code, out, err) = l.cli(&["verify", "--checkpoint", &file]);
+        assert_eq!(code, 2, "{file}: {out}{err}");
+        assert!(err.contains(needle) && !out.contains("BROKEN"), "{file}: {out}{err}");
+    }
+    let (code, _, err) = l.cli(&["verify", "--verifier-key", "bogus"]);
+    assert_eq!((code, err.contains("--verifier-key")), (2, true), "{err}");
+
+    // A database that needs upgrading is refused by what only reads, and left as it was.
+    l.app.sql(
+        "DELETE FROM __diesel_schema_migrations WHERE version = (SELECT MAX(version) FROM __diesel_schema_migrations);",
+    );
+    for args in [&["verify"][..], &["history", "ann"], &["export"], &["log", "checkpoint"]] {
+        let (code, out, err) = l.cli(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains("needs upgrading first: run `assent sync`"), "{args:?}: {err}");
+    }
+    assert_eq!(l.get("/api/v1/subjects/ann/events").json().as_array().map(Vec::len), Some(1), "nothing was dropped");
+}

@@ -156,6 +156,18 @@ fn the_atom_feed_lists_versions_newest_first(backend: Backend) {
     assert_eq!(feed.body.matches("<entry>").count(), 4, "translations are not separate entries");
 }
 
+fn every_get_route_answers_head(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, timeline);
+    for path in ["/healthz", "/", "/policies/terms", "/policies/terms/versions/1", "/feed.atom", "/api/v1/documents"] {
+        let get = app.get(path);
+        let head = app.head(path);
+        assert_eq!(head.status, get.status, "HEAD {path}");
+        assert_eq!(head.content_type, get.content_type, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path} sent a body");
+    }
+    assert_eq!(app.head("/policies/no-such-thing").status, 404);
+}
+
 fn health_metrics_and_the_stylesheet_are_served(backend: Backend) {
     let app = TestApp::spawn_with(&backend, timeline);
     let health = app.get("/healthz");
@@ -197,4 +209,5 @@ on_both_databases!(
     the_atom_feed_lists_versions_newest_first,
     health_metrics_and_the_stylesheet_are_served,
     pages_load_nothing_from_other_hosts,
+    every_get_route_answers_head,
 );

@@ -71,19 +71,22 @@ pub fn touch_key(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> Result
 }
 
 /// A named server secret, created by `make` the first time it is asked for.
+/// A kept secret, if there is one; never creates it.
+pub fn stored_secret(conn: &mut DbConnection, name: &str) -> Result<Option<String>, DbError> {
+    Ok(server_secrets::table
+        .filter(server_secrets::name.eq(name))
+        .select(server_secrets::value)
+        .first(conn)
+        .optional()?)
+}
+
 pub fn secret(
     conn: &mut DbConnection,
     name: &str,
     make: impl FnOnce() -> String,
     now: DateTime<Utc>,
 ) -> Result<String, DbError> {
-    let find = |conn: &mut DbConnection| -> Result<Option<String>, DbError> {
-        Ok(server_secrets::table
-            .filter(server_secrets::name.eq(name))
-            .select(server_secrets::value)
-            .first(conn)
-            .optional()?)
-    };
+    let find = |conn: &mut DbConnection| stored_secret(conn, name);
     if let Some(value) = find(conn)? {
         return Ok(value);
     }

@@ -405,8 +405,18 @@ pub fn acceptances_between(conn: &mut DbConnection, from: NaiveDateTime, to: Nai
 pub fn erase_subject(conn: &mut DbConnection, subject_key: &str) -> Result<usize, DbError> {
     let ids = events::table.filter(events::subject_key.eq(subject_key)).select(events::id);
     let n = diesel::delete(event_personal::table.filter(event_personal::event_id.eq_any(ids))).execute(conn)?;
+    // The idempotency key and the request's hash are not in the chain; a host may have put the
+    // subject's id in the key, and the hash was taken over the full request.
+    diesel::update(events::table.filter(events::subject_key.eq(subject_key)))
+        .set((events::idempotency_key.eq(None::<String>), events::request_hash.eq(None::<String>)))
+        .execute(conn)?;
     diesel::delete(subject_documents::table.filter(subject_documents::subject_key.eq(subject_key))).execute(conn)?;
     Ok(n)
+}
+
+/// How many events are stored.
+pub fn count_events(conn: &mut DbConnection) -> Result<i64, DbError> {
+    Ok(events::table.select(diesel::dsl::count_star()).first(conn)?)
 }
 
 /// Whether any event of the subject still holds personal data.
@@ -420,6 +430,11 @@ pub fn has_personal(conn: &mut DbConnection, subject_key: &str) -> Result<bool, 
 /// Returns how many events were cleared.
 pub fn clear_evidence_before(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, DbError> {
     let old = events::table.filter(events::recorded_at.lt(before)).select(events::id);
+    // The request's hash covered the address and user agent too. Without it the idempotency
+    // key cannot be checked, so it goes as well: a request retried this late counts as new.
+    diesel::update(events::table.filter(events::recorded_at.lt(before)).filter(events::request_hash.is_not_null()))
+        .set((events::idempotency_key.eq(None::<String>), events::request_hash.eq(None::<String>)))
+        .execute(conn)?;
     Ok(diesel::update(
         event_personal::table
             .filter(event_personal::event_id.eq_any(old))
@@ -447,28 +462,24 @@ pub fn latest_of_kind(conn: &mut DbConnection, subject_key: &str, kind: &str) ->
 
 /// Erasure requests not yet followed by an erasure, oldest first.
 pub fn open_erasure_requests(conn: &mut DbConnection, limit: i64) -> Result<Vec<Event>, DbError> {
-    let requests: Vec<EventRow> = events::table
+    let later = diesel::alias!(events as later);
+    let erased_since = later
+        .filter(later.field(events::subject_key).eq(events::subject_key))
+        .filter(later.field(events::kind).eq("erased"))
+        .filter(later.field(events::seq).gt(events::seq));
+    let open: Vec<EventRow> = events::table
         .filter(events::kind.eq("erasure_requested"))
+        .filter(diesel::dsl::not(diesel::dsl::exists(erased_since)))
         .order(events::id.asc())
+        .limit(limit)
         .select(EventRow::as_select())
         .load(conn)?;
-    let keys: Vec<&str> = requests.iter().map(|r| r.subject_key.as_str()).collect();
-    let mut erased: HashMap<String, i64> = HashMap::new();
-    for chunk in keys.chunks(500) {
-        let rows: Vec<(String, i64)> = events::table
-            .filter(events::kind.eq("erased"))
-            .filter(events::subject_key.eq_any(chunk))
-            .select((events::subject_key, events::seq))
-            .load(conn)?;
-        for (key, seq) in rows {
-            let e = erased.entry(key).or_insert(seq);
-            *e = (*e).max(seq);
-        }
-    }
-    let open: Vec<EventRow> = requests
-        .into_iter()
-        .filter(|r| erased.get(&r.subject_key).is_none_or(|&seq| seq < r.seq))
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect();
     complete(conn, open)
+}
+
+/// The subject's erasure request, if one is open (not yet followed by an erasure).
+pub fn open_erasure_request(conn: &mut DbConnection, subject_key: &str) -> Result<Option<Event>, DbError> {
+    let Some(request) = latest_of_kind(conn, subject_key, "erasure_requested")? else { return Ok(None) };
+    let erased = latest_of_kind(conn, subject_key, "erased")?;
+    Ok(erased.is_none_or(|e| e.row.seq < request.row.seq).then_some(request))
 }

@@ -99,6 +99,7 @@ pub struct VersionFields {
     pub body: String,
     pub html: String,
     pub toc: String,
+    pub published_at: chrono::NaiveDateTime,
 }
 
 type VersionColumns = (
@@ -117,6 +118,7 @@ type VersionColumns = (
     versions::body,
     versions::html,
     versions::toc,
+    versions::published_at,
 );
 
 const VERSION_COLUMNS: VersionColumns = (
@@ -135,6 +137,7 @@ const VERSION_COLUMNS: VersionColumns = (
     versions::body,
     versions::html,
     versions::toc,
+    versions::published_at,
 );
 
 pub fn version_fields(conn: &mut DbConnection, ids: &[i64]) -> Result<HashMap<i64, VersionFields>, DbError> {
@@ -231,6 +234,11 @@ pub fn nodes_at(conn: &mut DbConnection, level: u32, start: u64, limit: i64) -> 
         .limit(limit)
         .select((log_nodes::idx, log_nodes::hash))
         .load(conn)?)
+}
+
+/// How many subtree hashes are stored.
+pub fn node_count(conn: &mut DbConnection) -> Result<i64, DbError> {
+    Ok(log_nodes::table.select(diesel::dsl::count_star()).first(conn)?)
 }
 
 /// The leaf index of each of these events that the log holds.

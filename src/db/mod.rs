@@ -183,8 +183,19 @@ impl Db {
                 "{name} holds no Assent data: point ASSENT_DATABASE_URL at the database to read, or run `assent sync` to create one"
             )));
         }
+        // A command that only reads must not change the database, upgrades included.
+        if conn.has_pending_migrations()? {
+            return Err(DbError::Missing(format!(
+                "{name} was written by an older Assent and needs upgrading first: run `assent sync` (see README, Upgrading); nothing was changed"
+            )));
+        }
         drop(conn);
-        Self::open(url, pool_size)
+        let backend = parsed.backend_name();
+        let pool = diesel::r2d2::Pool::builder()
+            .max_size(pool_size)
+            .connection_timeout(Duration::from_secs(10))
+            .build(Manager { url: parsed })?;
+        Ok(Self { pool, backend, created: false })
     }
 
     /// Whether opening created the database's tables (a new SQLite file, an empty PostgreSQL
@@ -246,6 +257,15 @@ impl Db {
 }
 
 impl DbConnection {
+    /// Whether this backend's set has migrations not yet applied.
+    pub fn has_pending_migrations(&mut self) -> Result<bool, DbError> {
+        let result = match self {
+            Self::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+            Self::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+        };
+        result.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
     /// Applies pending migrations of this backend's set.
     pub fn migrate(&mut self) -> Result<(), DbError> {
         let result = match self {
@@ -285,14 +305,19 @@ impl DbConnection {
         }
     }
 
-    /// After an erasure: SQLite's write-ahead log still holds the pages as they were before, so
-    /// it is checkpointed into the file and truncated. A reader holding an old snapshot can keep
-    /// it from finishing; the next erasure or SQLite's own checkpoints finish the job.
+    /// After an erasure. SQLite: the write-ahead log still holds the pages as they were
+    /// before, so it is checkpointed into the file and truncated (`secure_delete` has zeroed the
+    /// freed space); a reader holding an old snapshot can keep it from finishing, and the next
+    /// erasure or SQLite's own checkpoints finish the job. PostgreSQL: the deleted rows stay in
+    /// the table's pages as dead tuples until a vacuum, so `event_personal` is vacuumed now
+    /// (skipped if a vacuum already runs); README, Erasure, says what remains beyond that.
     pub fn forget_old_pages(&mut self) {
-        if let Self::Sqlite(_) = self
-            && let Err(e) = self.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        {
-            tracing::warn!(error = %e, "could not checkpoint SQLite's write-ahead log after an erasure");
+        let (sql, what) = match self {
+            Self::Sqlite(_) => ("PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint SQLite's write-ahead log"),
+            Self::Postgres(_) => ("VACUUM (SKIP_LOCKED) event_personal", "vacuum event_personal"),
+        };
+        if let Err(e) = self.batch_execute(sql) {
+            tracing::warn!(error = %e, "could not {what} after an erasure");
         }
     }
 

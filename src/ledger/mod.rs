@@ -29,15 +29,33 @@ pub use evidence::{Evidence, IpMode};
 /// a key derived from the server secret. Whoever lacks the secret cannot tell which id a key
 /// belongs to, not even by trying ids.
 #[derive(Clone)]
-pub struct SubjectKeys(Vec<u8>);
+pub struct SubjectKeys {
+    subjects: [u8; 32],
+    requests: [u8; 32],
+}
 
 impl SubjectKeys {
     pub fn new(server_secret: &[u8]) -> Self {
-        Self(mac(server_secret, b"assent subject keys v1").to_vec())
+        Self {
+            subjects: mac(server_secret, b"assent subject keys v1"),
+            requests: mac(server_secret, b"assent request hashes v1"),
+        }
     }
 
     pub fn key(&self, subject: &SubjectId) -> String {
-        hex::encode(mac(&self.0, subject.as_str().as_bytes()))
+        self.key_of(subject.as_str())
+    }
+
+    /// The key of a subject id as stored (which `verify` checks without parsing it again).
+    pub fn key_of(&self, subject: &str) -> String {
+        hex::encode(mac(&self.subjects, subject.as_bytes()))
+    }
+
+    /// What an idempotent request is remembered by: a keyed hash of its body, so that the
+    /// addresses and user agents in it cannot be found by trying every value. Erasure and
+    /// retention clear it with the rest.
+    pub fn request_hash(&self, canonical_request: &[u8]) -> String {
+        hex::encode(mac(&self.requests, canonical_request))
     }
 }
 
@@ -385,7 +403,13 @@ pub(crate) fn record_once(
     let (kind, version, covers) = match &d.action {
         Action::Accept { version, covers } => (Kind::Accepted, Some(*version), covers.clone()),
         Action::Decline { version, covers } => (Kind::Declined, Some(*version), covers.clone()),
-        Action::RequestErasure => (Kind::ErasureRequested, None, Vec::new()),
+        Action::RequestErasure => {
+            // Asking again while a request is open adds nothing: the open one is the answer.
+            if let Some(open) = crate::db::ledger::open_erasure_request(conn, key)? {
+                return Ok(Recorded::Replayed(receipt(&open)?));
+            }
+            (Kind::ErasureRequested, None, Vec::new())
+        }
         Action::Withdraw => {
             let document = document.unwrap_or_default();
             let standing = state_of(conn, key, document)?

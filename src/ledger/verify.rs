@@ -1,6 +1,7 @@
 //! `assent verify`: recompute every subject's hash chain, every stored version's content hash
 //! and leaf, the whole log, and each saved checkpoint's root; name whatever does not match.
 //! It streams: memory holds one page of events or leaves, the versions, and the chain heads.
+//! The chains and the log are walked at once, on two threads with a connection each.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ use diesel::prelude::*;
 use super::chain::{Canonical, CanonicalEvidence, GENESIS, chain_hash, chain_time, salted};
 use crate::db::ledger::{Event, all_heads, events_after};
 use crate::db::log::{self as log_rows, Source};
-use crate::db::{DbConnection, DbError, from_stored_time};
+use crate::db::{Db, DbConnection, DbError, from_stored_time};
 use crate::domain::{Covered, sha256_hex};
 use crate::log::note::{NoteVerifier, open_checkpoint};
 use crate::log::tree::{self, Hash};
@@ -26,22 +27,66 @@ pub struct Report {
     /// start. Not a problem: nothing of them was acknowledged.
     pub queued: i64,
     pub problems: Vec<String>,
+    /// Events that have a leaf or wait in the queue (checked against `events` at the end).
+    events_logged: i64,
 }
 
 /// Rows read per query while walking the ledger and the log.
 const BATCH: i64 = 5_000;
 
-/// Checks everything; `saved` are `(name, text)` of saved checkpoints.
+/// Checks everything; `saved` are `(name, text)` of saved checkpoints. `keys` are the servers'
+/// (to check that each held subject id is the one its events are filed under); `progress` draws
+/// bars on standard error.
 pub fn verify(
-    conn: &mut DbConnection,
+    db: &Db,
+    keys: &super::SubjectKeys,
     saved: &[(String, String)],
     verifier: &NoteVerifier,
     progress: bool,
 ) -> Result<Report, DbError> {
+    let mut conn = db.get()?;
     let mut report = Report::default();
-    let (hashes, version_leaves) = check_versions(conn, &mut report)?;
-    check_chains(conn, &hashes, &mut report)?;
-    check_log(conn, &version_leaves, saved, verifier, progress, &mut report)?;
+    let (hashes, version_leaves) = check_versions(&mut conn, &mut report)?;
+    let bars = indicatif::MultiProgress::with_draw_target(if progress {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::hidden()
+    });
+    let style = indicatif::ProgressStyle::with_template("{prefix:>8} {wide_bar} {pos}/{len} {per_sec} {eta}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let bar = |name: &'static str, len: u64| {
+        bars.add(indicatif::ProgressBar::new(len).with_style(style.clone()).with_prefix(name))
+    };
+    let events_bar = bar("events", u64::try_from(crate::db::ledger::count_events(&mut conn)?).unwrap_or(0));
+    let leaves_bar = bar("log", crate::log::head(&mut conn)?.size);
+    let (chains, log) = std::thread::scope(|s| {
+        let chains = s.spawn(|| -> Result<Report, DbError> {
+            let mut conn = db.get()?;
+            let mut report = Report::default();
+            check_chains(&mut conn, &hashes, keys, &events_bar, &mut report)?;
+            Ok(report)
+        });
+        let mut log = Report::default();
+        let walked = check_log(&mut conn, &version_leaves, saved, verifier, &leaves_bar, &mut log).map(|()| log);
+        (chains.join(), walked)
+    });
+    events_bar.finish_and_clear();
+    leaves_bar.finish_and_clear();
+    let chains = chains.map_err(|_| DbError::Task("the chain walk stopped unexpectedly".into()))??;
+    let log = log?;
+    report.subjects = chains.subjects;
+    report.events = chains.events;
+    report.problems.extend(chains.problems);
+    report.leaves = log.leaves;
+    report.checkpoints = log.checkpoints;
+    report.queued = log.queued;
+    report.problems.extend(log.problems);
+    let events = i64::try_from(report.events).unwrap_or(i64::MAX);
+    if log.events_logged != events {
+        report
+            .problems
+            .push(format!("log: {events} events are stored but {} are in the log or its queue", log.events_logged));
+    }
     Ok(report)
 }
 
@@ -64,7 +109,7 @@ fn check_versions(
         if sha256_hex(v.source.as_bytes()) != v.sha256 {
             report.problems.push(format!("version {name}: its stored text no longer matches its sha256 {}", v.sha256));
         }
-        if !v.source.ends_with(v.body.as_str()) {
+        if crate::policies::frontmatter::split(&v.source).map(|s| s.body) != Ok(v.body.as_str()) {
             report.problems.push(format!("version {name}: its stored body is not the text of its file"));
         }
         leaves.insert(v.id, (name.clone(), crate::log::version_leaf(&v)));
@@ -81,6 +126,8 @@ type Expected = HashMap<String, (String, Option<i32>, String)>;
 fn check_chains(
     conn: &mut DbConnection,
     hashes: &HashMap<(String, i32), String>,
+    keys: &super::SubjectKeys,
+    bar: &indicatif::ProgressBar,
     report: &mut Report,
 ) -> Result<(), DbError> {
     let heads: HashMap<String, (i64, String)> =
@@ -121,7 +168,7 @@ fn check_chains(
                     GENESIS.to_owned()
                 }
             };
-            check_event(event, &prev, hashes, &mut report.problems);
+            check_event(event, &prev, hashes, keys, &mut report.problems);
             expect_state(event, &mut expected);
             // The subject's name as the events still hold it (its first event may be erased
             // by retention of nothing, but erasure clears them all at once).
@@ -131,6 +178,7 @@ fn check_chains(
             };
             last = Some((row.subject_key.clone(), row.seq, row.chain_hash.clone(), who));
         }
+        bar.inc(batch.len() as u64);
     }
     state_rows += finish_subject(conn, &last, &heads, &mut expected, report)?;
     let all_state_rows: i64 =
@@ -219,7 +267,13 @@ fn expect_state(event: &Event, expected: &mut Expected) {
     }
 }
 
-fn check_event(event: &Event, prev: &str, hashes: &HashMap<(String, i32), String>, problems: &mut Vec<String>) {
+fn check_event(
+    event: &Event,
+    prev: &str,
+    hashes: &HashMap<(String, i32), String>,
+    keys: &super::SubjectKeys,
+    problems: &mut Vec<String>,
+) {
     let row = &event.row;
     let at = format!("subject {} event {} (seq {})", name(event), row.id, row.seq);
     if row.prev_hash != prev {
@@ -257,6 +311,11 @@ fn check_event(event: &Event, prev: &str, hashes: &HashMap<(String, i32), String
         if salted(&p.salt, "subject", &p.subject) != row.subject_hash {
             problems.push(format!("{at}: its stored subject id is not the one the chain committed to"));
         }
+        if keys.key_of(&p.subject) != row.subject_key {
+            problems.push(format!(
+                "{at}: it is filed under another subject's key (events were moved between subjects, or ASSENT_SECRET differs from the servers')"
+            ));
+        }
         let opened = |field: &str, value: &Option<String>| {
             value.as_deref().zip(p.evidence_salt.as_deref()).map(|(v, s)| salted(s, field, v))
         };
@@ -286,11 +345,17 @@ fn check_event(event: &Event, prev: &str, hashes: &HashMap<(String, i32), String
 #[derive(Default)]
 struct Frontier {
     stack: Vec<(u64, Hash)>,
+    leaves: u64,
 }
 
 impl Frontier {
-    fn push(&mut self, leaf: Hash) {
-        let (mut size, mut hash) = (1u64, leaf);
+    /// Adds the next leaf; `completed` gets every subtree it completes, as `(level, index,
+    /// hash)`, from the leaf itself (level 0) up.
+    fn push(&mut self, leaf: Hash, completed: &mut Vec<(u32, u64, Hash)>) {
+        let index = self.leaves;
+        self.leaves += 1;
+        let (mut size, mut hash, mut level) = (1u64, leaf, 0u32);
+        completed.push((0, index, hash));
         while let Some(&(top, left)) = self.stack.last() {
             if top != size {
                 break;
@@ -298,6 +363,8 @@ impl Frontier {
             self.stack.pop();
             hash = tree::node_hash(&left, &hash);
             size *= 2;
+            level += 1;
+            completed.push((level, index >> level, hash));
         }
         self.stack.push((size, hash));
     }
@@ -317,7 +384,7 @@ fn check_log(
     version_leaves: &HashMap<i64, (String, String)>,
     saved: &[(String, String)],
     verifier: &NoteVerifier,
-    progress: bool,
+    bar: &indicatif::ProgressBar,
     report: &mut Report,
 ) -> Result<(), DbError> {
     let head = crate::log::head(conn)?;
@@ -353,7 +420,18 @@ fn check_log(
         if page.is_empty() {
             break;
         }
-        let stored_hashes: HashMap<i64, String> = log_rows::nodes_at(conn, 0, next, BATCH)?.into_iter().collect();
+        // Every stored subtree this page completes, level by level.
+        let end = next + page.len() as u64;
+        let mut stored: HashMap<(u32, u64), String> = HashMap::new();
+        for level in 0..64u32 {
+            let (first, last) = (next >> level, end >> level);
+            if last == first && level > 0 {
+                break;
+            }
+            let rows = log_rows::nodes_at(conn, level, first, i64::try_from(last - first).unwrap_or(i64::MAX))?;
+            stored.extend(rows.into_iter().map(|(idx, hash)| ((level, u64::try_from(idx).unwrap_or(u64::MAX)), hash)));
+        }
+        let mut completed = Vec::new();
         let event_ids: Vec<i64> = page.iter().filter_map(|l| l.event_id).collect();
         let events = log_rows::event_heads(conn, &event_ids)?;
         for leaf in &page {
@@ -362,9 +440,6 @@ fn check_log(
                 return Ok(());
             }
             let hash = tree::leaf_hash(leaf.data.as_bytes());
-            if stored_hashes.get(&leaf.idx).map(String::as_str) != Some(crate::log::to_hex(&hash).as_str()) {
-                report.problems.push(format!("log: leaf {next}: its data does not match its stored hash"));
-            }
             let expected = match (leaf.event_id, leaf.version_id) {
                 (Some(id), None) => match events.get(&id) {
                     Some((kind, chain)) => Some((format!("event {id}"), crate::log::event_leaf(kind, chain))),
@@ -397,18 +472,35 @@ fn check_log(
                 };
                 report.problems.push(format!("log: leaf {next} ({name}) no longer matches what it commits to: {what}"));
             }
-            frontier.push(hash);
+            completed.clear();
+            frontier.push(hash, &mut completed);
+            for &(level, idx, hash) in &completed {
+                if stored.get(&(level, idx)).map(String::as_str) != Some(crate::log::to_hex(&hash).as_str()) {
+                    report.problems.push(if level == 0 {
+                        format!("log: leaf {next}: its data does not match its stored hash")
+                    } else {
+                        format!(
+                            "log: the stored hash of leaves {} to {} (level {level}, index {idx}) is wrong: proofs through it would fail",
+                            idx << level,
+                            ((idx + 1) << level) - 1
+                        )
+                    });
+                }
+            }
             next += 1;
             at_size(&frontier, next, report);
         }
-        if progress {
-            eprint!("\rverified {next} of {} log leaves", head.size);
-        }
-    }
-    if progress {
-        eprintln!();
+        bar.set_position(next);
     }
     report.leaves = next;
+    // Exactly the complete subtrees are stored: 2n - popcount(n) of them.
+    let expected_nodes = 2 * next - u64::from(next.count_ones());
+    let stored_nodes = log_rows::node_count(conn)?;
+    if u64::try_from(stored_nodes).ok() != Some(expected_nodes) {
+        report.problems.push(format!(
+            "log: {stored_nodes} subtree hashes are stored, but a log of {next} leaves has {expected_nodes}"
+        ));
+    }
     for (name, cp) in pending {
         report.problems.push(format!(
             "checkpoint {name}: covers {} leaves, but the log has {next}: leaves from index {next} on were removed",
@@ -440,12 +532,6 @@ fn check_log(
         .select(diesel::dsl::count_star())
         .first(conn)?;
     let queued_events = i64::try_from(queued.len() - queued_versions).unwrap_or(0);
-    let events = i64::try_from(report.events).unwrap_or(i64::MAX);
-    if event_leaves + queued_events != events {
-        report.problems.push(format!(
-            "log: {events} events are stored but {} are in the log or its queue",
-            event_leaves + queued_events
-        ));
-    }
+    report.events_logged = event_leaves + queued_events;
     Ok(())
 }

@@ -164,8 +164,20 @@ pub struct Checkpoint {
     pub root: Hash,
 }
 
+/// Why a checkpoint cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Not a checkpoint signed with this key at all: another file, another log's key, or line
+    /// ends changed (a checkpoint's lines end in LF).
+    #[error("{0}")]
+    Unreadable(#[from] NoteError),
+    /// Signed by this key's name and id, but the signature fails: its text was altered.
+    #[error("{0}")]
+    Altered(NoteError),
+}
+
 /// Reads a signed checkpoint and checks that `verifier` signed it.
-pub fn open_checkpoint(note: &str, verifier: &NoteVerifier) -> Result<Checkpoint, NoteError> {
+pub fn open_checkpoint(note: &str, verifier: &NoteVerifier) -> Result<Checkpoint, CheckpointError> {
     let (text, signatures) =
         note.split_once("\n\n").ok_or_else(|| err("not a signed note: no blank line before the signatures"))?;
     let text = format!("{text}\n");
@@ -181,14 +193,15 @@ pub fn open_checkpoint(note: &str, verifier: &NoteVerifier) -> Result<Checkpoint
             continue;
         }
         let signature = ed25519_dalek::Signature::from_slice(&blob[4..]).map_err(|_| err("a malformed signature"))?;
-        verifier
-            .key
-            .verify(text.as_bytes(), &signature)
-            .map_err(|_| err(format!("the signature of `{name}` does not verify: the checkpoint was altered")))?;
+        verifier.key.verify(text.as_bytes(), &signature).map_err(|_| {
+            CheckpointError::Altered(err(format!(
+                "the signature of `{name}` does not verify: the checkpoint was altered"
+            )))
+        })?;
         signed = true;
     }
     if !signed {
-        return Err(err(format!("the checkpoint carries no signature by `{}`", verifier.name)));
+        return Err(err(format!("the checkpoint carries no signature by `{}`", verifier.name)).into());
     }
     let mut lines = text.lines();
     let origin = lines.next().unwrap_or_default().to_owned();

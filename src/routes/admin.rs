@@ -450,5 +450,8 @@ pub async fn record(
         SubjectId::parse(q.q.as_deref().unwrap_or("").trim()).map_err(|e| PageError::bad_request(e.to_string()))?;
     let origin = req.connection_info().host().to_owned();
     let view = super::record::record_page(&state, &subject, origin).await?;
+    if view.rows.is_empty() {
+        return Err(PageError::not_found(format!("No events are recorded for {:?}.", subject.as_str())));
+    }
     Ok(html(StatusCode::OK, view.render()))
 }

@@ -49,6 +49,18 @@ pub struct AppState {
 }
 
 /// The one route table.
+/// Middleware: every GET route also answers HEAD (contract §5). The request is routed as a GET;
+/// actix's HTTP encoder then sends the headers of the answer without its body.
+pub async fn head_as_get(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    next.call(req).await
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::index))
         .route("/policies/{slug}", web::get().to(pages::show_current))

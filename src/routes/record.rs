@@ -20,7 +20,11 @@ pub struct RecordRow {
     pub covers: Vec<(String, u32, String)>,
     pub chain_hash: String,
     pub prev_hash: String,
-    pub log_index: String,
+    /// The leaf's bytes (`{"chain_hash":…,"type":"event"|"erasure"}`) and their RFC 9162 hash.
+    pub leaf: String,
+    pub leaf_hash: String,
+    /// None until the log takes the event in.
+    pub log_index: Option<i64>,
     pub proof: Vec<String>,
 }
 
@@ -72,7 +76,11 @@ pub async fn record_page(state: &AppState, subject: &SubjectId, origin: String) 
                 .collect(),
             chain_hash: row.chain_hash.clone(),
             prev_hash: row.prev_hash.clone(),
-            log_index: receipt.log_index.map_or_else(|| "not yet in the log".into(), |i| i.to_string()),
+            leaf: crate::log::event_leaf(&row.kind, &row.chain_hash),
+            leaf_hash: crate::log::to_hex(&crate::log::tree::leaf_hash(
+                crate::log::event_leaf(&row.kind, &row.chain_hash).as_bytes(),
+            )),
+            log_index: receipt.log_index,
             proof: proven.proof.iter().map(crate::log::to_hex).collect(),
         });
     }

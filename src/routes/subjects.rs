@@ -197,7 +197,7 @@ pub async fn build_decision(
     let document = crate::domain::Slug::parse(&body.document).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let request_hash = body.idempotency_key.as_ref().map(|_| {
         let canonical = serde_json::json!({"kind": kind.as_str(), "body": &body});
-        crate::domain::sha256_hex(canonical.to_string().as_bytes())
+        state.subject_keys.request_hash(canonical.to_string().as_bytes())
     });
     let evidence = Evidence::new(
         body.evidence.ip.as_deref(),

@@ -269,6 +269,22 @@ impl TestApp {
         into_response(path, resp)
     }
 
+    /// `HEAD path`: the status, the headers and the body (which must be empty).
+    pub fn head(&self, path: &str) -> Response {
+        let resp =
+            self.agent.head(format!("{}{path}", self.address)).call().unwrap_or_else(|e| panic!("HEAD {path}: {e}"));
+        into_response(path, resp)
+    }
+
+    /// The server secret the app keeps in its database (to compute subject keys as it does).
+    pub fn subject_keys(&self) -> assent::ledger::SubjectKeys {
+        let db = assent::db::Db::open_existing(&self.db.url, 1).expect("open db");
+        let mut conn = db.get().expect("conn");
+        let secret =
+            assent::startup::server_secret(&mut conn, None, assent::startup::IfMissing::Refuse).expect("secret");
+        assent::ledger::SubjectKeys::new(&secret)
+    }
+
     /// Runs SQL straight against the app's database, behind Assent's back (tampering tests).
     pub fn sql(&self, statements: &str) {
         use diesel::connection::SimpleConnection;
