@@ -4,6 +4,7 @@
 #
 #   benches/load.sh                         # SQLite in a temporary folder
 #   ASSENT_LOAD_DATABASE_URL=postgres://postgres@127.0.0.1:5432/assent_load benches/load.sh
+#   ASSENT_BIN=/path/to/an/older/assent benches/load.sh   # the same load against another build
 #
 # Loopback only; every run is bounded in time (ASSENT_LOAD_SECONDS, default 10 per endpoint).
 set -euo pipefail
@@ -26,8 +27,12 @@ export ASSENT_DATABASE_URL=${ASSENT_LOAD_DATABASE_URL:-sqlite://$work/load.db}
 export ASSENT_POLICIES=${ASSENT_POLICIES:-./policies}
 export ASSENT_LOG=warn
 
-cargo build --release --quiet
-bin=./target/release/assent
+if [ -n "${ASSENT_BIN:-}" ]; then
+  bin=$ASSENT_BIN
+else
+  cargo build --release --quiet
+  bin=./target/release/assent
+fi
 $bin sync >/dev/null
 export ASSENT_LOAD_KEY=$($bin keys create "load-$(date +%s)-$$" --scope write 2>/dev/null)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

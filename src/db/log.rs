@@ -16,6 +16,9 @@ pub enum Source {
     Version(i64),
 }
 
+/// Rows per multi-row INSERT: well under SQLite's limit of 32,766 bound values.
+const ROWS_PER_INSERT: usize = 500;
+
 pub fn enqueue(conn: &mut DbConnection, source: Source) -> Result<(), DbError> {
     let (event_id, version_id) = match source {
         Source::Event(id) => (Some(id), None),
@@ -30,10 +33,12 @@ pub fn enqueue(conn: &mut DbConnection, source: Source) -> Result<(), DbError> {
 /// Locks the tree for this transaction (PostgreSQL: the state row, so one server integrates at
 /// a time; SQLite: the caller's transaction already holds the only write lock) and reads it.
 pub fn lock_state(conn: &mut DbConnection) -> Result<(i64, String), DbError> {
-    if let DbConnection::Postgres(_) = conn {
-        diesel::sql_query("SELECT id FROM log_state WHERE id = 1 FOR UPDATE").execute(conn)?;
+    match conn {
+        DbConnection::Postgres(c) => {
+            Ok(log_state::table.select((log_state::size, log_state::root)).for_update().first(c)?)
+        }
+        DbConnection::Sqlite(_) => state(conn),
     }
-    state(conn)
 }
 
 pub fn state(conn: &mut DbConnection) -> Result<(i64, String), DbError> {
@@ -179,30 +184,52 @@ pub fn nodes(conn: &mut DbConnection, ids: &[(u32, u64)]) -> Result<HashMap<(u32
     Ok(out)
 }
 
-pub fn insert_node(conn: &mut DbConnection, level: u32, idx: u64, hash: &str) -> Result<(), DbError> {
-    diesel::insert_into(log_nodes::table)
-        .values((
-            log_nodes::level.eq(i32::try_from(level).unwrap_or(i32::MAX)),
-            log_nodes::idx.eq(i64::try_from(idx).unwrap_or(i64::MAX)),
-            log_nodes::hash.eq(hash),
-        ))
-        .execute(conn)?;
+/// Writes subtree hashes `(level, index, hex)`, many rows per statement.
+pub fn insert_nodes(conn: &mut DbConnection, nodes: &[(u32, u64, String)]) -> Result<(), DbError> {
+    for chunk in nodes.chunks(ROWS_PER_INSERT) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|(level, idx, hash)| {
+                (
+                    log_nodes::level.eq(i32::try_from(*level).unwrap_or(i32::MAX)),
+                    log_nodes::idx.eq(i64::try_from(*idx).unwrap_or(i64::MAX)),
+                    log_nodes::hash.eq(hash.as_str()),
+                )
+            })
+            .collect();
+        let insert = diesel::insert_into(log_nodes::table).values(&values);
+        match conn {
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+            DbConnection::Postgres(c) => insert.execute(c)?,
+        };
+    }
     Ok(())
 }
 
-pub fn insert_leaf(conn: &mut DbConnection, idx: i64, source: Source, data: &str) -> Result<(), DbError> {
-    let (event_id, version_id) = match source {
-        Source::Event(id) => (Some(id), None),
-        Source::Version(id) => (None, Some(id)),
-    };
-    diesel::insert_into(log_leaves::table)
-        .values((
-            log_leaves::idx.eq(idx),
-            log_leaves::event_id.eq(event_id),
-            log_leaves::version_id.eq(version_id),
-            log_leaves::data.eq(data),
-        ))
-        .execute(conn)?;
+/// Writes leaves `(index, source, data)`, many rows per statement.
+pub fn insert_leaves(conn: &mut DbConnection, leaves: &[(i64, Source, String)]) -> Result<(), DbError> {
+    for chunk in leaves.chunks(ROWS_PER_INSERT) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|(idx, source, data)| {
+                let (event_id, version_id) = match *source {
+                    Source::Event(id) => (Some(id), None),
+                    Source::Version(id) => (None, Some(id)),
+                };
+                (
+                    log_leaves::idx.eq(*idx),
+                    log_leaves::event_id.eq(event_id),
+                    log_leaves::version_id.eq(version_id),
+                    log_leaves::data.eq(data.as_str()),
+                )
+            })
+            .collect();
+        let insert = diesel::insert_into(log_leaves::table).values(&values);
+        match conn {
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+            DbConnection::Postgres(c) => insert.execute(c)?,
+        };
+    }
     Ok(())
 }
 

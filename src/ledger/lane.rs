@@ -14,7 +14,7 @@ use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use tokio::sync::oneshot;
 
-use super::{NewDecision, RecordError, Recorded, attach_log_indexes, record, record_once};
+use super::{NewDecision, RecordError, Recorded, attach_log_indexes, record_once};
 use crate::db::{Db, DbConnection, DbError};
 
 /// Most decisions one transaction takes.
@@ -52,11 +52,17 @@ impl Recorder {
             }
             return Err(RecordError::Db(DbError::Task("the writer stopped".into())));
         }
-        self.db.run(move |c| record(c, &decision, Utc::now())).await
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || super::record_pooled(&db, &decision, Utc::now()))
+            .await
+            .map_err(|e| RecordError::Db(DbError::Task(e.to_string())))?
     }
 }
 
 fn write_loop(db: &Db, rx: &Receiver<(Box<NewDecision>, Reply)>) {
+    // One connection for every batch: SQLite keeps a connection's page cache only while no other
+    // connection writes, and this is the only writer, so the B-tree pages it touches stay warm.
+    let mut held: Option<crate::db::PooledConnection> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -65,10 +71,19 @@ fn write_loop(db: &Db, rx: &Receiver<(Box<NewDecision>, Reply)>) {
                 Err(_) => break,
             }
         }
-        let results = match db.get() {
-            Ok(mut conn) => commit_batch(&mut conn, &batch),
-            Err(e) => batch.iter().map(|_| Err(RecordError::Db(DbError::Task(e.to_string())))).collect(),
+        if held.is_none() {
+            held = db.get().map_err(|e| tracing::error!(error = %e, "the writer has no connection")).ok();
+        }
+        let results = match held.as_mut() {
+            Some(conn) => commit_batch(conn, &batch),
+            None => {
+                batch.iter().map(|_| Err(RecordError::Db(DbError::Task("no database connection".into())))).collect()
+            }
         };
+        // After a failure, start the next batch on a fresh connection.
+        if results.iter().any(|r| matches!(r, Err(RecordError::Db(_)))) {
+            held = None;
+        }
         for ((_, reply), result) in batch.into_iter().zip(results) {
             let _ = reply.send(result);
         }
@@ -101,7 +116,8 @@ fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) ->
         results.push(result);
     }
     // The log takes in the batch's events in the same transaction.
-    if let Err(e) = crate::log::integrate(conn) {
+    let created = super::created_events(results.iter().filter_map(|r| r.as_ref().ok()));
+    if let Err(e) = crate::log::integrate_with(conn, &created) {
         let _ = conn.batch_execute("ROLLBACK");
         return fail_all(&e);
     }

@@ -220,13 +220,25 @@ fn write_and_log<F>(conn: &mut DbConnection, work: F) -> Result<Vec<Recorded>, R
 where
     F: Fn(&mut DbConnection) -> Result<Vec<Recorded>, RecordError>,
 {
+    let mut recorded = write(conn, work)?;
+    crate::crash::point("after-commit-before-integration");
+    attach_log_indexes(conn, &mut recorded)?;
+    Ok(recorded)
+}
+
+/// Commits (retrying a concurrent write's conflict), with the log's integration inside the
+/// transaction on SQLite; on PostgreSQL the events are only queued for the log.
+fn write<F>(conn: &mut DbConnection, work: F) -> Result<Vec<Recorded>, RecordError>
+where
+    F: Fn(&mut DbConnection) -> Result<Vec<Recorded>, RecordError>,
+{
     let mut attempt = 0;
-    let mut recorded = loop {
+    let recorded = loop {
         attempt += 1;
         let result = conn.write_transaction(|conn| {
             let recorded = work(conn)?;
             if let DbConnection::Sqlite(_) = conn {
-                crate::log::integrate(conn)?;
+                crate::log::integrate_with(conn, &created_events(recorded.iter()))?;
             }
             Ok(recorded)
         });
@@ -240,9 +252,12 @@ where
             other => break other?,
         }
     };
-    crate::crash::point("after-commit-before-integration");
-    attach_log_indexes(conn, &mut recorded)?;
     Ok(recorded)
+}
+
+/// The events that `recorded` appended (a replayed receipt's event is in the log already).
+pub(crate) fn created_events<'a>(recorded: impl Iterator<Item = &'a Recorded>) -> Vec<i64> {
+    recorded.filter_map(|r| if let Recorded::Created(receipt) = r { Some(receipt.event_id) } else { None }).collect()
 }
 
 /// Fills in each receipt's leaf, integrating first where the log has not taken it in yet.
@@ -254,6 +269,18 @@ pub(crate) fn attach_log_indexes(conn: &mut DbConnection, recorded: &mut [Record
         receipt.log_index = indexes.get(&receipt.event_id).copied();
     }
     Ok(())
+}
+
+/// Records a decision on PostgreSQL from the server: commits it with one connection, then
+/// waits for the log to take it in holding none (see `log::await_integrated`).
+pub fn record_pooled(db: &crate::db::Db, decision: &NewDecision, now: DateTime<Utc>) -> Result<Recorded, RecordError> {
+    let mut recorded = write(&mut *db.get()?, |conn| Ok(vec![record_once(conn, decision, now)?]))?;
+    crate::crash::point("after-commit-before-integration");
+    let mut recorded = recorded.pop().ok_or_else(|| RecordError::Db(DbError::Task("nothing was recorded".into())))?;
+    let id = recorded.receipt().event_id;
+    let indexes = crate::log::await_integrated(db, &[id])?;
+    recorded.receipt_mut().log_index = indexes.get(&id).copied();
+    Ok(recorded)
 }
 
 /// Records a decision: one transaction appends the event, moves the subject's chain head and
@@ -366,7 +393,11 @@ fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result
         )?;
     }
     set_head(conn, a.subject_key, seq, &hash)?;
-    enqueue(conn, Source::Event(event_id))?;
+    // SQLite's one writer integrates its events in this same transaction (`created_events`);
+    // on PostgreSQL, servers share the queue.
+    if let DbConnection::Postgres(_) = conn {
+        enqueue(conn, Source::Event(event_id))?;
+    }
     let sha256 = a.covers.iter().find(|c| Some(c.document.as_str()) == a.document).map(|c| c.sha256.clone());
     Ok(Receipt {
         event_id,
@@ -507,31 +538,33 @@ pub fn erase(
     now: DateTime<Utc>,
 ) -> Result<Erasure, RecordError> {
     let erased_events = std::cell::Cell::new(0);
-    let mut recorded = write_and_log(conn, |conn| {
-        crate::db::ledger::lock_event_writes(conn)?;
-        if !crate::db::ledger::has_personal(conn, subject_key)? {
-            return Err(RecordError::NothingToErase);
-        }
-        let receipt = append(
-            conn,
-            &Append {
-                subject,
-                subject_key,
-                kind: Kind::Erased,
-                document: None,
-                version: None,
-                covers: &[],
-                recorded_by,
-                method,
-                evidence: None,
-                idempotency_key: None,
-                request_hash: None,
-            },
-            now,
-        )?;
-        erased_events.set(crate::db::ledger::erase_subject(conn, subject_key)?);
-        crate::crash::point("erase-before-commit");
-        Ok(vec![Recorded::Created(receipt)])
+    let mut recorded = conn.securely(|conn| {
+        write_and_log(conn, |conn| {
+            crate::db::ledger::lock_event_writes(conn)?;
+            if !crate::db::ledger::has_personal(conn, subject_key)? {
+                return Err(RecordError::NothingToErase);
+            }
+            let receipt = append(
+                conn,
+                &Append {
+                    subject,
+                    subject_key,
+                    kind: Kind::Erased,
+                    document: None,
+                    version: None,
+                    covers: &[],
+                    recorded_by,
+                    method,
+                    evidence: None,
+                    idempotency_key: None,
+                    request_hash: None,
+                },
+                now,
+            )?;
+            erased_events.set(crate::db::ledger::erase_subject(conn, subject_key)?);
+            crate::crash::point("erase-before-commit");
+            Ok(vec![Recorded::Created(receipt)])
+        })
     })?;
     let receipt = recorded.pop().map(|r| r.receipt().clone()).ok_or(RecordError::NothingToErase)?;
     conn.forget_old_pages();
@@ -555,7 +588,9 @@ pub fn apply_retention(
 ) -> Result<usize, DbError> {
     let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
     let before = now.checked_sub_signed(keep).unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let cleared = conn.write_transaction(|c| crate::db::ledger::clear_evidence_before(c, to_stored_time(before)))?;
+    let cleared = conn.securely(|conn| {
+        conn.write_transaction(|c| crate::db::ledger::clear_evidence_before(c, to_stored_time(before)))
+    })?;
     if cleared > 0 {
         conn.forget_old_pages();
     }

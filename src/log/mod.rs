@@ -2,13 +2,13 @@
 //! version, and signed checkpoints of it, so that what Assent recorded can be checked against a
 //! small note saved somewhere the database's owner cannot edit.
 //!
-//! Sequencing: an event or a version is put in `log_queue` in the transaction that commits it.
-//! [`integrate`] moves everything queued into the tree in queue order, in one transaction that
-//! holds the tree's lock, and sets the new size and root. On SQLite it runs inside the writer's
-//! own transaction (one writer, so nothing is gained by waiting); on PostgreSQL it runs right
-//! after the decision commits, and whoever takes the lock first integrates everything queued
-//! meanwhile, by every server, so one integration serves many decisions. Either way a receipt
-//! is answered only once its leaf is in the tree, so the newest checkpoint covers it.
+//! Sequencing: on SQLite the one writer integrates its batch's events inside the batch's own
+//! transaction ([`integrate_with`]); versions, and on PostgreSQL every event, are put in
+//! `log_queue` in the transaction that commits them. On PostgreSQL a request then waits for an
+//! integration round that started after its commit ([`await_integrated`]): one request at a time
+//! per server leads a round, which takes the tree's lock and integrates everything queued by
+//! every server, so a burst of decisions costs a round or two. Either way a receipt is
+//! answered only once its leaf is in the tree, so the newest checkpoint covers it.
 
 pub mod note;
 pub mod tree;
@@ -124,70 +124,111 @@ pub struct TreeHead {
     pub root: Hash,
 }
 
-/// Moves everything queued into the tree. Call inside a transaction.
+/// Moves everything queued into the tree, then `events` (committed in this same transaction and
+/// not queued: SQLite's writer integrates its own batch). Call inside a transaction.
 pub fn integrate(conn: &mut DbConnection) -> Result<TreeHead, DbError> {
+    integrate_with(conn, &[])
+}
+
+/// As [`integrate`], then `events` in the order given.
+pub fn integrate_with(conn: &mut DbConnection, events: &[i64]) -> Result<TreeHead, DbError> {
+    integrate_placing(conn, events).map(|(head, _)| head)
+}
+
+/// As [`integrate_with`], also giving back the leaf index of each event it placed.
+fn integrate_placing(conn: &mut DbConnection, events: &[i64]) -> Result<(TreeHead, HashMap<i64, i64>), DbError> {
+    let mut placed = HashMap::new();
     let (size, root) = rows::lock_state(conn)?;
     let mut size = u64::try_from(size).map_err(|_| DbError::Corrupt("negative log size".into()))?;
     let start = size;
     let mut written: HashMap<NodeId, Hash> = HashMap::new();
+    let mut extra = events.chunks(usize::try_from(BATCH).unwrap_or(usize::MAX));
     loop {
         let queued = rows::queued(conn, BATCH)?;
-        if queued.is_empty() {
-            break;
-        }
-        let event_ids: Vec<i64> =
-            queued.iter().filter_map(|(_, s)| if let Source::Event(id) = s { Some(*id) } else { None }).collect();
-        let version_ids: Vec<i64> =
-            queued.iter().filter_map(|(_, s)| if let Source::Version(id) = s { Some(*id) } else { None }).collect();
-        let events = rows::event_heads(conn, &event_ids)?;
-        let versions = rows::version_fields(conn, &version_ids)?;
-        // Left siblings that exist from before this batch.
-        let before: Vec<NodeId> = (size..size + queued.len() as u64)
-            .flat_map(tree::append_needs)
-            .filter(|&(level, idx)| (idx + 1) << level <= start)
-            .filter(|id| !written.contains_key(id))
-            .collect();
-        for (id, hash) in rows::nodes(conn, &before)? {
-            written.insert(id, from_hex(&hash)?);
-        }
-        for (_, source) in &queued {
-            let data = match *source {
-                Source::Event(id) => {
-                    let (kind, hash) =
-                        events.get(&id).ok_or_else(|| DbError::Corrupt(format!("queued event {id} is missing")))?;
-                    event_leaf(kind, hash)
-                }
-                Source::Version(id) => version_leaf(
-                    versions.get(&id).ok_or_else(|| DbError::Corrupt(format!("queued version {id} is missing")))?,
-                ),
-            };
-            let index = i64::try_from(size).map_err(|_| DbError::Corrupt("log too large".into()))?;
-            rows::insert_leaf(conn, index, *source, &data)?;
-            let mut missing = None;
-            let created = tree::append(size, tree::leaf_hash(data.as_bytes()), |id| {
-                written.get(&id).copied().unwrap_or_else(|| {
-                    missing = Some(id);
-                    [0; 32]
-                })
-            });
-            if let Some(id) = missing {
-                return Err(DbError::Corrupt(format!("the log has no stored node at level {} index {}", id.0, id.1)));
+        let sources: Vec<Source> = if queued.is_empty() {
+            match extra.next() {
+                Some(chunk) => chunk.iter().map(|&id| Source::Event(id)).collect(),
+                None => break,
             }
-            for ((level, idx), hash) in created {
-                rows::insert_node(conn, level, idx, &to_hex(&hash))?;
-                written.insert((level, idx), hash);
-            }
-            size += 1;
-            crate::crash::point("integrating");
+        } else {
+            queued.iter().map(|(_, s)| *s).collect()
+        };
+        append_sources(conn, &sources, start, &mut size, &mut written, &mut placed)?;
+        if !queued.is_empty() {
+            rows::dequeue(conn, &queued.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
         }
-        rows::dequeue(conn, &queued.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
     }
     if size == start {
-        return Ok(TreeHead { size, root: from_hex(&root)? });
+        return Ok((TreeHead { size, root: from_hex(&root)? }, placed));
     }
     let root = with_nodes(conn, &written, |nodes| tree::root(nodes, size))?;
     rows::set_state(conn, i64::try_from(size).unwrap_or(i64::MAX), &to_hex(&root))?;
-    Ok(TreeHead { size, root })
+    Ok((TreeHead { size, root }, placed))
+}
+
+/// Appends the leaves of `sources` at `size` on, writing each leaf and the subtrees it
+/// completes (in two statements per batch).
+fn append_sources(
+    conn: &mut DbConnection,
+    sources: &[Source],
+    start: u64,
+    size: &mut u64,
+    written: &mut HashMap<NodeId, Hash>,
+    placed: &mut HashMap<i64, i64>,
+) -> Result<(), DbError> {
+    let event_ids: Vec<i64> =
+        sources.iter().filter_map(|s| if let Source::Event(id) = s { Some(*id) } else { None }).collect();
+    let version_ids: Vec<i64> =
+        sources.iter().filter_map(|s| if let Source::Version(id) = s { Some(*id) } else { None }).collect();
+    let events = rows::event_heads(conn, &event_ids)?;
+    let versions = rows::version_fields(conn, &version_ids)?;
+    // Left siblings that exist from before this batch.
+    let before: Vec<NodeId> = (*size..*size + sources.len() as u64)
+        .flat_map(tree::append_needs)
+        .filter(|&(level, idx)| (idx + 1) << level <= start)
+        .filter(|id| !written.contains_key(id))
+        .collect();
+    for (id, hash) in rows::nodes(conn, &before)? {
+        written.insert(id, from_hex(&hash)?);
+    }
+    let mut leaves = Vec::with_capacity(sources.len());
+    let mut nodes = Vec::with_capacity(sources.len() * 2);
+    for source in sources {
+        let data = match *source {
+            Source::Event(id) => {
+                let (kind, hash) =
+                    events.get(&id).ok_or_else(|| DbError::Corrupt(format!("event {id} to log is missing")))?;
+                event_leaf(kind, hash)
+            }
+            Source::Version(id) => version_leaf(
+                versions.get(&id).ok_or_else(|| DbError::Corrupt(format!("version {id} to log is missing")))?,
+            ),
+        };
+        let index = i64::try_from(*size).map_err(|_| DbError::Corrupt("log too large".into()))?;
+        let mut missing = None;
+        let created = tree::append(*size, tree::leaf_hash(data.as_bytes()), |id| {
+            written.get(&id).copied().unwrap_or_else(|| {
+                missing = Some(id);
+                [0; 32]
+            })
+        });
+        if let Some(id) = missing {
+            return Err(DbError::Corrupt(format!("the log has no stored node at level {} index {}", id.0, id.1)));
+        }
+        if let Source::Event(id) = *source {
+            placed.insert(id, index);
+        }
+        leaves.push((index, *source, data));
+        for ((level, idx), hash) in created {
+            nodes.push((level, idx, to_hex(&hash)));
+            written.insert((level, idx), hash);
+        }
+        *size += 1;
+        crate::crash::point("integrating");
+    }
+    rows::insert_leaves(conn, &leaves)?;
+    rows::insert_nodes(conn, &nodes)?;
+    Ok(())
 }
 
 /// The tree as last integrated.
@@ -196,19 +237,106 @@ pub fn head(conn: &mut DbConnection) -> Result<TreeHead, DbError> {
     Ok(TreeHead { size: u64::try_from(size).unwrap_or(0), root: from_hex(&root)? })
 }
 
-/// The leaf index of each event, integrating first (in a transaction of its own) if any is not
-/// in the tree yet. Call after the events committed.
+/// Integration rounds in this process (PostgreSQL). One request at a time leads a round: it
+/// integrates everything queued, by every server, in one transaction. The others wait for a
+/// round that started after their commit, which has taken their events in, so a burst of
+/// decisions costs a round or two, not one locked transaction each. The indexes the last
+/// rounds gave out are kept, so a waiting request usually needs no query to learn its own.
+struct Rounds {
+    state: std::sync::Mutex<RoundState>,
+    done: std::sync::Condvar,
+}
+
+struct RoundState {
+    started: u64,
+    finished: u64,
+    /// Event id → leaf index, from the last few rounds.
+    recent: std::collections::VecDeque<HashMap<i64, i64>>,
+}
+
+/// How many rounds' indexes are kept.
+const RECENT_ROUNDS: usize = 8;
+
+static ROUNDS: Rounds = Rounds {
+    state: std::sync::Mutex::new(RoundState { started: 0, finished: 0, recent: std::collections::VecDeque::new() }),
+    done: std::sync::Condvar::new(),
+};
+
+/// Waits until a round that started after this call has finished, leading it (with `lead`,
+/// which integrates in a transaction and gives back the indexes it placed) if none runs.
+/// Returns the indexes of `event_ids` if the last rounds placed them all.
+fn integration_round(
+    event_ids: &[i64],
+    lead: impl FnOnce() -> Result<HashMap<i64, i64>, DbError>,
+) -> Result<Option<HashMap<i64, i64>>, DbError> {
+    let poisoned = |_| DbError::Task("the log's integration lock was poisoned".into());
+    let mut state = ROUNDS.state.lock().map_err(poisoned)?;
+    let mine = state.started + 1;
+    while state.finished < mine {
+        if state.started == state.finished {
+            state.started += 1;
+            drop(state);
+            // A failed round is reported to its leader; followers find their events still
+            // missing and lead the next round themselves.
+            let result = lead();
+            state = ROUNDS.state.lock().map_err(poisoned)?;
+            state.finished += 1;
+            if state.recent.len() == RECENT_ROUNDS {
+                state.recent.pop_front();
+            }
+            state.recent.push_back(result.as_ref().cloned().unwrap_or_default());
+            ROUNDS.done.notify_all();
+            result?;
+            break;
+        }
+        state = ROUNDS.done.wait(state).map_err(poisoned)?;
+    }
+    let found: HashMap<i64, i64> = event_ids
+        .iter()
+        .filter_map(|id| state.recent.iter().rev().find_map(|placed| placed.get(id)).map(|&index| (*id, index)))
+        .collect();
+    Ok((found.len() == event_ids.len()).then_some(found))
+}
+
+fn integrate_now(conn: &mut DbConnection) -> Result<HashMap<i64, i64>, DbError> {
+    conn.write_transaction(|c| integrate_placing(c, &[]).map(|(_, placed)| placed))
+}
+
+/// The leaf index of each event, integrating first if any is not in the tree yet. Call after
+/// the events committed. (Tests run several databases in one process; a round for another
+/// database only means one more look.)
 pub fn ensure_integrated(conn: &mut DbConnection, event_ids: &[i64]) -> Result<HashMap<i64, i64>, DbError> {
-    let found = rows::event_indexes(conn, event_ids)?;
-    if found.len() == event_ids.len() {
-        return Ok(found);
+    for _ in 0..100 {
+        let found = rows::event_indexes(conn, event_ids)?;
+        if found.len() == event_ids.len() {
+            return Ok(found);
+        }
+        if let Some(found) = integration_round(event_ids, || integrate_now(conn))? {
+            return Ok(found);
+        }
     }
-    conn.write_transaction(|c| integrate(c).map(|_| ()))?;
     let found = rows::event_indexes(conn, event_ids)?;
-    if let Some(id) = event_ids.iter().find(|id| !found.contains_key(id)) {
-        return Err(DbError::Corrupt(format!("event {id} was committed but is not in the log queue")));
+    match event_ids.iter().find(|id| !found.contains_key(id)) {
+        Some(id) => Err(DbError::Corrupt(format!("event {id} was committed but the log does not take it in"))),
+        None => Ok(found),
     }
-    Ok(found)
+}
+
+/// As [`ensure_integrated`] for events just committed, holding a connection of `db` only to
+/// lead a round or to look: a request waiting for a round leaves the pool's connections to the
+/// requests still committing. Blocks; call from a blocking thread.
+pub fn await_integrated(db: &crate::db::Db, event_ids: &[i64]) -> Result<HashMap<i64, i64>, DbError> {
+    for _ in 0..100 {
+        if let Some(found) = integration_round(event_ids, || integrate_now(&mut *db.get()?))? {
+            return Ok(found);
+        }
+        // Another server's round took them in, or a round for another database ran.
+        let found = rows::event_indexes(&mut *db.get()?, event_ids)?;
+        if found.len() == event_ids.len() {
+            return Ok(found);
+        }
+    }
+    ensure_integrated(&mut *db.get()?, event_ids)
 }
 
 /// Why a proof cannot be given.
