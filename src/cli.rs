@@ -580,7 +580,7 @@ fn verify(settings: &Settings, checkpoints: &[PathBuf], verifier_key: Option<&st
     let report = crate::ledger::verify::verify(&db, &keys.subject_keys, &saved, &verifier, progress)?;
     if report.queued > 0 {
         println!(
-            "note: {} committed entries wait to enter the log (a server stopped before taking them in; the next start does)",
+            "note: {} committed entries wait to enter the log (a server is taking them in, or stopped before it could: the next start does)",
             report.queued
         );
     }

@@ -628,7 +628,28 @@ on_both_databases!(
     read_only_commands_refuse_a_missing_database,
     verify_checks_every_stored_subtree_and_each_subjects_key,
     read_only_commands_change_nothing_and_refuse_what_they_cannot_check,
+    verify_passes_while_the_server_writes,
 );
+
+/// `verify` reads a snapshot: decisions committed while it walks are not mismatches.
+fn verify_passes_while_the_server_writes(backend: Backend) {
+    let l = log(&backend);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && i < 3000 {
+                l.accept(&format!("busy-{}", i % 50), "terms", 2);
+                i += 1;
+            }
+        });
+        for _ in 0..4 {
+            let (code, out, err) = l.cli(&["verify"]);
+            assert_eq!(code, 0, "verify during writes: {out}{err}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+}
 
 fn verify_checks_every_stored_subtree_and_each_subjects_key(backend: Backend) {
     let l = log(&backend);

@@ -34,15 +34,17 @@ pub fn enqueue(conn: &mut DbConnection, source: Source) -> Result<(), DbError> {
 /// a time; SQLite: the caller's transaction already holds the only write lock) and reads it.
 pub fn lock_state(conn: &mut DbConnection) -> Result<(i64, String), DbError> {
     match conn {
-        DbConnection::Postgres(c) => {
-            Ok(log_state::table.select((log_state::size, log_state::root)).for_update().first(c)?)
-        }
+        DbConnection::Postgres(c) => Ok(log_state::table
+            .filter(log_state::id.eq(1))
+            .select((log_state::size, log_state::root))
+            .for_update()
+            .first(c)?),
         DbConnection::Sqlite(_) => state(conn),
     }
 }
 
 pub fn state(conn: &mut DbConnection) -> Result<(i64, String), DbError> {
-    Ok(log_state::table.select((log_state::size, log_state::root)).first(conn)?)
+    Ok(log_state::table.filter(log_state::id.eq(1)).select((log_state::size, log_state::root)).first(conn)?)
 }
 
 pub fn set_state(conn: &mut DbConnection, size: i64, root: &str) -> Result<(), DbError> {

@@ -146,6 +146,8 @@ pub struct Db {
     pool: diesel::r2d2::Pool<Manager>,
     backend: &'static str,
     created: bool,
+    /// This database's log integration rounds (PostgreSQL), shared by the pool's users.
+    rounds: std::sync::Arc<crate::log::Rounds>,
 }
 
 impl DatabaseUrl {
@@ -196,7 +198,7 @@ impl Db {
             .max_size(pool_size)
             .connection_timeout(Duration::from_secs(10))
             .build(Manager { url: parsed })?;
-        Ok(Self { pool, backend, created: false })
+        Ok(Self { pool, backend, created: false, rounds: Default::default() })
     }
 
     /// Whether opening created the database's tables (a new SQLite file, an empty PostgreSQL
@@ -228,7 +230,11 @@ impl Db {
         let created = !has_assent_tables(&mut conn);
         conn.migrate()?;
         drop(conn);
-        Ok(Self { pool, backend, created })
+        Ok(Self { pool, backend, created, rounds: Default::default() })
+    }
+
+    pub fn rounds(&self) -> &crate::log::Rounds {
+        &self.rounds
     }
 
     pub fn backend(&self) -> &'static str {
@@ -306,6 +312,22 @@ impl DbConnection {
         }
     }
 
+    /// Runs `work` in one read-only snapshot of the database: everything it reads is as of one
+    /// instant, whatever commits meanwhile (`verify` on a database in use).
+    pub fn snapshot<T>(&mut self, work: impl FnOnce(&mut Self) -> Result<T, DbError>) -> Result<T, DbError> {
+        let begin = match self {
+            // Deferred: the snapshot is taken at the first read and kept to the end.
+            Self::Sqlite(_) => "BEGIN",
+            Self::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        self.batch_execute(begin)?;
+        let out = work(self);
+        let end = self.batch_execute(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let out = out?;
+        end?;
+        Ok(out)
+    }
+
     /// Runs `work` with SQLite's `secure_delete` fully on: every byte deleted is overwritten,
     /// free pages included. For erasure and retention; ordinary writes only zero what they
     /// write anyway (`FAST`), which costs no extra I/O.
@@ -330,7 +352,7 @@ impl DbConnection {
     pub fn forget_old_pages(&mut self) {
         let (sql, what) = match self {
             Self::Sqlite(_) => ("PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint SQLite's write-ahead log"),
-            Self::Postgres(_) => ("VACUUM (SKIP_LOCKED) event_personal", "vacuum event_personal"),
+            Self::Postgres(_) => ("VACUUM (SKIP_LOCKED) event_personal, events", "vacuum event_personal and events"),
         };
         if let Err(e) = self.batch_execute(sql) {
             tracing::warn!(error = %e, "could not {what} after an erasure");

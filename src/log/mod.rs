@@ -224,9 +224,10 @@ fn append_sources(
             written.insert((level, idx), hash);
         }
         *size += 1;
-        crate::crash::point("integrating");
     }
     rows::insert_leaves(conn, &leaves)?;
+    // Half-way: the leaves are written, their subtree hashes and the new size are not.
+    crate::crash::point("integrating");
     rows::insert_nodes(conn, &nodes)?;
     Ok(())
 }
@@ -237,16 +238,19 @@ pub fn head(conn: &mut DbConnection) -> Result<TreeHead, DbError> {
     Ok(TreeHead { size: u64::try_from(size).unwrap_or(0), root: from_hex(&root)? })
 }
 
-/// Integration rounds in this process (PostgreSQL). One request at a time leads a round: it
-/// integrates everything queued, by every server, in one transaction. The others wait for a
-/// round that started after their commit, which has taken their events in, so a burst of
-/// decisions costs a round or two, not one locked transaction each. The indexes the last
-/// rounds gave out are kept, so a waiting request usually needs no query to learn its own.
-struct Rounds {
+/// Integration rounds of one database in this process (PostgreSQL; each [`crate::db::Db`]
+/// has its own). One request at a time leads a round: it integrates everything queued, by
+/// every server, in one transaction. The others wait for a round that started after their
+/// commit, which has taken their events in, so a burst of decisions costs a round or two, not
+/// one locked transaction each. The indexes the last rounds gave out are kept, so a waiting
+/// request usually needs no query to learn its own.
+#[derive(Default)]
+pub struct Rounds {
     state: std::sync::Mutex<RoundState>,
     done: std::sync::Condvar,
 }
 
+#[derive(Default)]
 struct RoundState {
     started: u64,
     finished: u64,
@@ -257,64 +261,70 @@ struct RoundState {
 /// How many rounds' indexes are kept.
 const RECENT_ROUNDS: usize = 8;
 
-static ROUNDS: Rounds = Rounds {
-    state: std::sync::Mutex::new(RoundState { started: 0, finished: 0, recent: std::collections::VecDeque::new() }),
-    done: std::sync::Condvar::new(),
-};
+/// Ends a round however its leader leaves it (an error, or a panic): the followers must wake.
+struct RoundEnd<'a> {
+    rounds: &'a Rounds,
+    placed: HashMap<i64, i64>,
+}
 
-/// Waits until a round that started after this call has finished, leading it (with `lead`,
-/// which integrates in a transaction and gives back the indexes it placed) if none runs.
-/// Returns the indexes of `event_ids` if the last rounds placed them all.
-fn integration_round(
-    event_ids: &[i64],
-    lead: impl FnOnce() -> Result<HashMap<i64, i64>, DbError>,
-) -> Result<Option<HashMap<i64, i64>>, DbError> {
-    let poisoned = |_| DbError::Task("the log's integration lock was poisoned".into());
-    let mut state = ROUNDS.state.lock().map_err(poisoned)?;
-    let mine = state.started + 1;
-    while state.finished < mine {
-        if state.started == state.finished {
-            state.started += 1;
-            drop(state);
-            // A failed round is reported to its leader; followers find their events still
-            // missing and lead the next round themselves.
-            let result = lead();
-            state = ROUNDS.state.lock().map_err(poisoned)?;
-            state.finished += 1;
-            if state.recent.len() == RECENT_ROUNDS {
-                state.recent.pop_front();
-            }
-            state.recent.push_back(result.as_ref().cloned().unwrap_or_default());
-            ROUNDS.done.notify_all();
-            result?;
-            break;
+impl Drop for RoundEnd<'_> {
+    fn drop(&mut self) {
+        let mut state = self.rounds.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.finished += 1;
+        if state.recent.len() == RECENT_ROUNDS {
+            state.recent.pop_front();
         }
-        state = ROUNDS.done.wait(state).map_err(poisoned)?;
+        state.recent.push_back(std::mem::take(&mut self.placed));
+        self.rounds.done.notify_all();
     }
-    let found: HashMap<i64, i64> = event_ids
-        .iter()
-        .filter_map(|id| state.recent.iter().rev().find_map(|placed| placed.get(id)).map(|&index| (*id, index)))
-        .collect();
-    Ok((found.len() == event_ids.len()).then_some(found))
+}
+
+impl Rounds {
+    /// Waits until a round that started after this call has finished, leading it (with
+    /// `lead`, which integrates in a transaction and gives back the indexes it placed) if none
+    /// runs. Returns the indexes of `event_ids` if the last rounds placed them all.
+    fn join(
+        &self,
+        event_ids: &[i64],
+        lead: impl FnOnce() -> Result<HashMap<i64, i64>, DbError>,
+    ) -> Result<Option<HashMap<i64, i64>>, DbError> {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mine = state.started + 1;
+        while state.finished < mine {
+            if state.started == state.finished {
+                state.started += 1;
+                drop(state);
+                let mut end = RoundEnd { rounds: self, placed: HashMap::new() };
+                // A failed round is reported to its leader; followers find their events
+                // still missing and lead the next round themselves.
+                end.placed = lead()?;
+                drop(end);
+                state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                break;
+            }
+            state = self.done.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        let found: HashMap<i64, i64> = event_ids
+            .iter()
+            .filter_map(|id| state.recent.iter().rev().find_map(|placed| placed.get(id)).map(|&index| (*id, index)))
+            .collect();
+        Ok((found.len() == event_ids.len()).then_some(found))
+    }
 }
 
 fn integrate_now(conn: &mut DbConnection) -> Result<HashMap<i64, i64>, DbError> {
     conn.write_transaction(|c| integrate_placing(c, &[]).map(|(_, placed)| placed))
 }
 
-/// The leaf index of each event, integrating first if any is not in the tree yet. Call after
-/// the events committed. (Tests run several databases in one process; a round for another
-/// database only means one more look.)
+/// The leaf index of each event, integrating first (in a transaction of its own) if any is not
+/// in the tree yet. Call after the events committed. For the paths that are not hot (the CLI,
+/// erasure, bulk loads); the server's decisions on PostgreSQL use [`await_integrated`].
 pub fn ensure_integrated(conn: &mut DbConnection, event_ids: &[i64]) -> Result<HashMap<i64, i64>, DbError> {
-    for _ in 0..100 {
-        let found = rows::event_indexes(conn, event_ids)?;
-        if found.len() == event_ids.len() {
-            return Ok(found);
-        }
-        if let Some(found) = integration_round(event_ids, || integrate_now(conn))? {
-            return Ok(found);
-        }
+    let found = rows::event_indexes(conn, event_ids)?;
+    if found.len() == event_ids.len() {
+        return Ok(found);
     }
+    integrate_now(conn)?;
     let found = rows::event_indexes(conn, event_ids)?;
     match event_ids.iter().find(|id| !found.contains_key(id)) {
         Some(id) => Err(DbError::Corrupt(format!("event {id} was committed but the log does not take it in"))),
@@ -322,21 +332,36 @@ pub fn ensure_integrated(conn: &mut DbConnection, event_ids: &[i64]) -> Result<H
     }
 }
 
-/// As [`ensure_integrated`] for events just committed, holding a connection of `db` only to
-/// lead a round or to look: a request waiting for a round leaves the pool's connections to the
-/// requests still committing. Blocks; call from a blocking thread.
+/// How long a committed decision keeps trying to get into the log before its request fails.
+const INTEGRATION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The leaf index of each of `event_ids`, just committed, once a round of `db`'s has taken
+/// them in. Holds a connection only to lead a round or to look: a request waiting for a round
+/// leaves the pool to the requests still committing. A failed round (a lock timeout, a lost
+/// connection) is retried, for the event is committed and an error would invite a client to
+/// record it twice. Blocks; call from a blocking thread.
 pub fn await_integrated(db: &crate::db::Db, event_ids: &[i64]) -> Result<HashMap<i64, i64>, DbError> {
-    for _ in 0..100 {
-        if let Some(found) = integration_round(event_ids, || integrate_now(&mut *db.get()?))? {
-            return Ok(found);
-        }
-        // Another server's round took them in, or a round for another database ran.
-        let found = rows::event_indexes(&mut *db.get()?, event_ids)?;
-        if found.len() == event_ids.len() {
-            return Ok(found);
+    let started = std::time::Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let round = db.rounds().join(event_ids, || integrate_now(&mut *db.get()?));
+        match round {
+            Ok(Some(found)) => return Ok(found),
+            // Another server's round took them in.
+            Ok(None) => {
+                let found = rows::event_indexes(&mut *db.get()?, event_ids)?;
+                if found.len() == event_ids.len() {
+                    return Ok(found);
+                }
+            }
+            Err(e) if started.elapsed() < INTEGRATION_PATIENCE => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "integrating into the log failed; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(50 * u64::from(attempt.min(20))));
+            }
+            Err(e) => return Err(e),
         }
     }
-    ensure_integrated(&mut *db.get()?, event_ids)
 }
 
 /// Why a proof cannot be given.
