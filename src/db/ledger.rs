@@ -155,7 +155,12 @@ pub fn events_of(conn: &mut DbConnection, subject_key: &str) -> Result<Vec<Event
 pub fn events_after(conn: &mut DbConnection, after: Option<(&str, i64)>, limit: i64) -> Result<Vec<Event>, DbError> {
     let mut query = events::table.select(EventRow::as_select()).into_boxed();
     if let Some((key, seq)) = after {
-        query = query.filter(events::subject_key.gt(key).or(events::subject_key.eq(key).and(events::seq.gt(seq))));
+        // The first condition is implied by the second; it is there so that the planner walks
+        // the (subject_key, seq) index from the cursor on (PostgreSQL does not see that in an
+        // OR, and would sort the whole table for every page).
+        query = query
+            .filter(events::subject_key.ge(key))
+            .filter(events::subject_key.gt(key).or(events::subject_key.eq(key).and(events::seq.gt(seq))));
     }
     let rows = query.order((events::subject_key.asc(), events::seq.asc())).limit(limit).load(conn)?;
     complete(conn, rows)

@@ -172,16 +172,46 @@ pub fn nodes(conn: &mut DbConnection, ids: &[(u32, u64)]) -> Result<HashMap<(u32
         by_level.entry(level).or_default().push(i64::try_from(idx).unwrap_or(i64::MAX));
     }
     let mut out = HashMap::new();
-    for (level, idxs) in by_level {
-        let level_i = i32::try_from(level).unwrap_or(i32::MAX);
-        for chunk in idxs.chunks(500) {
-            let rows: Vec<(i64, String)> = log_nodes::table
-                .filter(log_nodes::level.eq(level_i))
-                .filter(log_nodes::idx.eq_any(chunk))
-                .select((log_nodes::idx, log_nodes::hash))
-                .load(conn)?;
-            out.extend(rows.into_iter().map(|(idx, hash)| ((level, u64::try_from(idx).unwrap_or(0)), hash)));
+    // SQLite answers in-process: a query per level, each a walk down the key, is fastest.
+    if let DbConnection::Sqlite(_) = conn {
+        for (level, idxs) in by_level {
+            let level_i = i32::try_from(level).unwrap_or(i32::MAX);
+            for chunk in idxs.chunks(500) {
+                let rows: Vec<(i64, String)> = log_nodes::table
+                    .filter(log_nodes::level.eq(level_i))
+                    .filter(log_nodes::idx.eq_any(chunk))
+                    .select((log_nodes::idx, log_nodes::hash))
+                    .load(conn)?;
+                out.extend(rows.into_iter().map(|(idx, hash)| ((level, u64::try_from(idx).unwrap_or(0)), hash)));
+            }
         }
+        return Ok(out);
+    }
+    // PostgreSQL: one query for every level (a proof needs a node or two at each of some 20
+    // levels), since a round trip per level would be most of a proof's time.
+    let mut levels = by_level
+        .into_iter()
+        .flat_map(|(level, idxs)| idxs.chunks(500).map(|chunk| (level, chunk.to_vec())).collect::<Vec<_>>());
+    loop {
+        let mut query = log_nodes::table.select((log_nodes::level, log_nodes::idx, log_nodes::hash)).into_boxed();
+        let mut ids = 0;
+        for (level, chunk) in levels.by_ref() {
+            ids += chunk.len();
+            query = query.or_filter(
+                log_nodes::level.eq(i32::try_from(level).unwrap_or(i32::MAX)).and(log_nodes::idx.eq_any(chunk)),
+            );
+            if ids >= 500 {
+                break;
+            }
+        }
+        if ids == 0 {
+            break;
+        }
+        let rows: Vec<(i32, i64, String)> = query.load(conn)?;
+        out.extend(
+            rows.into_iter()
+                .map(|(level, idx, hash)| ((u32::try_from(level).unwrap_or(0), u64::try_from(idx).unwrap_or(0)), hash)),
+        );
     }
     Ok(out)
 }

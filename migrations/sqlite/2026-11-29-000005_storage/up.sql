@@ -37,30 +37,3 @@ INSERT INTO log_nodes_new (level, idx, hash) SELECT level, idx, hash FROM log_no
 DROP TABLE log_nodes;
 ALTER TABLE log_nodes_new RENAME TO log_nodes;
 
--- A decision updates its subject's head and status rows, found by subject key. Kept in key
--- order (WITHOUT ROWID), each is one B-tree page to find and write instead of an index entry
--- plus a table row elsewhere.
-CREATE TABLE subject_heads_new (
-    subject_key TEXT PRIMARY KEY,
-    seq BIGINT NOT NULL,
-    chain_hash TEXT NOT NULL
-) WITHOUT ROWID;
-INSERT INTO subject_heads_new (subject_key, seq, chain_hash) SELECT subject_key, seq, chain_hash FROM subject_heads;
-DROP TABLE subject_heads;
-ALTER TABLE subject_heads_new RENAME TO subject_heads;
-
-CREATE TABLE subject_documents_new (
-    subject_key TEXT NOT NULL,
-    document TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('accepted', 'declined', 'withdrawn')),
-    version INTEGER,
-    covers TEXT NOT NULL,
-    last_event_id BIGINT NOT NULL,
-    updated_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (subject_key, document)
-) WITHOUT ROWID;
-INSERT INTO subject_documents_new (subject_key, document, state, version, covers, last_event_id, updated_at)
-    SELECT subject_key, document, state, version, covers, last_event_id, updated_at FROM subject_documents;
-DROP TABLE subject_documents;
-ALTER TABLE subject_documents_new RENAME TO subject_documents;
-CREATE INDEX subject_documents_coverage ON subject_documents (document, state, version);
