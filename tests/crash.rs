@@ -67,7 +67,7 @@ fn durable_after_sigkill(backend: Backend) {
         .build()
         .into();
     // Subjects to erase while the acceptances run and the server is killed.
-    let doomed: Vec<String> = (0..200).map(|i| format!("gone-{i}")).collect();
+    let doomed: Vec<String> = (0..400).map(|i| format!("gone-{i}")).collect();
     for subject in &doomed {
         let r = agent
             .post(format!("{address}/api/v1/subjects/{subject}/acceptances"))
@@ -120,8 +120,10 @@ fn durable_after_sigkill(backend: Backend) {
                 }
             });
         }
-        // Kill mid-way, while requests are in flight.
-        while acked.lock().unwrap().len() < 300 {
+        // Kill mid-way, while requests are in flight, once erasures are under way too.
+        let started = std::time::Instant::now();
+        while acked.lock().unwrap().len() < 300 || erased.lock().unwrap().is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(60), "no erasure was acknowledged within a minute");
             std::thread::sleep(Duration::from_millis(5));
         }
         killed.store(true, Ordering::SeqCst);

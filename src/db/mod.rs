@@ -350,12 +350,19 @@ impl DbConnection {
     /// the table's pages as dead tuples until a vacuum, so `event_personal` is vacuumed now
     /// (skipped if a vacuum already runs); README, Erasure, says what remains beyond that.
     pub fn forget_old_pages(&mut self) {
-        let (sql, what) = match self {
-            Self::Sqlite(_) => ("PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint SQLite's write-ahead log"),
-            Self::Postgres(_) => ("VACUUM (SKIP_LOCKED) event_personal, events", "vacuum event_personal and events"),
+        let result = match self {
+            // Waits for readers at most 2 s (not the usual 15): an erasure's answer should not
+            // hang on a long report; if it cannot finish now, the next checkpoint does.
+            Self::Sqlite(_) => {
+                let _ = self.batch_execute("PRAGMA busy_timeout = 2000");
+                let done = self.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)");
+                let _ = self.batch_execute("PRAGMA busy_timeout = 15000");
+                done
+            }
+            Self::Postgres(_) => self.batch_execute("VACUUM (SKIP_LOCKED) event_personal, events"),
         };
-        if let Err(e) = self.batch_execute(sql) {
-            tracing::warn!(error = %e, "could not {what} after an erasure");
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not clear old copies of erased data (the next checkpoint or vacuum will)");
         }
     }
 

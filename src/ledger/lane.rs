@@ -22,10 +22,26 @@ const MAX_BATCH: usize = 256;
 
 type Reply = oneshot::Sender<Result<Recorded, RecordError>>;
 
-/// Records decisions: through the group-commit lane on SQLite, directly on PostgreSQL.
+/// What an erasure needs (see [`super::erase`]).
+pub struct EraseJob {
+    pub subject: crate::domain::SubjectId,
+    pub subject_key: String,
+    pub recorded_by: String,
+    pub method: super::Method,
+}
+
+/// Work for the writer: decisions are batched; an erasure runs in a transaction of its own,
+/// in turn with them, so that a stream of decisions cannot keep it waiting for SQLite's lock.
+enum Job {
+    Decide(Box<NewDecision>, Reply),
+    Erase(Box<EraseJob>, oneshot::Sender<Result<super::Erasure, RecordError>>),
+}
+
+/// Records decisions and erasures: through the group-commit lane on SQLite, directly on
+/// PostgreSQL.
 pub struct Recorder {
     db: Db,
-    lane: Option<Sender<(Box<NewDecision>, Reply)>>,
+    lane: Option<Sender<Job>>,
 }
 
 impl Recorder {
@@ -47,7 +63,7 @@ impl Recorder {
     pub async fn record(&self, decision: NewDecision) -> Result<Recorded, RecordError> {
         if let Some(lane) = &self.lane {
             let (tx, rx) = oneshot::channel();
-            if lane.send((Box::new(decision), tx)).is_ok() {
+            if lane.send(Job::Decide(Box::new(decision), tx)).is_ok() {
                 return rx.await.map_err(|_| RecordError::Db(DbError::Task("the writer stopped".into())))?;
             }
             return Err(RecordError::Db(DbError::Task("the writer stopped".into())));
@@ -57,17 +73,54 @@ impl Recorder {
             .await
             .map_err(|e| RecordError::Db(DbError::Task(e.to_string())))?
     }
+
+    /// Erases a subject's personal data; returns once the erasure is committed and logged.
+    pub async fn erase(&self, job: EraseJob) -> Result<super::Erasure, RecordError> {
+        if let Some(lane) = &self.lane {
+            let (tx, rx) = oneshot::channel();
+            if lane.send(Job::Erase(Box::new(job), tx)).is_ok() {
+                return rx.await.map_err(|_| RecordError::Db(DbError::Task("the writer stopped".into())))?;
+            }
+            return Err(RecordError::Db(DbError::Task("the writer stopped".into())));
+        }
+        self.db.run(move |c| erase_now(c, &job)).await
+    }
 }
 
-fn write_loop(db: &Db, rx: &Receiver<(Box<NewDecision>, Reply)>) {
+fn erase_now(conn: &mut DbConnection, job: &EraseJob) -> Result<super::Erasure, RecordError> {
+    super::erase(conn, &job.subject, &job.subject_key, &job.recorded_by, job.method, Utc::now())
+}
+
+fn write_loop(db: &Db, rx: &Receiver<Job>) {
     // One connection for every batch: SQLite keeps a connection's page cache only while no other
     // connection writes, and this is the only writer, so the B-tree pages it touches stay warm.
     let mut held: Option<crate::db::PooledConnection> = None;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+    let mut next: Option<Job> = None;
+    while let Some(first) = next.take().or_else(|| rx.recv().ok()) {
+        let mut batch = match first {
+            Job::Decide(decision, reply) => vec![(decision, reply)],
+            Job::Erase(job, reply) => {
+                if held.is_none() {
+                    held = db.get().map_err(|e| tracing::error!(error = %e, "the writer has no connection")).ok();
+                }
+                let result = match held.as_mut() {
+                    Some(conn) => erase_now(conn, &job),
+                    None => Err(RecordError::Db(DbError::Task("no database connection".into()))),
+                };
+                if matches!(result, Err(RecordError::Db(_))) {
+                    held = None;
+                }
+                let _ = reply.send(result);
+                continue;
+            }
+        };
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Job::Decide(decision, reply)) => batch.push((decision, reply)),
+                Ok(erase) => {
+                    next = Some(erase);
+                    break;
+                }
                 Err(_) => break,
             }
         }

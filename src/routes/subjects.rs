@@ -235,8 +235,8 @@ pub async fn erase(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     let key = require(&state, &req, Scope::Admin).await?;
     let subject = subject(&req)?;
     let subject_key = state.subject_keys.key(&subject);
-    let erasure =
-        state.db.run(move |c| ledger::erase(c, &subject, &subject_key, &key.name, Method::Api, Utc::now())).await?;
+    let job = ledger::lane::EraseJob { subject, subject_key, recorded_by: key.name, method: Method::Api };
+    let erasure = state.recorder.erase(job).await?;
     Ok(HttpResponse::Ok().json(erasure))
 }
 
