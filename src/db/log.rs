@@ -89,9 +89,11 @@ pub fn event_heads(conn: &mut DbConnection, ids: &[i64]) -> Result<HashMap<i64, 
 }
 
 /// What a version's leaf commits to, as stored.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = versions)]
 pub struct VersionFields {
     pub id: i64,
+    #[diesel(select_expression = documents::slug, select_expression_type = documents::slug)]
     pub document: String,
     pub version: i32,
     pub locale: String,
@@ -109,51 +111,13 @@ pub struct VersionFields {
     pub published_at: chrono::NaiveDateTime,
 }
 
-type VersionColumns = (
-    versions::id,
-    documents::slug,
-    versions::version,
-    versions::locale,
-    versions::title,
-    versions::effective,
-    versions::material,
-    versions::summary,
-    versions::part_of,
-    versions::acceptance,
-    versions::sha256,
-    versions::source,
-    versions::body,
-    versions::html,
-    versions::toc,
-    versions::published_at,
-);
-
-const VERSION_COLUMNS: VersionColumns = (
-    versions::id,
-    documents::slug,
-    versions::version,
-    versions::locale,
-    versions::title,
-    versions::effective,
-    versions::material,
-    versions::summary,
-    versions::part_of,
-    versions::acceptance,
-    versions::sha256,
-    versions::source,
-    versions::body,
-    versions::html,
-    versions::toc,
-    versions::published_at,
-);
-
 pub fn version_fields(conn: &mut DbConnection, ids: &[i64]) -> Result<HashMap<i64, VersionFields>, DbError> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(200) {
         let rows: Vec<VersionFields> = versions::table
             .inner_join(documents::table)
             .filter(versions::id.eq_any(chunk))
-            .select(VERSION_COLUMNS)
+            .select(VersionFields::as_select())
             .load(conn)?;
         out.extend(rows.into_iter().map(|v| (v.id, v)));
     }
@@ -162,7 +126,11 @@ pub fn version_fields(conn: &mut DbConnection, ids: &[i64]) -> Result<HashMap<i6
 
 /// Every stored version, for `verify`.
 pub fn all_version_fields(conn: &mut DbConnection) -> Result<Vec<VersionFields>, DbError> {
-    Ok(versions::table.inner_join(documents::table).select(VERSION_COLUMNS).order(versions::id.asc()).load(conn)?)
+    Ok(versions::table
+        .inner_join(documents::table)
+        .select(VersionFields::as_select())
+        .order(versions::id.asc())
+        .load(conn)?)
 }
 
 /// Stored subtree hashes (hex), by address.

@@ -718,15 +718,8 @@ pub async fn request_erasure(
         Ok(c) => c,
         Err(page) => return Ok(*page),
     };
-    let raw = browser_evidence(&state, &req);
-    let evidence = ledger::Evidence::new(
-        raw.ip.as_deref(),
-        raw.user_agent.as_deref(),
-        raw.locale.as_deref(),
-        state.settings.ip_mode,
-        &state.ip_secret,
-    )
-    .map_err(|e| PageError::bad_request(e.to_string()))?;
+    let evidence =
+        browser_evidence(&state, &req).minimised(&state).map_err(|e| PageError::bad_request(e.to_string()))?;
     let key = state.subject_keys.key(&subject);
     match state.recorder.record(ledger::erasure_request(subject, key, evidence)).await {
         Ok(_) => Ok(see_other(&format!("/me?token={}&done=erasure", form.token))),

@@ -76,6 +76,20 @@ pub struct EvidenceBody {
     pub locale: Option<String>,
 }
 
+impl EvidenceBody {
+    /// The evidence the ledger keeps: checked, and the address minimised as configured
+    /// (`ASSENT_IP_MODE`). One path for the API and Assent's own pages.
+    pub fn minimised(&self, state: &AppState) -> Result<Evidence, crate::domain::InvalidValue> {
+        Evidence::new(
+            self.ip.as_deref(),
+            self.user_agent.as_deref(),
+            self.locale.as_deref(),
+            state.settings.ip_mode,
+            &state.ip_secret,
+        )
+    }
+}
+
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
@@ -199,14 +213,7 @@ pub async fn build_decision(
         let canonical = serde_json::json!({"kind": kind.as_str(), "body": &body});
         state.subject_keys.request_hash(canonical.to_string().as_bytes())
     });
-    let evidence = Evidence::new(
-        body.evidence.ip.as_deref(),
-        body.evidence.user_agent.as_deref(),
-        body.evidence.locale.as_deref(),
-        state.settings.ip_mode,
-        &state.ip_secret,
-    )
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let evidence = body.evidence.minimised(state).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(NewDecision {
         subject_key: state.subject_keys.key(&subject),
         subject,
