@@ -40,15 +40,15 @@ pub fn insert_key(
 }
 
 pub fn key_by_name(conn: &mut DbConnection, name: &str) -> Result<Option<KeyRow>, DbError> {
-    Ok(api_keys::table.filter(api_keys::name.eq(name)).select(KeyRow::as_select()).first(conn).optional()?)
+    Ok(api_keys::table.filter(api_keys::name.eq(name)).select(KeyRow::as_select()).get_result(conn).optional()?)
 }
 
 pub fn key_by_prefix(conn: &mut DbConnection, prefix: &str) -> Result<Option<KeyRow>, DbError> {
-    Ok(api_keys::table.filter(api_keys::prefix.eq(prefix)).select(KeyRow::as_select()).first(conn).optional()?)
+    Ok(api_keys::table.filter(api_keys::prefix.eq(prefix)).select(KeyRow::as_select()).get_result(conn).optional()?)
 }
 
 pub fn key_by_id(conn: &mut DbConnection, id: i64) -> Result<Option<KeyRow>, DbError> {
-    Ok(api_keys::table.filter(api_keys::id.eq(id)).select(KeyRow::as_select()).first(conn).optional()?)
+    Ok(api_keys::table.filter(api_keys::id.eq(id)).select(KeyRow::as_select()).get_result(conn).optional()?)
 }
 
 pub fn all_keys(conn: &mut DbConnection) -> Result<Vec<KeyRow>, DbError> {
@@ -76,7 +76,7 @@ pub fn stored_secret(conn: &mut DbConnection, name: &str) -> Result<Option<Strin
     Ok(server_secrets::table
         .filter(server_secrets::name.eq(name))
         .select(server_secrets::value)
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

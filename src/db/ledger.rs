@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use super::prepared::{InsertEvent, InsertPersonal, UpsertHead, UpsertState};
 use super::schema::{event_personal, events, log_leaves, subject_documents, subject_heads};
 use super::{DbConnection, DbError, to_stored_time};
 
@@ -118,11 +119,38 @@ pub struct NewEventRow<'a> {
 }
 
 pub fn insert_event(conn: &mut DbConnection, row: &NewEventRow<'_>) -> Result<i64, DbError> {
-    Ok(diesel::insert_into(events::table).values(row).returning(events::id).get_result(conn)?)
+    let statement = InsertEvent {
+        subject_key: row.subject_key,
+        seq: row.seq,
+        kind: row.kind,
+        document: row.document,
+        version: row.version,
+        covers: row.covers,
+        recorded_at: row.recorded_at,
+        recorded_by: row.recorded_by,
+        method: row.method,
+        subject_hash: row.subject_hash,
+        ip_hash: row.ip_hash,
+        user_agent_hash: row.user_agent_hash,
+        locale: row.locale,
+        idempotency_key: row.idempotency_key,
+        request_hash: row.request_hash,
+        prev_hash: row.prev_hash,
+        chain_hash: row.chain_hash,
+    };
+    Ok(statement.get_result(conn)?)
 }
 
 pub fn insert_personal(conn: &mut DbConnection, row: &PersonalRow) -> Result<(), DbError> {
-    diesel::insert_into(event_personal::table).values(row).execute(conn)?;
+    InsertPersonal {
+        event_id: row.event_id,
+        subject: &row.subject,
+        salt: &row.salt,
+        ip: row.ip.as_deref(),
+        user_agent: row.user_agent.as_deref(),
+        evidence_salt: row.evidence_salt.as_deref(),
+    }
+    .execute(conn)?;
     Ok(())
 }
 
@@ -135,7 +163,7 @@ pub fn event_by_idempotency_key(
         .filter(events::subject_key.eq(subject_key))
         .filter(events::idempotency_key.eq(key))
         .select(EventRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(complete(conn, row.into_iter().collect())?.pop())
 }
@@ -171,7 +199,7 @@ pub fn head(conn: &mut DbConnection, subject_key: &str) -> Result<Option<(i64, S
     Ok(subject_heads::table
         .filter(subject_heads::subject_key.eq(subject_key))
         .select((subject_heads::seq, subject_heads::chain_hash))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -182,22 +210,11 @@ pub fn all_heads(conn: &mut DbConnection) -> Result<Vec<(String, i64, String)>, 
         .load(conn)?)
 }
 
-/// Moves a subject's head (creating it for a first event). Written as update-then-insert so
-/// the same statement runs on both backends; a race on the insert fails the transaction,
-/// which the caller retries.
+/// Moves a subject's head (creating it for a first event). A race on a first event fails the
+/// transaction (PostgreSQL) with a unique violation on `(subject_key, seq)`, which the caller
+/// retries.
 pub fn set_head(conn: &mut DbConnection, subject: &str, seq: i64, chain_hash: &str) -> Result<(), DbError> {
-    let updated = diesel::update(subject_heads::table.filter(subject_heads::subject_key.eq(subject)))
-        .set((subject_heads::seq.eq(seq), subject_heads::chain_hash.eq(chain_hash)))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(subject_heads::table)
-            .values((
-                subject_heads::subject_key.eq(subject),
-                subject_heads::seq.eq(seq),
-                subject_heads::chain_hash.eq(chain_hash),
-            ))
-            .execute(conn)?;
-    }
+    UpsertHead { subject_key: subject, seq, chain_hash }.execute(conn)?;
     Ok(())
 }
 
@@ -226,7 +243,7 @@ pub fn state_of(conn: &mut DbConnection, subject: &str, document: &str) -> Resul
         .filter(subject_documents::subject_key.eq(subject))
         .filter(subject_documents::document.eq(document))
         .select(StateRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -241,33 +258,16 @@ pub fn set_state(
     event_id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let now = to_stored_time(now);
-    let updated = diesel::update(
-        subject_documents::table
-            .filter(subject_documents::subject_key.eq(subject))
-            .filter(subject_documents::document.eq(document)),
-    )
-    .set((
-        subject_documents::state.eq(state),
-        subject_documents::version.eq(version),
-        subject_documents::covers.eq(covers),
-        subject_documents::last_event_id.eq(event_id),
-        subject_documents::updated_at.eq(now),
-    ))
-    .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(subject_documents::table)
-            .values((
-                subject_documents::subject_key.eq(subject),
-                subject_documents::document.eq(document),
-                subject_documents::state.eq(state),
-                subject_documents::version.eq(version),
-                subject_documents::covers.eq(covers),
-                subject_documents::last_event_id.eq(event_id),
-                subject_documents::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+    UpsertState {
+        subject_key: subject,
+        document,
+        state,
+        version,
+        covers,
+        last_event_id: event_id,
+        updated_at: to_stored_time(now),
     }
+    .execute(conn)?;
     Ok(())
 }
 
@@ -350,7 +350,7 @@ pub fn lock_event_writes(conn: &mut DbConnection) -> Result<(), DbError> {
 pub fn event_horizon(conn: &mut DbConnection) -> Result<i64, DbError> {
     use diesel::dsl::max;
     let read = |conn: &mut DbConnection| -> Result<i64, DbError> {
-        Ok(events::table.select(max(events::id)).first::<Option<i64>>(conn)?.unwrap_or(0))
+        Ok(events::table.select(max(events::id)).get_result::<Option<i64>>(conn)?.unwrap_or(0))
     };
     match conn {
         DbConnection::Sqlite(_) => read(conn),
@@ -376,7 +376,7 @@ pub struct Coverage {
 /// with at least one event.
 pub fn coverage(conn: &mut DbConnection, document: &str, version: i32) -> Result<Coverage, DbError> {
     use diesel::dsl::count_star;
-    let known: i64 = subject_heads::table.select(count_star()).first(conn)?;
+    let known: i64 = subject_heads::table.select(count_star()).get_result(conn)?;
     let count = |conn: &mut DbConnection, state: &str, at_least: bool| -> Result<i64, DbError> {
         let mut q = subject_documents::table
             .filter(subject_documents::document.eq(document))
@@ -386,7 +386,7 @@ pub fn coverage(conn: &mut DbConnection, document: &str, version: i32) -> Result
         if at_least {
             q = q.filter(subject_documents::version.ge(version));
         }
-        Ok(q.first(conn)?)
+        Ok(q.get_result(conn)?)
     };
     let accepted = count(conn, "accepted", true)?;
     let declined = count(conn, "declined", false)?;
@@ -402,7 +402,7 @@ pub fn acceptances_between(conn: &mut DbConnection, from: NaiveDateTime, to: Nai
         .filter(events::recorded_at.ge(from))
         .filter(events::recorded_at.lt(to))
         .select(count_star())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Erases a subject's personal data: the plain values and salts of all its events, and its
@@ -421,7 +421,7 @@ pub fn erase_subject(conn: &mut DbConnection, subject_key: &str) -> Result<usize
 
 /// How many events are stored.
 pub fn count_events(conn: &mut DbConnection) -> Result<i64, DbError> {
-    Ok(events::table.select(diesel::dsl::count_star()).first(conn)?)
+    Ok(events::table.select(diesel::dsl::count_star()).get_result(conn)?)
 }
 
 /// Whether any event of the subject still holds personal data.

@@ -38,13 +38,13 @@ pub fn lock_state(conn: &mut DbConnection) -> Result<(i64, String), DbError> {
             .filter(log_state::id.eq(1))
             .select((log_state::size, log_state::root))
             .for_update()
-            .first(c)?),
+            .get_result(c)?),
         DbConnection::Sqlite(_) => state(conn),
     }
 }
 
 pub fn state(conn: &mut DbConnection) -> Result<(i64, String), DbError> {
-    Ok(log_state::table.filter(log_state::id.eq(1)).select((log_state::size, log_state::root)).first(conn)?)
+    Ok(log_state::table.filter(log_state::id.eq(1)).select((log_state::size, log_state::root)).get_result(conn)?)
 }
 
 pub fn set_state(conn: &mut DbConnection, size: i64, root: &str) -> Result<(), DbError> {
@@ -265,7 +265,7 @@ pub fn nodes_at(conn: &mut DbConnection, level: u32, start: u64, limit: i64) -> 
 
 /// How many subtree hashes are stored.
 pub fn node_count(conn: &mut DbConnection) -> Result<i64, DbError> {
-    Ok(log_nodes::table.select(diesel::dsl::count_star()).first(conn)?)
+    Ok(log_nodes::table.select(diesel::dsl::count_star()).get_result(conn)?)
 }
 
 /// The leaf index of each of these events that the log holds.
@@ -283,5 +283,5 @@ pub fn event_indexes(conn: &mut DbConnection, event_ids: &[i64]) -> Result<HashM
 
 /// How many sources wait to be integrated.
 pub fn queue_len(conn: &mut DbConnection) -> Result<i64, DbError> {
-    Ok(log_queue::table.select(diesel::dsl::count_star()).first(conn)?)
+    Ok(log_queue::table.select(diesel::dsl::count_star()).get_result(conn)?)
 }

@@ -7,6 +7,7 @@
 pub mod keys;
 pub mod ledger;
 pub mod log;
+pub mod prepared;
 pub mod schema;
 pub mod versions;
 

@@ -49,7 +49,7 @@ pub fn published_hashes(conn: &mut DbConnection) -> Result<HashMap<FileKey, Stri
 /// The id of a document, creating it when it is new.
 pub fn ensure_document(conn: &mut DbConnection, slug: &Slug, now: DateTime<Utc>) -> Result<i64, DbError> {
     let existing: Option<i64> =
-        documents::table.filter(documents::slug.eq(slug.as_str())).select(documents::id).first(conn).optional()?;
+        documents::table.filter(documents::slug.eq(slug.as_str())).select(documents::id).get_result(conn).optional()?;
     if let Some(id) = existing {
         return Ok(id);
     }
@@ -184,7 +184,7 @@ pub fn version_text(
         .filter(versions::version.eq(number))
         .filter(versions::locale.eq(locale.map_or("", Locale::as_str)))
         .select((versions::title, versions::summary, versions::sha256, versions::body, versions::html, versions::toc))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     row.map(|(title, summary, sha256, body, html, toc)| {
         let toc = serde_json::from_str(&toc)
@@ -212,7 +212,7 @@ pub fn version_source(
         .filter(versions::version.eq(number))
         .filter(versions::locale.eq(""))
         .select((versions::source, versions::body))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.map(|(source, body)| VersionSource { source, body }))
 }

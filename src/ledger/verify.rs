@@ -182,7 +182,7 @@ fn check_chains(
     }
     state_rows += finish_subject(conn, &last, &heads, &mut expected, report)?;
     let all_state_rows: i64 =
-        crate::db::schema::subject_documents::table.select(diesel::dsl::count_star()).first(conn)?;
+        crate::db::schema::subject_documents::table.select(diesel::dsl::count_star()).get_result(conn)?;
     if usize::try_from(all_state_rows).unwrap_or(usize::MAX) > state_rows {
         report.problems.push(format!(
             "{} status rows belong to subjects with no events (the status answer would be unfounded)",
@@ -530,7 +530,7 @@ fn check_log(
     let event_leaves: i64 = crate::db::schema::log_leaves::table
         .filter(crate::db::schema::log_leaves::event_id.is_not_null())
         .select(diesel::dsl::count_star())
-        .first(conn)?;
+        .get_result(conn)?;
     let queued_events = i64::try_from(queued.len() - queued_versions).unwrap_or(0);
     let events = crate::db::ledger::count_events(conn)?;
     if event_leaves + queued_events != events {
