@@ -7,6 +7,10 @@
 //! fixed text: each is a type with a static query id, so diesel keeps it prepared on the
 //! connection and only binds new values (on PostgreSQL it becomes a named prepared statement).
 //!
+//! Lookups by a unique key say `get_result`, not `first`: `first` adds `LIMIT ?`, and SQLite
+//! compiles a statement again each time a new value is bound to a parameter that its query plan
+//! may depend on, which a `LIMIT` parameter is.
+//!
 //! [`statement!`] writes the type: SQL text and parameters in the order they appear. The text is
 //! the same on both databases (diesel writes `?` or `$n` for each parameter).
 
