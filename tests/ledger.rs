@@ -110,6 +110,27 @@ fn older_versions_are_refused_and_upcoming_ones_accepted(backend: Backend) {
     assert_eq!(l.doc_state("alice", "terms")["accepted_version"], 3);
 }
 
+/// Contract §2: once version 3 is accepted, the current version 2 is refused, also after a
+/// withdrawal; accepting 3 again is fine.
+fn acceptance_never_moves_backwards(backend: Backend) {
+    let l = ledger(&backend);
+    assert_eq!(l.accept("dora", "terms", 3).status, 201);
+    let back = l.accept("dora", "terms", 2);
+    assert_eq!(back.status, 409, "{}", back.body);
+    assert_eq!(back.json()["error"]["code"], "backwards");
+    let message = back.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("accepted version 3 of `terms`") && message.contains("version 2"), "{message}");
+    assert_eq!(l.doc_state("dora", "terms")["accepted_version"], 3, "nothing was recorded");
+
+    let withdrawn = l.app.post("/api/v1/subjects/dora/withdrawals", &l.write, &json!({"document": "terms"}));
+    assert_eq!(withdrawn.status, 201, "{}", withdrawn.body);
+    assert_eq!(l.accept("dora", "terms", 2).status, 409, "a withdrawal does not reopen older versions");
+    assert_eq!(l.accept("dora", "terms", 3).status, 201);
+    assert_eq!(l.accept("erin", "terms", 2).status, 201, "other subjects are unaffected");
+    let events = l.app.get_auth("/api/v1/subjects/dora/events", &l.read).json();
+    assert_eq!(events.as_array().unwrap().len(), 3, "refusals leave no event: {events}");
+}
+
 fn declines_and_withdrawals_are_recorded(backend: Backend) {
     let l = ledger(&backend);
     let path = |what: &str| format!("/api/v1/subjects/carol/{what}");
@@ -380,6 +401,7 @@ on_both_databases!(
     an_auditor_can_recheck_the_chain_with_a_short_script,
     accepting_makes_a_subject_up_to_date_with_a_receipt,
     older_versions_are_refused_and_upcoming_ones_accepted,
+    acceptance_never_moves_backwards,
     declines_and_withdrawals_are_recorded,
     idempotency_keys_return_the_first_receipt,
     keys_and_scopes_are_enforced,

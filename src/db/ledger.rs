@@ -482,6 +482,17 @@ pub fn open_erasure_requests(conn: &mut DbConnection, limit: i64) -> Result<Vec<
     complete(conn, open)
 }
 
+/// The newest version of `document` the subject ever accepted, if any.
+pub fn highest_accepted(conn: &mut DbConnection, subject_key: &str, document: &str) -> Result<Option<i32>, DbError> {
+    use diesel::dsl::max;
+    Ok(events::table
+        .filter(events::subject_key.eq(subject_key))
+        .filter(events::document.eq(document))
+        .filter(events::kind.eq("accepted"))
+        .select(max(events::version))
+        .get_result(conn)?)
+}
+
 /// The subject's erasure request, if one is open (not yet followed by an erasure).
 pub fn open_erasure_request(conn: &mut DbConnection, subject_key: &str) -> Result<Option<Event>, DbError> {
     let Some(request) = latest_of_kind(conn, subject_key, "erasure_requested")? else { return Ok(None) };

@@ -198,6 +198,10 @@ pub enum RecordError {
     IdempotencyConflict,
     #[error("there is nothing to withdraw: the subject has no standing acceptance of `{0}`")]
     NothingToWithdraw(String),
+    #[error(
+        "acceptance never moves backwards: the subject accepted version {accepted} of `{document}`, so version {asked} cannot be accepted"
+    )]
+    Backwards { document: String, accepted: i32, asked: i32 },
     #[error("no personal data of this subject is held: it is unknown or already erased")]
     NothingToErase,
     #[error(transparent)]
@@ -453,6 +457,14 @@ pub(crate) fn record_once(
         }
     };
     let version = version.map(|v| i32::try_from(v.get()).unwrap_or(i32::MAX));
+    // Contract §2: once a subject accepted version n, an older version is refused, even the
+    // current one. Read inside the transaction, so that two requests cannot both pass.
+    if let (Kind::Accepted, Some(document), Some(asked)) = (kind, document, version)
+        && let Some(accepted) = crate::db::ledger::highest_accepted(conn, key, document)?
+        && accepted > asked
+    {
+        return Err(RecordError::Backwards { document: document.to_owned(), accepted, asked });
+    }
     let receipt = append(
         conn,
         &Append {

@@ -509,6 +509,9 @@ pub async fn answer(
         Ok(all) => {
             all.into_iter().map(|(Recorded::Created(r) | Recorded::Replayed(r))| r.event_id.to_string()).collect()
         }
+        Err(e @ ledger::RecordError::Backwards { .. }) => {
+            return Err(PageError { status: StatusCode::CONFLICT, message: format!("Nothing was recorded: {e}.") });
+        }
         Err(e) => {
             tracing::error!(error = %e, "recording a consent decision failed");
             return Err(PageError {
