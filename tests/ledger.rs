@@ -311,6 +311,43 @@ fn concurrent_events_for_one_subject_chain_correctly(backend: Backend) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
+/// A decline and a withdrawal sent at the same moment for one subject: whichever is recorded
+/// second must see the first. A withdrawal recorded after a decline would withdraw an
+/// acceptance that no longer stands (it is refused, 409, when the decline came first).
+fn concurrent_decisions_for_one_subject_see_each_other(backend: Backend) {
+    let l = ledger(&backend);
+    let subjects: Vec<String> = (0..240).map(|i| format!("race-{i}")).collect();
+    for s in &subjects {
+        assert_eq!(l.accept(s, "terms", 2).status, 201);
+    }
+    std::thread::scope(|scope| {
+        for group in subjects.chunks(60) {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            for what in ["declines", "withdrawals"] {
+                let (l, barrier) = (&l, barrier.clone());
+                scope.spawn(move || {
+                    for s in group {
+                        barrier.wait();
+                        let body = if what == "declines" {
+                            json!({"document": "terms", "version": 2})
+                        } else {
+                            json!({"document": "terms"})
+                        };
+                        let r = l.app.post(&format!("/api/v1/subjects/{s}/{what}"), &l.write, &body);
+                        assert!(r.status == 201 || (what == "withdrawals" && r.status == 409), "{what}: {}", r.body);
+                    }
+                });
+            }
+        }
+    });
+    for s in &subjects {
+        let events = l.app.get_auth(&format!("/api/v1/subjects/{s}/events"), &l.read).json();
+        let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert!(kinds == ["accepted", "declined"] || kinds == ["accepted", "withdrawn", "declined"], "{s}: {kinds:?}");
+        assert_eq!(l.doc_state(s, "terms")["state"], "declined", "{s}");
+    }
+}
+
 fn verify_finds_tampering(backend: Backend) {
     use diesel::{Connection, RunQueryDsl};
     let l = ledger(&backend);
@@ -409,6 +446,7 @@ on_both_databases!(
     subject_ids_are_plain_data_and_round_trip,
     events_are_chained_and_evidence_minimised,
     concurrent_events_for_one_subject_chain_correctly,
+    concurrent_decisions_for_one_subject_see_each_other,
     verify_finds_tampering,
     history_prints_a_readable_table,
 );

@@ -85,8 +85,9 @@ fn part_of_must_name_a_document_and_not_loop() {
     write(d.path(), "a/v1.md", "---\ntitle: A\neffective: 2020-01-01\npart_of: b\n---\nA.\n");
     write(d.path(), "b/v1.md", "---\ntitle: B\neffective: 2020-01-01\npart_of: a\n---\nB.\n");
     write(d.path(), "c/v1.md", "---\ntitle: C\neffective: 2020-01-01\npart_of: nowhere\n---\nC.\n");
-    assert_problem(d.path(), "a/v1.md: ", "cycle");
-    assert_problem(d.path(), "c/v1.md: ", "names no document");
+    // Each names the line of its `part_of`.
+    assert_problem(d.path(), "a/v1.md:4: ", "cycle");
+    assert_problem(d.path(), "c/v1.md:4: ", "names no document");
 }
 
 #[test]

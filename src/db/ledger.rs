@@ -210,9 +210,9 @@ pub fn all_heads(conn: &mut DbConnection) -> Result<Vec<(String, i64, String)>, 
         .load(conn)?)
 }
 
-/// Moves a subject's head (creating it for a first event). A race on a first event fails the
-/// transaction (PostgreSQL) with a unique violation on `(subject_key, seq)`, which the caller
-/// retries.
+/// Moves a subject's head (creating it for a first event). Two appends for one subject at once
+/// cannot both win: the second one's event fails on the unique `(subject_key, seq)`, and the
+/// caller retries it.
 pub fn set_head(conn: &mut DbConnection, subject: &str, seq: i64, chain_hash: &str) -> Result<(), DbError> {
     UpsertHead { subject_key: subject, seq, chain_hash }.execute(conn)?;
     Ok(())
@@ -333,11 +333,26 @@ pub fn list_events(
 /// Advisory lock key that orders event writers against listing horizons on PostgreSQL.
 const EVENT_WRITE_LOCK: i64 = 0x4153_5345_4e54; // "ASSENT"
 
-/// Taken (shared) by every transaction that appends events on PostgreSQL: writers never wait
-/// for each other on it, only for a reader taking a horizon.
-pub fn lock_event_writes(conn: &mut DbConnection) -> Result<(), DbError> {
+/// Taken by every transaction that appends events for a subject on PostgreSQL: the writers'
+/// lock, shared (writers never wait for each other on it, only for a reader taking a horizon),
+/// then the subject's own lock. Decisions for one subject take turns, so that each reads the
+/// state the one before it left: without it, a withdrawal that ran beside a decline could read
+/// the acceptance the decline had just replaced, and be recorded after it. (The chain itself was
+/// safe either way: `(subject_key, seq)` is unique.) SQLite has one writer at a time anyway.
+pub fn lock_subject_for_writing(conn: &mut DbConnection, subject_key: &str) -> Result<(), DbError> {
+    use diesel::sql_types::{BigInt, Integer};
     if let DbConnection::Postgres(_) = conn {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock_shared({EVENT_WRITE_LOCK})")).execute(conn)?;
+        // Two 32-bit keys: a lock space apart from the writers' single 64-bit key. Subjects
+        // whose keys share a hash merely take turns.
+        let hash = subject_key
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let [a, b, c, d, e, f, g, h] = hash.to_be_bytes();
+        diesel::sql_query("SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2, $3)")
+            .bind::<BigInt, _>(EVENT_WRITE_LOCK)
+            .bind::<Integer, _>(i32::from_be_bytes([a, b, c, d]))
+            .bind::<Integer, _>(i32::from_be_bytes([e, f, g, h]))
+            .execute(conn)?;
     }
     Ok(())
 }

@@ -424,7 +424,7 @@ pub(crate) fn record_once(
     now: DateTime<Utc>,
 ) -> Result<Recorded, RecordError> {
     let key = d.subject_key.as_str();
-    crate::db::ledger::lock_event_writes(conn)?;
+    crate::db::ledger::lock_subject_for_writing(conn, key)?;
     if let Some(idempotency_key) = &d.idempotency_key
         && let Some(previous) = event_by_idempotency_key(conn, key, idempotency_key)?
     {
@@ -458,7 +458,8 @@ pub(crate) fn record_once(
     };
     let version = version.map(|v| i32::try_from(v.get()).unwrap_or(i32::MAX));
     // Contract §2: once a subject accepted version n, an older version is refused, even the
-    // current one. Read inside the transaction, so that two requests cannot both pass.
+    // current one. Read inside the transaction, after the subject's lock, so that two requests
+    // cannot both pass.
     if let (Kind::Accepted, Some(document), Some(asked)) = (kind, document, version)
         && let Some(accepted) = crate::db::ledger::highest_accepted(conn, key, document)?
         && accepted > asked
@@ -552,7 +553,7 @@ pub fn erase(
     let erased_events = std::cell::Cell::new(0);
     let mut recorded = conn.securely(|conn| {
         write_and_log(conn, |conn| {
-            crate::db::ledger::lock_event_writes(conn)?;
+            crate::db::ledger::lock_subject_for_writing(conn, subject_key)?;
             if !crate::db::ledger::has_personal(conn, subject_key)? {
                 return Err(RecordError::NothingToErase);
             }

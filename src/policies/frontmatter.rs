@@ -14,6 +14,8 @@ pub struct FrontMatter {
     pub material: bool,
     pub summary: Option<String>,
     pub part_of: Option<Slug>,
+    /// The line of `part_of`, for problems found across documents (it names no document).
+    pub part_of_line: Option<usize>,
     pub acceptance: Acceptance,
     pub draft: bool,
 }
@@ -191,6 +193,7 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
         material: raw.material.is_none_or(|m| m.value),
         summary: checked_summary(split, raw.summary)?,
         part_of: raw.part_of.as_ref().map(|s| checked_part_of(split, s)).transpose()?,
+        part_of_line: raw.part_of.as_ref().map(|s| line_of(split, s)),
         acceptance: match &raw.acceptance {
             Some(s) => checked_acceptance(split, s)?,
             None => Acceptance::Required,

@@ -373,37 +373,37 @@ fn attach_translations(
 
 /// `part_of` must name another document of the folder and must not loop.
 fn check_part_of(documents: &[PolicyDocument], problems: &mut Vec<Problem>) {
-    let parent: HashMap<&Slug, (&Slug, &Path)> = documents
+    let parent: HashMap<&Slug, (&Slug, &Path, Option<usize>)> = documents
         .iter()
         .filter_map(|d| {
             let latest = d.versions.last()?;
             let target = latest.front.part_of.as_ref()?;
-            Some((&d.slug, (target, latest.file.path.as_path())))
+            Some((&d.slug, (target, latest.file.path.as_path(), latest.front.part_of_line)))
         })
         .collect();
     for doc in documents {
-        let Some((target, path)) = parent.get(&doc.slug) else {
+        let Some(&(target, path, line)) = parent.get(&doc.slug) else {
             continue;
         };
-        if !documents.iter().any(|d| &d.slug == *target) {
+        if !documents.iter().any(|d| &d.slug == target) {
             problems.push(Problem::new(
                 path,
-                None,
+                line,
                 format!("`part_of: {target}` names no document in the policy folder"),
             ));
             continue;
         }
         let mut seen = vec![&doc.slug];
-        let mut at = *target;
+        let mut at = target;
         loop {
             if seen.contains(&at) {
                 let chain: Vec<&str> = seen.iter().map(|s| s.as_str()).chain([at.as_str()]).collect();
-                problems.push(Problem::new(path, None, format!("`part_of` makes a cycle: {}", chain.join(" → "))));
+                problems.push(Problem::new(path, line, format!("`part_of` makes a cycle: {}", chain.join(" → "))));
                 break;
             }
             seen.push(at);
             match parent.get(at) {
-                Some((next, _)) => at = next,
+                Some((next, _, _)) => at = next,
                 None => break,
             }
         }
