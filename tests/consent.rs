@@ -302,7 +302,52 @@ fn an_answer_to_a_page_that_changed_is_not_recorded(backend: Backend) {
     assert_eq!(decided, vec![("sdk".to_owned(), 1), ("terms".to_owned(), 3)], "the versions on the page as it is now");
 }
 
+/// A subject who accepted the upcoming version and withdrew is offered the current one, which it
+/// may no longer accept (acceptance never moves backwards): the page says so, records nothing,
+/// and leads back to the form, where accepting the upcoming version works.
+fn a_refused_step_backwards_leads_back_to_the_upcoming_version(backend: Backend) {
+    let app = TestApp::spawn_configured(
+        &backend,
+        |dir| {
+            folder(dir);
+            write(dir, "terms/v3.md", "---\ntitle: Terms\neffective: 2999-01-01\n---\nWe keep nothing.\n");
+        },
+        |s| s.return_origins = assent::consent::ReturnOrigins::parse(HOST).unwrap(),
+    );
+    let key = app.key("host", "write");
+    let accept = json!({"document": "terms", "version": 3});
+    assert_eq!(app.post("/api/v1/subjects/u9/acceptances", &key, &accept).status, 201);
+    assert_eq!(app.post("/api/v1/subjects/u9/withdrawals", &key, &json!({"document": "terms"})).status, 201);
+
+    let path = link(&app, &key, "u9");
+    let token = token_of(&path);
+    let page = app.get(&path);
+    let (cookie, field) = csrf(&page);
+    let answer = |choice: &str| {
+        app.post_form(
+            "/consent",
+            &[("token", &token), ("csrf", &field), ("shown", &hidden(&page, "shown")), ("choice", choice)],
+            Some(&cookie),
+        )
+    };
+    let refused = answer("accept");
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body.contains("Please accept the newer version"), "{}", refused.body);
+    assert!(refused.body.contains("You accepted version 3 of Terms before"), "{}", refused.body);
+    assert!(refused.body.contains(&format!("href=\"/consent?token={token}\"")), "{}", refused.body);
+    let read = app.key("audit", "read");
+    let events = || app.get_auth("/api/v1/subjects/u9/events", &read).json().as_array().unwrap().len();
+    assert_eq!(events(), 2, "nothing recorded");
+
+    let accepted = answer("accept_upcoming");
+    assert_eq!(accepted.status, 303, "{}", accepted.body);
+    assert_eq!(events(), 3);
+    let status = app.get_auth("/api/v1/subjects/u9/status", &read).json();
+    assert_eq!(status["up_to_date"], true, "{status}");
+}
+
 on_both_databases!(
+    a_refused_step_backwards_leads_back_to_the_upcoming_version,
     an_answer_to_a_page_that_changed_is_not_recorded,
     a_link_opens_a_page_that_shows_what_changed,
     accepting_records_with_evidence_and_redirects_back,

@@ -129,6 +129,14 @@ fn acceptance_never_moves_backwards(backend: Backend) {
     assert_eq!(l.accept("erin", "terms", 2).status, 201, "other subjects are unaffected");
     let events = l.app.get_auth("/api/v1/subjects/dora/events", &l.read).json();
     assert_eq!(events.as_array().unwrap().len(), 3, "refusals leave no event: {events}");
+
+    // An erased subject starts again: its status says `never`, and the current version can be
+    // accepted (a refusal would also reveal the erased history).
+    let admin = l.app.key("dpo", "admin");
+    assert_eq!(l.app.delete_auth("/api/v1/subjects/dora", &admin).status, 200);
+    assert_eq!(l.doc_state("dora", "terms")["state"], "never");
+    let again = l.accept("dora", "terms", 2);
+    assert_eq!(again.status, 201, "{}", again.body);
 }
 
 fn declines_and_withdrawals_are_recorded(backend: Backend) {
@@ -320,30 +328,54 @@ fn concurrent_decisions_for_one_subject_see_each_other(backend: Backend) {
     for s in &subjects {
         assert_eq!(l.accept(s, "terms", 2).status, 201);
     }
-    std::thread::scope(|scope| {
-        for group in subjects.chunks(60) {
-            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
-            for what in ["declines", "withdrawals"] {
-                let (l, barrier) = (&l, barrier.clone());
-                scope.spawn(move || {
-                    for s in group {
-                        barrier.wait();
-                        let body = if what == "declines" {
-                            json!({"document": "terms", "version": 2})
-                        } else {
-                            json!({"document": "terms"})
-                        };
-                        let r = l.app.post(&format!("/api/v1/subjects/{s}/{what}"), &l.write, &body);
-                        assert!(r.status == 201 || (what == "withdrawals" && r.status == 409), "{what}: {}", r.body);
-                    }
-                });
-            }
-        }
+    // Four pairs of threads; each pair sends a subject's decline and withdrawal together.
+    // Answers are checked after every thread is done (a panic beside a barrier would hang).
+    let answers: Vec<(String, &str, u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = subjects
+            .chunks(60)
+            .flat_map(|group| {
+                let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+                ["declines", "withdrawals"].map(|what| {
+                    let (l, barrier) = (&l, barrier.clone());
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        for s in group {
+                            barrier.wait();
+                            let body = if what == "declines" {
+                                json!({"document": "terms", "version": 2})
+                            } else {
+                                json!({"document": "terms"})
+                            };
+                            let r = l.app.post(&format!("/api/v1/subjects/{s}/{what}"), &l.write, &body);
+                            let json = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+                            out.push((s.clone(), what, r.status, json));
+                        }
+                        out
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
-    for s in &subjects {
-        let events = l.app.get_auth(&format!("/api/v1/subjects/{s}/events"), &l.read).json();
-        let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-        assert!(kinds == ["accepted", "declined"] || kinds == ["accepted", "withdrawn", "declined"], "{s}: {kinds:?}");
+    for (s, what, status, body) in &answers {
+        let kinds: Vec<String> = l
+            .app
+            .get_auth(&format!("/api/v1/subjects/{s}/events"), &l.read)
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect();
+        match (*what, *status) {
+            ("declines", 201) => {}
+            ("withdrawals", 201) => assert_eq!(kinds, ["accepted", "withdrawn", "declined"], "{s}"),
+            ("withdrawals", 409) => {
+                assert_eq!(body["error"]["code"], "nothing_to_withdraw", "{s}: {body}");
+                assert_eq!(kinds, ["accepted", "declined"], "{s}");
+            }
+            other => panic!("{s}: {other:?} {body}"),
+        }
         assert_eq!(l.doc_state(s, "terms")["state"], "declined", "{s}");
     }
 }
@@ -363,18 +395,22 @@ fn verify_finds_tampering(backend: Backend) {
     let sql = "UPDATE events SET locale = 'fr' WHERE id = 1";
     // A status row changed behind the ledger's back: the status answer would lie.
     let status_sql = "UPDATE subject_documents SET state = 'accepted', version = 3 WHERE document = 'terms' AND subject_key = (SELECT subject_key FROM events WHERE id = 3)";
+    // The newest version accepted, lowered: the subject could step back to an older version.
+    let highest_sql = "UPDATE subject_documents SET highest_accepted = 1 WHERE document = 'terms' AND subject_key = (SELECT subject_key FROM events WHERE id = 1)";
     let url = &l.app.db.url;
     match &backend {
         Backend::Sqlite => {
             let mut c = diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://")).unwrap();
             diesel::sql_query(sql).execute(&mut c).unwrap();
             diesel::sql_query(status_sql).execute(&mut c).unwrap();
+            diesel::sql_query(highest_sql).execute(&mut c).unwrap();
             diesel::sql_query("UPDATE versions SET source = source || ' ' WHERE version = 1 AND document_id = (SELECT id FROM documents WHERE slug = 'sdk')").execute(&mut c).unwrap();
         }
         Backend::Postgres(_) => {
             let mut c = diesel::PgConnection::establish(url).unwrap();
             diesel::sql_query(sql).execute(&mut c).unwrap();
             diesel::sql_query(status_sql).execute(&mut c).unwrap();
+            diesel::sql_query(highest_sql).execute(&mut c).unwrap();
             diesel::sql_query("UPDATE versions SET source = source || ' ' WHERE version = 1 AND document_id = (SELECT id FROM documents WHERE slug = 'sdk')").execute(&mut c).unwrap();
         }
     }
@@ -386,6 +422,10 @@ fn verify_finds_tampering(backend: Backend) {
         "{text}"
     );
     assert!(text.contains("BROKEN version sdk v1: its stored text no longer matches"), "{text}");
+    assert!(
+        text.contains(r#"BROKEN subject "heidi": its status for terms says the newest version accepted is v1, but its events say v2"#),
+        "{text}"
+    );
     assert!(
         text.contains(
             r#"BROKEN subject "ivan": its status for terms says accepted v3, but its events say accepted v2"#

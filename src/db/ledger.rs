@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::prepared::{InsertEvent, InsertPersonal, UpsertHead, UpsertState};
+use super::prepared::{InsertEvent, InsertPersonal, UpsertAcceptance, UpsertHead, UpsertState};
 use super::schema::{event_personal, events, log_leaves, subject_documents, subject_heads};
 use super::{DbConnection, DbError, to_stored_time};
 
@@ -210,9 +210,9 @@ pub fn all_heads(conn: &mut DbConnection) -> Result<Vec<(String, i64, String)>, 
         .load(conn)?)
 }
 
-/// Moves a subject's head (creating it for a first event). Two appends for one subject at once
-/// cannot both win: the second one's event fails on the unique `(subject_key, seq)`, and the
-/// caller retries it.
+/// Moves a subject's head (creating it for a first event). Appends for one subject take turns
+/// ([`lock_subject_for_writing`] on PostgreSQL, one writer on SQLite); were two ever to race,
+/// the second one's event would fail on the unique `(subject_key, seq)`, and be retried.
 pub fn set_head(conn: &mut DbConnection, subject: &str, seq: i64, chain_hash: &str) -> Result<(), DbError> {
     UpsertHead { subject_key: subject, seq, chain_hash }.execute(conn)?;
     Ok(())
@@ -229,6 +229,8 @@ pub struct StateRow {
     pub covers: String,
     pub last_event_id: i64,
     pub updated_at: NaiveDateTime,
+    /// The newest version of the agreement the subject accepted (none on parts' rows).
+    pub highest_accepted: Option<i32>,
 }
 
 pub fn states_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<StateRow>, DbError> {
@@ -269,6 +271,31 @@ pub fn set_state(
     }
     .execute(conn)?;
     Ok(())
+}
+
+/// Records that the subject accepted `version` of the agreement `document`, unless it accepted a
+/// newer version before (acceptance never moves backwards): then nothing is written and the
+/// answer is `false`.
+pub fn set_accepted(
+    conn: &mut DbConnection,
+    subject: &str,
+    document: &str,
+    version: i32,
+    covers: &str,
+    event_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let written = UpsertAcceptance {
+        subject_key: subject,
+        document,
+        version,
+        covers,
+        last_event_id: event_id,
+        updated_at: to_stored_time(now),
+        highest_accepted: version,
+    }
+    .execute(conn)?;
+    Ok(written == 1)
 }
 
 /// Events recorded through one consent link (their idempotency keys carry its nonce).
@@ -339,6 +366,8 @@ const EVENT_WRITE_LOCK: i64 = 0x4153_5345_4e54; // "ASSENT"
 /// state the one before it left: without it, a withdrawal that ran beside a decline could read
 /// the acceptance the decline had just replaced, and be recorded after it. (The chain itself was
 /// safe either way: `(subject_key, seq)` is unique.) SQLite has one writer at a time anyway.
+/// This relies on READ COMMITTED, PostgreSQL's default: each statement after the lock sees
+/// what committed before it was granted.
 pub fn lock_subject_for_writing(conn: &mut DbConnection, subject_key: &str) -> Result<(), DbError> {
     use diesel::sql_types::{BigInt, Integer};
     if let DbConnection::Postgres(_) = conn {
@@ -495,17 +524,6 @@ pub fn open_erasure_requests(conn: &mut DbConnection, limit: i64) -> Result<Vec<
         .select(EventRow::as_select())
         .load(conn)?;
     complete(conn, open)
-}
-
-/// The newest version of `document` the subject ever accepted, if any.
-pub fn highest_accepted(conn: &mut DbConnection, subject_key: &str, document: &str) -> Result<Option<i32>, DbError> {
-    use diesel::dsl::max;
-    Ok(events::table
-        .filter(events::subject_key.eq(subject_key))
-        .filter(events::document.eq(document))
-        .filter(events::kind.eq("accepted"))
-        .select(max(events::version))
-        .get_result(conn)?)
 }
 
 /// The subject's erasure request, if one is open (not yet followed by an erasure).

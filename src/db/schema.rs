@@ -98,6 +98,7 @@ diesel::table! {
         covers -> Text,
         last_event_id -> BigInt,
         updated_at -> Timestamp,
+        highest_accepted -> Nullable<Integer>,
     }
 }
 

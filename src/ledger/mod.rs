@@ -15,8 +15,8 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use crate::db::ledger::{
-    Event, NewEventRow, PersonalRow, event_by_idempotency_key, head, insert_event, insert_personal, set_head,
-    set_state, state_of,
+    Event, NewEventRow, PersonalRow, event_by_idempotency_key, head, insert_event, insert_personal, set_accepted,
+    set_head, set_state, state_of,
 };
 use crate::db::log::{Source, enqueue};
 use crate::db::{DbConnection, DbError, from_stored_time, to_stored_time};
@@ -295,7 +295,9 @@ pub fn record(conn: &mut DbConnection, decision: &NewDecision, now: DateTime<Utc
 }
 
 /// Records several decisions in one transaction: all or nothing (a consent answer that covers
-/// several agreements, imports, tests).
+/// several agreements, imports, tests). Meant for one subject's decisions: on PostgreSQL each
+/// subject is locked in turn, so two calls naming the same subjects in opposite orders could
+/// deadlock.
 pub fn record_many(
     conn: &mut DbConnection,
     decisions: &[NewDecision],
@@ -457,15 +459,6 @@ pub(crate) fn record_once(
         }
     };
     let version = version.map(|v| i32::try_from(v.get()).unwrap_or(i32::MAX));
-    // Contract §2: once a subject accepted version n, an older version is refused, even the
-    // current one. Read inside the transaction, after the subject's lock, so that two requests
-    // cannot both pass.
-    if let (Kind::Accepted, Some(document), Some(asked)) = (kind, document, version)
-        && let Some(accepted) = crate::db::ledger::highest_accepted(conn, key, document)?
-        && accepted > asked
-    {
-        return Err(RecordError::Backwards { document: document.to_owned(), accepted, asked });
-    }
     let receipt = append(
         conn,
         &Append {
@@ -485,8 +478,21 @@ pub(crate) fn record_once(
     )?;
     if let (Some(document), Kind::Accepted | Kind::Declined | Kind::Withdrawn) = (document, kind) {
         let covers_json = serde_json::to_string(&covers).map_err(|e| DbError::Corrupt(e.to_string()))?;
-        // A withdrawal keeps what was withdrawn in `covers` for the record; the state says withdrawn.
-        set_state(conn, key, document, kind.as_str(), version, &covers_json, receipt.event_id, now)?;
+        match (kind, version) {
+            // Contract §2: once a subject accepted version n, an older version is refused, even
+            // the current one. The state row keeps the newest version accepted and is written
+            // only if this is not older; otherwise the whole decision is undone (the caller
+            // rolls back), event included. No extra read on the way of every acceptance.
+            (Kind::Accepted, Some(asked)) => {
+                if !set_accepted(conn, key, document, asked, &covers_json, receipt.event_id, now)? {
+                    let accepted = state_of(conn, key, document)?.and_then(|s| s.highest_accepted).unwrap_or(asked);
+                    return Err(RecordError::Backwards { document: document.to_owned(), accepted, asked });
+                }
+            }
+            // A withdrawal keeps what was withdrawn in `covers` for the record; the state says
+            // withdrawn.
+            _ => set_state(conn, key, document, kind.as_str(), version, &covers_json, receipt.event_id, now)?,
+        }
         // The parts an acceptance covers (and a withdrawal takes back) get a state row too, so
         // that coverage of a part is counted like that of an agreement. A decline concerns the
         // agreement.

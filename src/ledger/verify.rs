@@ -121,7 +121,9 @@ fn check_versions(
 }
 
 /// What the status rows must say: document → (state, version, covers).
-type Expected = HashMap<String, (String, Option<i32>, String)>;
+/// What a subject's events say each status row holds: state, version, covers, and the newest
+/// version accepted.
+type Expected = HashMap<String, (String, Option<i32>, String, Option<i32>)>;
 
 fn check_chains(
     conn: &mut DbConnection,
@@ -217,10 +219,20 @@ fn finish_subject(
     let Some((key, seq, hash, who)) = last else { return Ok(0) };
     let rows = crate::db::ledger::states_of(conn, key)?;
     for row in &rows {
-        let stored = (row.state.clone(), row.version, row.covers.clone());
+        let stored = (row.state.clone(), row.version, row.covers.clone(), row.highest_accepted);
         match expected.remove(&row.document) {
             Some(want) if want == stored => {}
-            Some((state, version, _)) => report.problems.push(format!(
+            Some((state, version, covers, highest))
+                if (&state, version, &covers) == (&row.state, row.version, &row.covers) =>
+            {
+                report.problems.push(format!(
+                    "subject {who}: its status for {} says the newest version accepted is v{}, but its events say v{}",
+                    row.document,
+                    row.highest_accepted.unwrap_or(0),
+                    highest.unwrap_or(0)
+                ));
+            }
+            Some((state, version, _, _)) => report.problems.push(format!(
                 "subject {who}: its status for {} says {} v{}, but its events say {state} v{}",
                 row.document,
                 row.state,
@@ -249,7 +261,8 @@ fn finish_subject(
 
 /// What an event does to its subject's status rows (as `ledger::record_once` writes them): an
 /// acceptance or a withdrawal sets the agreement and each covered part; a decline, the
-/// agreement; an erasure removes them all.
+/// agreement; an erasure removes them all. An acceptance also raises the agreement's newest
+/// version accepted, which nothing else changes.
 fn expect_state(event: &Event, expected: &mut Expected) {
     let row = &event.row;
     if row.kind == "erased" {
@@ -258,11 +271,17 @@ fn expect_state(event: &Event, expected: &mut Expected) {
     }
     let Some(document) = &row.document else { return };
     let Ok(covers) = serde_json::from_str::<Vec<Covered>>(&row.covers) else { return };
-    expected.insert(document.clone(), (row.kind.clone(), row.version, row.covers.clone()));
+    let highest_before = |expected: &Expected, document: &str| expected.get(document).and_then(|e| e.3);
+    let mut highest = highest_before(expected, document);
+    if row.kind == "accepted" {
+        highest = highest.max(row.version);
+    }
+    expected.insert(document.clone(), (row.kind.clone(), row.version, row.covers.clone(), highest));
     if row.kind != "declined" {
         for part in covers.iter().filter(|c| c.document.as_str() != document) {
             let version = i32::try_from(part.version.get()).ok();
-            expected.insert(part.document.to_string(), (row.kind.clone(), version, row.covers.clone()));
+            let highest = highest_before(expected, part.document.as_str());
+            expected.insert(part.document.to_string(), (row.kind.clone(), version, row.covers.clone(), highest));
         }
     }
 }

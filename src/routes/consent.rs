@@ -509,8 +509,14 @@ pub async fn answer(
         Ok(all) => {
             all.into_iter().map(|(Recorded::Created(r) | Recorded::Replayed(r))| r.event_id.to_string()).collect()
         }
-        Err(e @ ledger::RecordError::Backwards { .. }) => {
-            return Err(PageError { status: StatusCode::CONFLICT, message: format!("Nothing was recorded: {e}.") });
+        Err(ledger::RecordError::Backwards { document, accepted, .. }) => {
+            let title = agreements.iter().find(|a| a.slug == document).map_or(document.as_str(), |a| a.title.as_str());
+            let text = format!(
+                "You accepted version {accepted} of {title} before, and an acceptance cannot go back to an older \
+                 version. Nothing was recorded. Go back and choose “Accept, including the upcoming version”."
+            );
+            let back = format!("/consent?token={}", form.token);
+            return Ok(message(StatusCode::CONFLICT, "Please accept the newer version", &text, Some((&back, "Back"))));
         }
         Err(e) => {
             tracing::error!(error = %e, "recording a consent decision failed");

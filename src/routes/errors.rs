@@ -105,6 +105,7 @@ impl ResponseError for PageError {
         let heading = match self.status {
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::BAD_REQUEST => "That address is not quite right",
+            StatusCode::CONFLICT => "That cannot be done",
             _ => "Something went wrong on our side",
         };
         let page = ErrorPage { status: self.status.as_u16(), heading, message: &self.message };

@@ -1,0 +1,1 @@
+ALTER TABLE subject_documents DROP COLUMN highest_accepted;
