@@ -478,13 +478,10 @@ pub fn has_personal(conn: &mut DbConnection, subject_key: &str) -> Result<bool, 
 /// Clears the IP address and user agent of events recorded before `before` (retention).
 /// Returns how many events were cleared.
 pub fn clear_evidence_before(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, DbError> {
+    // Personal rows first, then events, in the order erasure takes them, so that the two cannot
+    // deadlock on PostgreSQL.
     let old = events::table.filter(events::recorded_at.lt(before)).select(events::id);
-    // The request's hash covered the address and user agent too. Without it the idempotency
-    // key cannot be checked, so it goes as well: a request retried this late counts as new.
-    diesel::update(events::table.filter(events::recorded_at.lt(before)).filter(events::request_hash.is_not_null()))
-        .set((events::idempotency_key.eq(None::<String>), events::request_hash.eq(None::<String>)))
-        .execute(conn)?;
-    Ok(diesel::update(
+    let cleared = diesel::update(
         event_personal::table
             .filter(event_personal::event_id.eq_any(old))
             .filter(event_personal::evidence_salt.is_not_null()),
@@ -494,7 +491,13 @@ pub fn clear_evidence_before(conn: &mut DbConnection, before: NaiveDateTime) -> 
         event_personal::user_agent.eq(None::<String>),
         event_personal::evidence_salt.eq(None::<String>),
     ))
-    .execute(conn)?)
+    .execute(conn)?;
+    // The request's hash covered the address and user agent too. Without it the idempotency
+    // key cannot be checked, so it goes as well: a request retried this late counts as new.
+    diesel::update(events::table.filter(events::recorded_at.lt(before)).filter(events::request_hash.is_not_null()))
+        .set((events::idempotency_key.eq(None::<String>), events::request_hash.eq(None::<String>)))
+        .execute(conn)?;
+    Ok(cleared)
 }
 
 /// The newest event of a subject of one kind, if any.
