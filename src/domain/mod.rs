@@ -180,6 +180,25 @@ impl fmt::Display for SubjectId {
     }
 }
 
+/// A key under which a host application may send the same decision again and get the first
+/// receipt back (1–200 bytes, no control characters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.is_empty() || raw.len() > 200 || raw.chars().any(char::is_control) {
+            return Err(InvalidValue("idempotency_key must be 1 to 200 bytes without control characters".into()));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// What an API key may do: `read` for GET, `write` for POST (and GET), `admin` for all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -37,7 +37,7 @@ impl FromStr for IpMode {
 }
 
 /// The evidence kept with an event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Evidence {
     pub ip: Option<String>,
     pub user_agent: Option<String>,

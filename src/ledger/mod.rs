@@ -3,6 +3,7 @@
 //! same transaction; receipts; API keys; and verification of everything stored.
 
 pub mod chain;
+pub mod decide;
 pub mod evidence;
 pub mod export;
 pub mod keys;

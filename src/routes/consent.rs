@@ -17,15 +17,16 @@ use super::api::rfc3339;
 use super::auth::require;
 use super::diffs::{Item, layout};
 use super::pages::human_time;
-use super::subjects::{DecisionBody, EvidenceBody, build_decision};
+use super::subjects::EvidenceBody;
 use super::{ApiError, AppState, PageError};
 use crate::changes::changes_since;
 use crate::consent::{Claims, TokenError, seal, sign, unseal, verify};
 use crate::db::ledger::{consent_events, events_of, states_of};
 use crate::db::versions::version_text;
 use crate::domain::rules::{self, Decision};
-use crate::domain::{Catalog, Scope, Slug, SubjectId, VersionNumber};
-use crate::ledger::{self, Kind, Method, Recorded};
+use crate::domain::{Catalog, IdempotencyKey, Scope, Slug, SubjectId, VersionNumber};
+use crate::ledger::decide::{self, Ask};
+use crate::ledger::{self, Evidence, Kind, Method, Recorded};
 use crate::render::SafeHtml;
 
 const CSRF_COOKIE: &str = "assent_csrf";
@@ -430,8 +431,13 @@ pub struct ConsentForm {
     pub choice: String,
 }
 
-/// The evidence a browser request carries: user agent, language, and client address.
-fn browser_evidence(state: &AppState, req: &HttpRequest) -> EvidenceBody {
+/// The evidence a browser request carries (user agent, language, and client address), checked
+/// and minimised as the API's is.
+fn browser_evidence(state: &AppState, req: &HttpRequest) -> Result<Evidence, PageError> {
+    sent_evidence(state, req).minimised(state).map_err(|e| PageError::bad_request(e.to_string()))
+}
+
+fn sent_evidence(state: &AppState, req: &HttpRequest) -> EvidenceBody {
     let header = |name: &str| req.headers().get(name).and_then(|h| h.to_str().ok()).map(str::to_owned);
     let peer = req.peer_addr().map(|a| a.ip());
     let ip = state.settings.trusted_proxies.client(peer, header("x-forwarded-for").as_deref());
@@ -445,6 +451,12 @@ fn browser_evidence(state: &AppState, req: &HttpRequest) -> EvidenceBody {
         locale: header("accept-language")
             .map(|l| l.chars().filter(|c| !c.is_control()).take(crate::ledger::evidence::MAX_LOCALE).collect()),
     }
+}
+
+/// The idempotency key of one agreement's answer through one link: a second answer through the
+/// same link finds the first.
+fn consent_key(nonce: &str, slug: &str) -> Result<IdempotencyKey, PageError> {
+    IdempotencyKey::parse(&format!("consent:{nonce}:{slug}")).map_err(|e| PageError::bad_request(e.to_string()))
 }
 
 /// `POST /consent`: records the decision, then sends the subject back.
@@ -491,17 +503,17 @@ pub async fn answer(
             None => None,
         }
         .unwrap_or(agreement.version);
-        let body = DecisionBody {
+        let ask = Ask {
+            subject: subject.clone(),
             document: agreement.slug.clone(),
+            kind,
             version: Some(version),
-            evidence: browser_evidence(&state, &req),
-            idempotency_key: Some(format!("consent:{}:{}", claims.nonce, agreement.slug)),
+            evidence: browser_evidence(&state, &req)?,
+            idempotency_key: Some(consent_key(&claims.nonce, &agreement.slug)?),
+            recorded_by: "consent_page".into(),
+            method: Method::ConsentPage,
         };
-        decisions.push(
-            build_decision(&state, subject.clone(), body, kind, "consent_page".into(), Method::ConsentPage)
-                .await
-                .map_err(PageError::from)?,
-        );
+        decisions.push(decide::plan(&catalog, &state.subject_keys, ask, now).map_err(ApiError::from)?);
     }
     // One transaction for the whole answer: every agreement is recorded, or none is.
     let recorded = state.db.run(move |c| ledger::record_many(c, &decisions, Utc::now())).await;
@@ -651,15 +663,18 @@ pub async fn withdraw(
         Ok(c) => c,
         Err(page) => return Ok(*page),
     };
-    let body = DecisionBody {
+    let ask = Ask {
+        subject,
         document: form.document,
+        kind: Kind::Withdrawn,
         version: None,
-        evidence: browser_evidence(&state, &req),
+        evidence: browser_evidence(&state, &req)?,
         idempotency_key: None,
+        recorded_by: "consent_page".into(),
+        method: Method::ConsentPage,
     };
-    let decision = build_decision(&state, subject, body, Kind::Withdrawn, "consent_page".into(), Method::ConsentPage)
-        .await
-        .map_err(PageError::from)?;
+    let catalog = state.catalog.get(&state.db).await.map_err(ApiError::from)?;
+    let decision = decide::plan(&catalog, &state.subject_keys, ask, Utc::now()).map_err(ApiError::from)?;
     match state.recorder.record(decision).await {
         Ok(_) => Ok(see_other(&format!("/me?token={}&done=withdrawn", form.token))),
         Err(ledger::RecordError::NothingToWithdraw(_)) => Err(PageError {
@@ -727,8 +742,7 @@ pub async fn request_erasure(
         Ok(c) => c,
         Err(page) => return Ok(*page),
     };
-    let evidence =
-        browser_evidence(&state, &req).minimised(&state).map_err(|e| PageError::bad_request(e.to_string()))?;
+    let evidence = browser_evidence(&state, &req)?;
     let key = state.subject_keys.key(&subject);
     match state.recorder.record(ledger::erasure_request(subject, key, evidence)).await {
         Ok(_) => Ok(see_other(&format!("/me?token={}&done=erasure", form.token))),

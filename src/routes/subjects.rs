@@ -10,9 +10,10 @@ use super::auth::require;
 use super::{ApiError, AppState};
 use crate::db::ledger::events_of;
 use crate::domain::rules::{self, Refusal, State};
-use crate::domain::{Scope, SubjectId};
+use crate::domain::{IdempotencyKey, Scope, SubjectId};
+use crate::ledger::decide::{self, Ask, DecideError};
 use crate::ledger::export::EventView;
-use crate::ledger::{self, Action, Evidence, Method, NewDecision, RecordError, Recorded};
+use crate::ledger::{self, Evidence, Method, RecordError, Recorded};
 
 /// The subject id from the path, exactly as the host application sent it.
 fn subject(req: &HttpRequest) -> Result<SubjectId, ApiError> {
@@ -113,6 +114,15 @@ impl From<Refusal> for ApiError {
     }
 }
 
+impl From<DecideError> for ApiError {
+    fn from(e: DecideError) -> Self {
+        match e {
+            DecideError::Refused(r) => r.into(),
+            DecideError::Invalid(message) => ApiError::bad_request(message),
+        }
+    }
+}
+
 impl From<RecordError> for ApiError {
     fn from(e: RecordError) -> Self {
         match e {
@@ -165,67 +175,28 @@ async fn decide(
     kind: ledger::Kind,
 ) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Write).await?;
-    let subject = subject(&req)?;
-    let decision = build_decision(&state, subject, body, kind, key.name, Method::Api).await?;
+    let ask = Ask {
+        subject: subject(&req)?,
+        document: body.document,
+        kind,
+        version: body.version,
+        evidence: body.evidence.minimised(&state).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        idempotency_key: body
+            .idempotency_key
+            .as_deref()
+            .map(IdempotencyKey::parse)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        recorded_by: key.name,
+        method: Method::Api,
+    };
+    let catalog = state.catalog.get(&state.db).await?;
+    let decision = decide::plan(&catalog, &state.subject_keys, ask, Utc::now())?;
     // The event is committed before the answer is sent.
     match state.recorder.record(decision).await? {
         Recorded::Created(receipt) => Ok(HttpResponse::Created().json(receipt)),
         Recorded::Replayed(receipt) => Ok(HttpResponse::Ok().json(receipt)),
     }
-}
-
-/// Checks a decision against the catalog and the contract, and builds what the ledger records.
-pub async fn build_decision(
-    state: &AppState,
-    subject: SubjectId,
-    body: DecisionBody,
-    kind: ledger::Kind,
-    recorded_by: String,
-    method: Method,
-) -> Result<NewDecision, ApiError> {
-    if let Some(k) = &body.idempotency_key
-        && (k.is_empty() || k.len() > 200 || k.chars().any(char::is_control))
-    {
-        return Err(ApiError::bad_request("idempotency_key must be 1 to 200 bytes without control characters"));
-    }
-    let catalog = state.catalog.get(&state.db).await?;
-    let now = Utc::now();
-    let action = match kind {
-        ledger::Kind::Withdrawn => {
-            if body.version.is_some() {
-                return Err(ApiError::bad_request("a withdrawal names the document only, not a version"));
-            }
-            rules::agreement(&catalog, &body.document)?;
-            Action::Withdraw
-        }
-        _ => {
-            let version = body.version.ok_or_else(|| ApiError::bad_request("`version` is required"))?;
-            let (_, covers) = rules::decidable(&catalog, &body.document, version, now)?;
-            let number = covers[0].version;
-            if kind == ledger::Kind::Accepted {
-                Action::Accept { version: number, covers }
-            } else {
-                Action::Decline { version: number, covers: covers.into_iter().take(1).collect() }
-            }
-        }
-    };
-    let document = crate::domain::Slug::parse(&body.document).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let request_hash = body.idempotency_key.as_ref().map(|_| {
-        let canonical = serde_json::json!({"kind": kind.as_str(), "body": &body});
-        state.subject_keys.request_hash(canonical.to_string().as_bytes())
-    });
-    let evidence = body.evidence.minimised(state).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(NewDecision {
-        subject_key: state.subject_keys.key(&subject),
-        subject,
-        document: Some(document),
-        action,
-        recorded_by,
-        method,
-        evidence,
-        idempotency_key: body.idempotency_key,
-        request_hash,
-    })
 }
 
 /// `GET /api/v1/subjects/{id}/events`: every event of the subject, oldest first.

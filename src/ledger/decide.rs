@@ -1,0 +1,95 @@
+//! The one path from "someone asks to record a decision" to what the ledger records. The JSON
+//! API and the consent pages both come here with domain values; neither builds the other's
+//! request. The rules that need the subject's own history (nothing to withdraw, never
+//! backwards) are checked where it is read, inside the recording transaction
+//! (`ledger::record_once`).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{Action, Evidence, Kind, Method, NewDecision, SubjectKeys};
+use crate::domain::rules::{self, Refusal};
+use crate::domain::{Catalog, IdempotencyKey, Slug, SubjectId};
+
+/// A decision someone asks to record.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub subject: SubjectId,
+    /// The document as named in the request (it may name nothing published).
+    pub document: String,
+    /// `Accepted`, `Declined` or `Withdrawn`.
+    pub kind: Kind,
+    /// The version decided on; a withdrawal names none.
+    pub version: Option<u32>,
+    /// Already checked and minimised (`Evidence::new`).
+    pub evidence: Evidence,
+    pub idempotency_key: Option<IdempotencyKey>,
+    /// Who recorded it: the API key's name, or `consent_page`.
+    pub recorded_by: String,
+    pub method: Method,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The request itself is malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a retry must repeat to be the same request: everything that would be recorded.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    kind: &'static str,
+    document: &'a str,
+    version: Option<u32>,
+    evidence: &'a Evidence,
+}
+
+/// Checks `ask` against the catalog at `now` (contract §2) and builds what the ledger records:
+/// for an acceptance, the version with the newest version of each of the agreement's parts.
+pub fn plan(catalog: &Catalog, keys: &SubjectKeys, ask: Ask, now: DateTime<Utc>) -> Result<NewDecision, DecideError> {
+    let action = match (ask.kind, ask.version) {
+        (Kind::Withdrawn, Some(_)) => {
+            return Err(DecideError::Invalid("a withdrawal names the document only, not a version".into()));
+        }
+        (Kind::Withdrawn, None) => {
+            rules::agreement(catalog, &ask.document)?;
+            Action::Withdraw
+        }
+        (Kind::Accepted | Kind::Declined, None) => return Err(DecideError::Invalid("`version` is required".into())),
+        (Kind::Accepted, Some(version)) => {
+            let (_, covers) = rules::decidable(catalog, &ask.document, version, now)?;
+            Action::Accept { version: covers[0].version, covers }
+        }
+        (Kind::Declined, Some(version)) => {
+            let (_, covers) = rules::decidable(catalog, &ask.document, version, now)?;
+            Action::Decline { version: covers[0].version, covers: covers.into_iter().take(1).collect() }
+        }
+        (Kind::ErasureRequested | Kind::Erased, _) => {
+            return Err(DecideError::Invalid(format!("`{}` is not a decision on a document", ask.kind.as_str())));
+        }
+    };
+    let document = Slug::parse(&ask.document).map_err(|e| DecideError::Invalid(e.to_string()))?;
+    let request_hash = ask.idempotency_key.as_ref().map(|_| {
+        let canonical = Canonical {
+            kind: ask.kind.as_str(),
+            document: &ask.document,
+            version: ask.version,
+            evidence: &ask.evidence,
+        };
+        keys.request_hash(serde_json::to_string(&canonical).unwrap_or_default().as_bytes())
+    });
+    Ok(NewDecision {
+        subject_key: keys.key(&ask.subject),
+        subject: ask.subject,
+        document: Some(document),
+        action,
+        recorded_by: ask.recorded_by,
+        method: ask.method,
+        evidence: ask.evidence,
+        idempotency_key: ask.idempotency_key.map(|k| k.as_str().to_owned()),
+        request_hash,
+    })
+}
