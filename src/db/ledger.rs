@@ -229,7 +229,8 @@ pub struct StateRow {
     pub covers: String,
     pub last_event_id: i64,
     pub updated_at: NaiveDateTime,
-    /// The newest version of the agreement the subject accepted (none on parts' rows).
+    /// The newest version of the agreement the subject accepted since its last erasure; none if
+    /// it never accepted it, and on the rows of parts (which are accepted with their agreement).
     pub highest_accepted: Option<i32>,
 }
 
@@ -386,6 +387,15 @@ pub fn lock_subject_for_writing(conn: &mut DbConnection, subject_key: &str) -> R
     Ok(())
 }
 
+/// Takes the writers' lock exclusively, until the transaction ends (PostgreSQL): waits for the
+/// writers in flight, and holds new ones off.
+fn hold_off_event_writes(conn: &mut DbConnection) -> Result<(), DbError> {
+    if let DbConnection::Postgres(_) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({EVENT_WRITE_LOCK})")).execute(conn)?;
+    }
+    Ok(())
+}
+
 /// The highest event id below which every event is committed and none can still appear, so
 /// that keyset pages up to it are exact. SQLite commits one writer at a time in id order, so
 /// it is simply the highest id. On PostgreSQL ids are taken before commit and can commit out of
@@ -399,7 +409,7 @@ pub fn event_horizon(conn: &mut DbConnection) -> Result<i64, DbError> {
     match conn {
         DbConnection::Sqlite(_) => read(conn),
         DbConnection::Postgres(_) => conn.transaction(|conn| {
-            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({EVENT_WRITE_LOCK})")).execute(conn)?;
+            hold_off_event_writes(conn)?;
             read(conn)
         }),
     }
@@ -478,8 +488,11 @@ pub fn has_personal(conn: &mut DbConnection, subject_key: &str) -> Result<bool, 
 /// Clears the IP address and user agent of events recorded before `before` (retention).
 /// Returns how many events were cleared.
 pub fn clear_evidence_before(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, DbError> {
-    // Personal rows first, then events, in the order erasure takes them, so that the two cannot
-    // deadlock on PostgreSQL.
+    // Retention touches many subjects' rows, in an order of the planner's choosing; an erasure
+    // or a decision touching the same rows in another order could deadlock with it. So it runs
+    // alone: after the writers in flight, holding new ones off (only rows newly past the
+    // retention age are cleared, so after its first run it is brief).
+    hold_off_event_writes(conn)?;
     let old = events::table.filter(events::recorded_at.lt(before)).select(events::id);
     let cleared = diesel::update(
         event_personal::table

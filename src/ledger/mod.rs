@@ -421,6 +421,9 @@ fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result
     })
 }
 
+/// Records one decision inside the caller's transaction. On `Err` the caller must roll back
+/// (the transaction, or the decision's savepoint): a refusal found late, such as a step
+/// backwards, comes after the event was written.
 pub(crate) fn record_once(
     conn: &mut DbConnection,
     d: &NewDecision,

@@ -120,7 +120,6 @@ fn check_versions(
     Ok((hashes, leaves))
 }
 
-/// What the status rows must say: document → (state, version, covers).
 /// What a subject's events say each status row holds: state, version, covers, and the newest
 /// version accepted.
 type Expected = HashMap<String, (String, Option<i32>, String, Option<i32>)>;
@@ -226,10 +225,10 @@ fn finish_subject(
                 if (&state, version, &covers) == (&row.state, row.version, &row.covers) =>
             {
                 report.problems.push(format!(
-                    "subject {who}: its status for {} says the newest version accepted is v{}, but its events say v{}",
+                    "subject {who}: its status for {} says the newest version accepted is {}, but its events say {}",
                     row.document,
-                    row.highest_accepted.unwrap_or(0),
-                    highest.unwrap_or(0)
+                    row.highest_accepted.map_or("none".to_owned(), |v| format!("v{v}")),
+                    highest.map_or("none".to_owned(), |v| format!("v{v}"))
                 ));
             }
             Some((state, version, _, _)) => report.problems.push(format!(
