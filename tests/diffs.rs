@@ -177,7 +177,7 @@ fn changes_since_covers_an_agreement_and_its_parts(backend: Backend) {
     let privacy = &changes[1];
     assert_eq!((privacy.accepted, privacy.to), (Some(v(1)), v(3)), "v1 → v3 across several versions at once");
     let diff = privacy.diff.as_ref().unwrap();
-    assert!(diff.changes.blocks.iter().any(|b| b.html.contains("<del>ten</del><ins>two</ins>")));
+    assert!(diff.changes.blocks.iter().any(|b| b.html.as_str().contains("<del>ten</del><ins>two</ins>")));
     let never = assent::changes::changes_since(
         &mut conn,
         &cache,

@@ -16,7 +16,7 @@ use pulldown_cmark::{Alignment, Event, Parser, Tag, TagEnd};
 use serde::Serialize;
 use similar::{Algorithm, DiffOp, TextDiff, capture_diff_slices_deadline};
 
-use super::markdown::{options, sanitizer};
+use super::markdown::{SafeHtml, options, sanitizer};
 
 /// A bound on the work one diff may take (pathological input falls back to coarser output).
 const DEADLINE: Duration = Duration::from_millis(500);
@@ -48,12 +48,12 @@ pub struct DiffBlock {
     pub new_markdown: Option<String>,
     /// The block as formatted text, with `<ins>`/`<del>` inside (sanitised).
     #[serde(skip)]
-    pub html: String,
+    pub html: SafeHtml,
     /// For the side-by-side view: the older block with `<del>`, the newer with `<ins>`.
     #[serde(skip)]
-    pub old_html: String,
+    pub old_html: SafeHtml,
     #[serde(skip)]
-    pub new_html: String,
+    pub new_html: SafeHtml,
     /// Word-level runs of a changed block (empty for other blocks).
     pub segments: Vec<Segment>,
     pub insertions: usize,
@@ -291,8 +291,8 @@ struct Builder<'c> {
 }
 
 impl Builder<'_> {
-    fn clean(&self, html: &str) -> String {
-        self.cleaner.clean(html).to_string()
+    fn clean(&self, html: &str) -> SafeHtml {
+        SafeHtml::cleaned(self.cleaner.clean(html).to_string())
     }
 
     fn enter(&mut self, block: &Block<'_>) {
@@ -309,8 +309,8 @@ impl Builder<'_> {
             section: self.section.clone(),
             old_markdown: None,
             new_markdown: None,
-            old_html: String::new(),
-            new_html: String::new(),
+            old_html: SafeHtml::default(),
+            new_html: SafeHtml::default(),
             html,
             segments: Vec::new(),
             insertions: 0,
@@ -321,16 +321,17 @@ impl Builder<'_> {
     fn inserted(&mut self, new: &Block<'_>) {
         self.enter(new);
         let html = self.clean(&block_html(new));
-        let words = count_words(&tokens(&html));
+        let words = count_words(&tokens(html.as_str()));
+        let shown = html.within("<ins class=\"block\">", "</ins>");
         self.blocks.push(DiffBlock {
             change: Change::Inserted,
             section: self.section.clone(),
             old_markdown: None,
             new_markdown: Some(new.source.to_owned()),
-            old_html: String::new(),
-            new_html: format!("<ins class=\"block\">{html}</ins>"),
-            html: format!("<ins class=\"block\">{html}</ins>"),
-            segments: vec![Segment { op: "insert", text: plain_text(&html) }],
+            old_html: SafeHtml::default(),
+            new_html: shown.clone(),
+            html: shown,
+            segments: vec![Segment { op: "insert", text: plain_text(html.as_str()) }],
             insertions: words,
             deletions: 0,
         });
@@ -339,16 +340,17 @@ impl Builder<'_> {
     fn deleted(&mut self, old: &Block<'_>) {
         let section = old.heading.clone().or_else(|| self.section.clone());
         let html = self.clean(&block_html(old));
-        let words = count_words(&tokens(&html));
+        let words = count_words(&tokens(html.as_str()));
+        let shown = html.within("<del class=\"block\">", "</del>");
         self.blocks.push(DiffBlock {
             change: Change::Deleted,
             section,
             old_markdown: Some(old.source.to_owned()),
             new_markdown: None,
-            old_html: format!("<del class=\"block\">{html}</del>"),
-            new_html: String::new(),
-            html: format!("<del class=\"block\">{html}</del>"),
-            segments: vec![Segment { op: "delete", text: plain_text(&html) }],
+            old_html: shown.clone(),
+            new_html: SafeHtml::default(),
+            html: shown,
+            segments: vec![Segment { op: "delete", text: plain_text(html.as_str()) }],
             insertions: 0,
             deletions: words,
         });
@@ -388,8 +390,8 @@ impl Builder<'_> {
         self.enter(new);
         let old_html = self.clean(&block_html(old));
         let new_html = self.clean(&block_html(new));
-        let a = tokens(&old_html);
-        let b = tokens(&new_html);
+        let a = tokens(old_html.as_str());
+        let b = tokens(new_html.as_str());
         let ops = capture_diff_slices_deadline(Algorithm::Myers, &a, &b, Some(self.deadline));
         let runs = merge_small_equal_runs(&ops, &a, &b);
         let mut inline = String::new();
@@ -631,7 +633,7 @@ mod tests {
         let d = diff("## Use\n\nWe keep your data for ten years.\n", "## Use\n\nWe keep your data for two years.\n");
         let changed: Vec<_> = d.blocks.iter().filter(|b| b.change == Change::Changed).collect();
         assert_eq!(changed.len(), 1);
-        assert_eq!(changed[0].html, "<p>We keep your data for <del>ten</del><ins>two</ins> years.</p>\n");
+        assert_eq!(changed[0].html.as_str(), "<p>We keep your data for <del>ten</del><ins>two</ins> years.</p>\n");
         assert_eq!(changed[0].section.as_deref(), Some("Use"));
         assert_eq!((d.insertions, d.deletions), (1, 1));
         assert_eq!(
@@ -651,7 +653,7 @@ mod tests {
         let kinds: Vec<Change> = d.blocks.iter().map(|b| b.change).collect();
         assert!(kinds.contains(&Change::Deleted), "{kinds:?}");
         assert!(kinds.contains(&Change::Inserted), "{kinds:?}");
-        let ins = d.blocks.iter().find(|b| b.change == Change::Inserted && b.html.contains("Brand")).unwrap();
+        let ins = d.blocks.iter().find(|b| b.change == Change::Inserted && b.html.as_str().contains("Brand")).unwrap();
         assert_eq!(ins.section.as_deref(), Some("New"));
         assert_eq!(d.insertions, 1 + 4);
         assert_eq!(d.deletions, 3);
@@ -665,13 +667,13 @@ mod tests {
         let changed: Vec<_> = d.blocks.iter().filter(|b| b.change == Change::Changed).collect();
         assert_eq!(changed.len(), 2, "{:#?}", d.blocks);
         assert!(
-            changed[0].html.contains("<ol start=\"2\"><li>second<ins>,</ins><ins> amended</ins></li></ol>")
-                || changed[0].html.contains("second<ins>, amended</ins>"),
+            changed[0].html.as_str().contains("<ol start=\"2\"><li>second<ins>,</ins><ins> amended</ins></li></ol>")
+                || changed[0].html.as_str().contains("second<ins>, amended</ins>"),
             "{}",
             changed[0].html
         );
-        assert!(changed[1].html.contains("<td><del>4</del><ins>5</ins></td>"), "{}", changed[1].html);
-        assert!(!changed[1].html.contains("<th>"), "a body row renders body cells: {}", changed[1].html);
+        assert!(changed[1].html.as_str().contains("<td><del>4</del><ins>5</ins></td>"), "{}", changed[1].html);
+        assert!(!changed[1].html.as_str().contains("<th>"), "a body row renders body cells: {}", changed[1].html);
     }
 
     #[test]
@@ -686,9 +688,9 @@ mod tests {
     fn formatting_is_kept_and_hostile_markup_is_not() {
         let d = diff("We **never** sell data.\n", "We **never** sell or rent data. <script>alert(1)</script>\n");
         let b = d.blocks.iter().find(|b| b.change == Change::Changed).unwrap();
-        assert!(b.html.contains("<strong>never</strong>"), "{}", b.html);
-        assert!(b.html.contains("<ins>or rent </ins>"), "{}", b.html);
-        assert!(!b.html.contains("<script"), "{}", b.html);
+        assert!(b.html.as_str().contains("<strong>never</strong>"), "{}", b.html);
+        assert!(b.html.as_str().contains("<ins>or rent </ins>"), "{}", b.html);
+        assert!(!b.html.as_str().contains("<script"), "{}", b.html);
     }
 
     #[test]
@@ -698,9 +700,9 @@ mod tests {
             "b) Share with service providers only the personal information that is necessary to provide it;\n",
         );
         let b = d.blocks.iter().find(|b| b.change == Change::Changed).unwrap();
-        assert!(b.html.matches("<del>").count() <= 3, "{}", b.html);
-        assert!(b.html.contains("necessary to provide it;"), "{}", b.html);
-        assert!(b.html.starts_with("<p>b) Share "), "{}", b.html);
+        assert!(b.html.as_str().matches("<del>").count() <= 3, "{}", b.html);
+        assert!(b.html.as_str().contains("necessary to provide it;"), "{}", b.html);
+        assert!(b.html.as_str().starts_with("<p>b) Share "), "{}", b.html);
     }
 
     #[test]
@@ -715,7 +717,7 @@ mod tests {
     fn chinese_text_diffs_by_character() {
         let d = diff("我们保存您的数据十年。\n", "我们保存您的数据两年。\n");
         let b = d.blocks.iter().find(|b| b.change == Change::Changed).unwrap();
-        assert!(b.html.contains("<del>十</del><ins>两</ins>"), "{}", b.html);
+        assert!(b.html.as_str().contains("<del>十</del><ins>两</ins>"), "{}", b.html);
     }
 
     #[test]

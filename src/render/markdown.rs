@@ -9,12 +9,38 @@ use std::collections::{HashMap, HashSet};
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use serde::{Deserialize, Serialize};
 
-/// HTML that has been through the sanitiser.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// HTML that has been through the sanitiser. Templates print it as it is (askama's `HtmlSafe`);
+/// every other string they print is escaped, so no template needs `|safe`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct SafeHtml(String);
 
+impl askama::filters::HtmlSafe for SafeHtml {}
+
 impl SafeHtml {
+    /// What the sanitiser (`ammonia`) just returned.
+    pub(crate) fn cleaned(html: String) -> Self {
+        Self(html)
+    }
+
+    /// This HTML inside an element of the code's own: `open` and `close` are literals.
+    pub fn within(&self, open: &'static str, close: &'static str) -> SafeHtml {
+        SafeHtml(format!("{open}{}{close}", self.0))
+    }
+
+    /// Several fragments one after the other.
+    pub fn concat<'a>(parts: impl IntoIterator<Item = &'a SafeHtml>) -> SafeHtml {
+        SafeHtml(parts.into_iter().map(|p| p.0.as_str()).collect())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// HTML read back from the store, where only [`render`] output is ever written.
     pub fn from_stored(html: String) -> Self {
         Self(html)
@@ -37,7 +63,7 @@ impl SafeHtml {
 }
 
 /// See [`SafeHtml::demote_headings`]; for fragments already sanitised.
-pub fn demote_headings(html: &str, by: u8) -> String {
+fn demote_headings(html: &str, by: u8) -> String {
     let mut out = html.to_owned();
     for level in (1..=6u8).rev() {
         let to = (level + by).min(6);
@@ -198,6 +224,18 @@ pub(crate) fn sanitizer() -> ammonia::Builder<'static> {
 
 #[cfg(test)]
 mod tests {
+    /// HTML reaches a page only as `SafeHtml`; a `|safe` in a template would print a plain
+    /// string unescaped.
+    #[test]
+    fn no_template_marks_a_string_safe() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.contains("|safe"), "{} uses |safe", path.display());
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -320,7 +320,7 @@ async fn pending(state: &AppState, subject: &SubjectId) -> Result<(Arc<Catalog>,
                         Some(d) => {
                             let (mut items, _) = layout(&d.changes.blocks);
                             for item in &mut items {
-                                item.html = crate::render::markdown::demote_headings(&item.html, 2);
+                                item.html = item.html.demote_headings(2);
                             }
                             (items, d.changes.insertions, d.changes.deletions, d.changes.is_empty())
                         }

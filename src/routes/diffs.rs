@@ -13,6 +13,7 @@ use super::pages::human_time;
 use super::{ApiError, AppState, PageError};
 use crate::changes::DocumentDiff;
 use crate::domain::{DocumentInfo, Slug, VersionInfo};
+use crate::render::SafeHtml;
 use crate::render::diff::{Change, DiffBlock, Segment};
 
 #[derive(Deserialize)]
@@ -85,9 +86,9 @@ pub struct Item {
     pub change: &'static str,
     pub id: String,
     pub count: usize,
-    pub html: String,
-    pub old_html: String,
-    pub new_html: String,
+    pub html: SafeHtml,
+    pub old_html: SafeHtml,
+    pub new_html: SafeHtml,
 }
 
 #[derive(Template, WebTemplate)]
@@ -131,14 +132,14 @@ pub fn layout(blocks: &[DiffBlock]) -> (Vec<Item>, Vec<SectionLink>) {
         if fold.is_empty() {
             return;
         }
-        let html: String = fold.iter().map(|b| b.html.as_str()).collect();
+        let html = SafeHtml::concat(fold.iter().map(|b| &b.html));
         items.push(Item {
             kind: "fold",
             change: "",
             id: String::new(),
             count: fold.len(),
-            old_html: String::new(),
-            new_html: String::new(),
+            old_html: SafeHtml::default(),
+            new_html: SafeHtml::default(),
             html,
         });
         fold.clear();
