@@ -33,3 +33,4 @@ pub mod policies;
 pub mod render;
 pub mod routes;
 pub mod startup;
+pub mod views;

@@ -11,7 +11,6 @@ use chrono::{Duration, Utc};
 use serde::Deserialize;
 
 use super::audit::{EventQuery, parse_filter};
-use super::pages::human_time;
 use super::{AppState, PageError};
 use crate::consent::{seal, unseal};
 use crate::db::from_stored_time;
@@ -19,6 +18,7 @@ use crate::db::keys::key_by_id;
 use crate::db::ledger::{acceptances_between, coverage, event_horizon, events_of, list_events};
 use crate::domain::{Scope, SubjectId, rules};
 use crate::ledger::keys::authenticate;
+use crate::views::human_time;
 
 const SESSION_COOKIE: &str = "assent_admin";
 const SESSION_HOURS: i64 = 8;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, AppState, lookup};
 use crate::db::versions::version_text;
 use crate::domain::{Locale, Slug, VersionInfo};
+use crate::views::rfc3339;
 
 #[derive(Serialize)]
 pub struct DocumentJson {
@@ -60,11 +61,6 @@ impl From<&VersionInfo> for VersionJson {
             locales: v.locales.clone(),
         }
     }
-}
-
-/// RFC 3339 in UTC with a `Z`, as the contract promises.
-pub fn rfc3339(t: chrono::DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// `GET /api/v1/documents/{slug}/versions`

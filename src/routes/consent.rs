@@ -13,10 +13,7 @@ use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::api::rfc3339;
 use super::auth::require;
-use super::diffs::{Item, layout};
-use super::pages::human_time;
 use super::subjects::EvidenceBody;
 use super::{ApiError, AppState, PageError};
 use crate::changes::changes_since;
@@ -28,6 +25,9 @@ use crate::domain::{Catalog, IdempotencyKey, Scope, Slug, SubjectId, VersionNumb
 use crate::ledger::decide::{self, Ask};
 use crate::ledger::{self, Evidence, Kind, Method, Recorded};
 use crate::render::SafeHtml;
+use crate::views::human_time;
+use crate::views::rfc3339;
+use crate::views::{Item, layout};
 
 const CSRF_COOKIE: &str = "assent_csrf";
 

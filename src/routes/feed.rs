@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use atom_syndication::{EntryBuilder, FeedBuilder, FixedDateTime, LinkBuilder, Text};
 use chrono::Utc;
 
-use super::pages::human_time;
 use super::{AppState, PageError};
+use crate::views::human_time;
 
 fn fixed(t: chrono::DateTime<Utc>) -> FixedDateTime {
     t.fixed_offset()

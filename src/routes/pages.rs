@@ -3,22 +3,14 @@
 use actix_web::{HttpRequest, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{AppState, PageError, lookup};
 use crate::db::versions::version_text;
 use crate::domain::{Catalog, DocumentInfo, Locale, VersionInfo, negotiate_locale};
 use crate::render::{SafeHtml, TocEntry};
-
-/// `1 December 2026`, or `1 December 2026, 09:30 UTC` when the time is not midnight.
-pub fn human_time(t: DateTime<Utc>) -> String {
-    if t.hour() == 0 && t.minute() == 0 && t.second() == 0 {
-        t.format("%-d %B %Y").to_string()
-    } else {
-        t.format("%-d %B %Y, %H:%M UTC").to_string()
-    }
-}
+use crate::views::human_time;
 
 fn language_name(tag: &str) -> String {
     let name = match tag.to_ascii_lowercase().as_str() {

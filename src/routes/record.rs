@@ -5,9 +5,9 @@
 use askama::Template;
 use chrono::Utc;
 
-use super::pages::human_time;
 use super::{AppState, PageError};
 use crate::domain::SubjectId;
+use crate::views::human_time;
 
 pub struct RecordRow {
     pub seq: i64,

@@ -5,7 +5,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::api::rfc3339;
 use super::auth::require;
 use super::{ApiError, AppState};
 use crate::db::ledger::events_of;
@@ -14,6 +13,7 @@ use crate::domain::{IdempotencyKey, Scope, SubjectId};
 use crate::ledger::decide::{self, Ask, DecideError};
 use crate::ledger::export::EventView;
 use crate::ledger::{self, Evidence, Method, RecordError, Recorded};
+use crate::views::rfc3339;
 
 /// The subject id from the path, exactly as the host application sent it.
 fn subject(req: &HttpRequest) -> Result<SubjectId, ApiError> {
