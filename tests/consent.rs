@@ -346,7 +346,65 @@ fn a_refused_step_backwards_leads_back_to_the_upcoming_version(backend: Backend)
     assert_eq!(status["up_to_date"], true, "{status}");
 }
 
+/// The page shows what each version since the subject's acceptance says changed, in order, for
+/// the agreement and for each part; a re-prompt that comes from a part shows the part's summary,
+/// not the agreement's old one.
+fn the_page_shows_every_summary_since_the_accepted_version(backend: Backend) {
+    let app = TestApp::spawn_configured(
+        &backend,
+        |dir| {
+            write(dir, "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\n---\nTen years.\n");
+            write(dir, "privacy/v1.md", "---\ntitle: Privacy\neffective: 2020-01-01\npart_of: terms\n---\nCareful.\n");
+        },
+        |s| s.return_origins = assent::consent::ReturnOrigins::parse(HOST).unwrap(),
+    );
+    let key = app.key("host", "write");
+    let accept = |subject: &str, version: u32| {
+        let r = app.post(
+            &format!("/api/v1/subjects/{subject}/acceptances"),
+            &key,
+            &json!({"document": "terms", "version": version}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    };
+    let publish = |files: &[(&str, &str)]| {
+        for (rel, text) in files {
+            write(app.policies.path(), rel, text);
+        }
+        let out = assent(&["sync"], &app.db.url, app.policies.path());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // The server takes in a publication within its catalog's refresh time.
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+    };
+    accept("early", 1);
+    publish(&[
+        ("terms/v2.md", "---\ntitle: Terms\neffective: 2021-01-01\nsummary: Shorter retention.\n---\nTwo years.\n"),
+        ("terms/v3.md", "---\ntitle: Terms\neffective: 2022-01-01\nsummary: Even shorter.\n---\nOne year.\n"),
+        (
+            "privacy/v2.md",
+            "---\ntitle: Privacy\neffective: 2021-01-01\npart_of: terms\nsummary: A new processor.\n---\nCareful, with help.\n",
+        ),
+    ]);
+    let page = app.get(&link(&app, &key, "early"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    let at = |text: &str| body.find(text).unwrap_or_else(|| panic!("no `{text}` in {body}"));
+    assert!(at("What changed, version by version") < at("Version 2: Shorter retention."));
+    assert!(at("Version 2: Shorter retention.") < at("Version 3: Even shorter."), "in order");
+    assert!(at("What changed in version 2:</strong> A new processor.") > at("Version 3: Even shorter."));
+
+    accept("late", 3);
+    publish(&[(
+        "privacy/v3.md",
+        "---\ntitle: Privacy\neffective: 2023-01-01\npart_of: terms\nsummary: Shared with partners.\n---\nShared.\n",
+    )]);
+    let page = app.get(&link(&app, &key, "late"));
+    assert!(page.body.contains("What changed in version 3:</strong> Shared with partners."), "{}", page.body);
+    assert!(!page.body.contains("Even shorter."), "the agreement did not change for this subject: {}", page.body);
+}
+
 on_both_databases!(
+    the_page_shows_every_summary_since_the_accepted_version,
     a_refused_step_backwards_leads_back_to_the_upcoming_version,
     an_answer_to_a_page_that_changed_is_not_recorded,
     a_link_opens_a_page_that_shows_what_changed,

@@ -230,7 +230,9 @@ pub struct DocumentChange {
     pub title: String,
     pub version: u32,
     pub effective: String,
-    pub summary: Option<String>,
+    /// What each version since the one accepted says changed, oldest first (the version
+    /// shown's own, when the subject never accepted the document).
+    pub summaries: Vec<VersionSummary>,
     /// The version accepted before, when there is one.
     pub since: Option<u32>,
     pub insertions: usize,
@@ -241,13 +243,31 @@ pub struct DocumentChange {
     pub unchanged: bool,
 }
 
+pub struct VersionSummary {
+    pub version: u32,
+    pub text: String,
+}
+
+/// The summaries of the versions after `since` up to `to`, oldest first; without `since`, the
+/// summary of `to` alone.
+fn summaries(
+    doc: &crate::domain::DocumentInfo,
+    since: Option<VersionNumber>,
+    to: VersionNumber,
+) -> Vec<VersionSummary> {
+    doc.versions
+        .iter()
+        .filter(|v| v.number <= to && since.map_or(v.number == to, |s| v.number > s))
+        .filter_map(|v| v.summary.clone().map(|text| VersionSummary { version: v.number.get(), text }))
+        .collect()
+}
+
 /// One agreement waiting for the subject's answer.
 pub struct PendingAgreement {
     pub slug: String,
     pub title: String,
     pub version: u32,
     pub effective: String,
-    pub summary: Option<String>,
     pub state: &'static str,
     pub documents: Vec<DocumentChange>,
     pub upcoming: Option<(u32, String)>,
@@ -315,7 +335,8 @@ async fn pending(state: &AppState, subject: &SubjectId) -> Result<(Arc<Catalog>,
                 };
                 let mut documents = Vec::new();
                 for change in changes_since(conn, &cache, &cat, &doc.slug, &accepted, now)? {
-                    let Some(info) = cat.document(&change.slug).and_then(|d| d.version(change.to)) else { continue };
+                    let Some(changed) = cat.document(&change.slug) else { continue };
+                    let Some(info) = changed.version(change.to) else { continue };
                     let (items, insertions, deletions, unchanged) = match &change.diff {
                         Some(d) => {
                             let (mut items, _) = layout(&d.changes.blocks);
@@ -335,7 +356,7 @@ async fn pending(state: &AppState, subject: &SubjectId) -> Result<(Arc<Catalog>,
                         title: change.title,
                         version: change.to.get(),
                         effective: human_time(info.effective),
-                        summary: info.summary.clone(),
+                        summaries: summaries(changed, change.accepted, change.to),
                         since: change.accepted.map(VersionNumber::get),
                         insertions,
                         deletions,
@@ -349,7 +370,6 @@ async fn pending(state: &AppState, subject: &SubjectId) -> Result<(Arc<Catalog>,
                     title: target.title.clone(),
                     version: target.number.get(),
                     effective: human_time(target.effective),
-                    summary: target.summary.clone(),
                     state: match status.state {
                         rules::State::Pending => "pending",
                         rules::State::Declined => "declined",
