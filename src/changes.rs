@@ -133,3 +133,64 @@ pub fn changes_since(
     }
     Ok(out)
 }
+
+/// An agreement a subject owes an answer on (contract §2), with what changed since its
+/// acceptance: what the consent page shows.
+pub struct Owed {
+    pub status: crate::domain::rules::DocumentStatus,
+    /// The version an answer now decides on: the agreement's current version.
+    pub version: crate::domain::VersionInfo,
+    pub upcoming: Option<crate::domain::VersionInfo>,
+    /// The agreement and each part that changed since the subject accepted them.
+    pub changes: Vec<OwedChange>,
+}
+
+pub struct OwedChange {
+    pub change: PendingChange,
+    /// The version asked about.
+    pub version: crate::domain::VersionInfo,
+    /// The versions after the accepted one up to the one asked about, oldest first (the one
+    /// asked about alone, when the subject never accepted the document).
+    pub since_accepted: Vec<crate::domain::VersionInfo>,
+    /// The whole text, when the subject never accepted the document.
+    pub full_text: Option<crate::render::SafeHtml>,
+}
+
+/// What the subject whose key is `subject_key` owes at `now`, by the same rules as its status.
+pub fn owed(
+    conn: &mut DbConnection,
+    cache: &DiffCache,
+    catalog: &Catalog,
+    subject_key: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Owed>, DbError> {
+    use crate::domain::rules::{self, Decision};
+    let decisions = crate::ledger::decisions(conn, subject_key)?;
+    let mut out = Vec::new();
+    for status in rules::status(catalog, &decisions, now).into_iter().filter(|s| !s.satisfied()) {
+        let Some(doc) = catalog.document(&status.slug) else { continue };
+        let Some(current) = doc.current(now) else { continue };
+        let accepted: HashMap<Slug, VersionNumber> = match decisions.get(&doc.slug) {
+            Some(Decision::Accepted { covers, .. }) => covers.iter().map(|c| (c.document.clone(), c.version)).collect(),
+            _ => HashMap::new(),
+        };
+        let mut changes = Vec::new();
+        for change in changes_since(conn, cache, catalog, &doc.slug, &accepted, now)? {
+            let Some(changed) = catalog.document(&change.slug) else { continue };
+            let Some(version) = changed.version(change.to).cloned() else { continue };
+            let since_accepted = changed
+                .versions
+                .iter()
+                .filter(|v| v.number <= change.to && change.accepted.map_or(v.number == change.to, |a| v.number > a))
+                .cloned()
+                .collect();
+            let full_text = match change.diff {
+                Some(_) => None,
+                None => crate::db::versions::version_text(conn, &change.slug, change.to, None)?.map(|t| t.html),
+            };
+            changes.push(OwedChange { change, version, since_accepted, full_text });
+        }
+        out.push(Owed { version: current.clone(), upcoming: doc.upcoming(now).cloned(), changes, status });
+    }
+    Ok(out)
+}

@@ -1,7 +1,6 @@
 //! The re-prompt flow: signed consent links, the consent page (what changed since the subject
 //! last accepted), recording the decision, and the subject's own record at `/me`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -16,11 +15,9 @@ use subtle::ConstantTimeEq;
 use super::auth::require;
 use super::subjects::EvidenceBody;
 use super::{ApiError, AppState, PageError};
-use crate::changes::changes_since;
 use crate::consent::{Claims, TokenError, seal, sign, unseal, verify};
 use crate::db::ledger::{consent_events, events_of, states_of};
-use crate::db::versions::version_text;
-use crate::domain::rules::{self, Decision};
+use crate::domain::rules;
 use crate::domain::{Catalog, IdempotencyKey, Scope, Slug, SubjectId, VersionNumber};
 use crate::ledger::decide::{self, Ask};
 use crate::ledger::{self, Evidence, Kind, Method, Recorded};
@@ -248,20 +245,6 @@ pub struct VersionSummary {
     pub text: String,
 }
 
-/// The summaries of the versions after `since` up to `to`, oldest first; without `since`, the
-/// summary of `to` alone.
-fn summaries(
-    doc: &crate::domain::DocumentInfo,
-    since: Option<VersionNumber>,
-    to: VersionNumber,
-) -> Vec<VersionSummary> {
-    doc.versions
-        .iter()
-        .filter(|v| v.number <= to && since.map_or(v.number == to, |s| v.number > s))
-        .filter_map(|v| v.summary.clone().map(|text| VersionSummary { version: v.number.get(), text }))
-        .collect()
-}
-
 /// One agreement waiting for the subject's answer.
 pub struct PendingAgreement {
     pub slug: String,
@@ -314,76 +297,63 @@ fn consent_page(
     page(view.render(), cookie)
 }
 
-/// The agreements a subject owes an answer on, with what changed since its last acceptance.
+/// The agreements a subject owes an answer on, with what changed since its last acceptance
+/// (`changes::owed`), as the page shows them.
 async fn pending(state: &AppState, subject: &SubjectId) -> Result<(Arc<Catalog>, Vec<PendingAgreement>), PageError> {
     let catalog = state.catalog.get(&state.db).await?;
     let (who, cat, cache) = (state.subject_keys.key(subject), catalog.clone(), state.diffs.clone());
-    let agreements = state
-        .db
-        .run(move |conn| -> Result<Vec<PendingAgreement>, crate::db::DbError> {
-            let now = Utc::now();
-            let decisions = ledger::decisions(conn, &who)?;
-            let mut out = Vec::new();
-            for status in rules::status(&cat, &decisions, now).into_iter().filter(|s| !s.satisfied()) {
-                let Some(doc) = cat.document(&status.slug) else { continue };
-                let Some(target) = doc.current(now) else { continue };
-                let accepted: HashMap<Slug, VersionNumber> = match decisions.get(&doc.slug) {
-                    Some(Decision::Accepted { covers, .. }) => {
-                        covers.iter().map(|c| (c.document.clone(), c.version)).collect()
+    let owed = state.db.run(move |conn| crate::changes::owed(conn, &cache, &cat, &who, Utc::now())).await?;
+    Ok((catalog, owed.into_iter().map(pending_view).collect()))
+}
+
+fn pending_view(owed: crate::changes::Owed) -> PendingAgreement {
+    let documents = owed
+        .changes
+        .into_iter()
+        .map(|c| {
+            let (items, insertions, deletions, unchanged) = match &c.change.diff {
+                Some(d) => {
+                    let (mut items, _) = layout(&d.changes.blocks);
+                    for item in &mut items {
+                        item.html = item.html.demote_headings(2);
                     }
-                    _ => HashMap::new(),
-                };
-                let mut documents = Vec::new();
-                for change in changes_since(conn, &cache, &cat, &doc.slug, &accepted, now)? {
-                    let Some(changed) = cat.document(&change.slug) else { continue };
-                    let Some(info) = changed.version(change.to) else { continue };
-                    let (items, insertions, deletions, unchanged) = match &change.diff {
-                        Some(d) => {
-                            let (mut items, _) = layout(&d.changes.blocks);
-                            for item in &mut items {
-                                item.html = item.html.demote_headings(2);
-                            }
-                            (items, d.changes.insertions, d.changes.deletions, d.changes.is_empty())
-                        }
-                        None => (Vec::new(), 0, 0, false),
-                    };
-                    let full_text = match change.diff {
-                        Some(_) => None,
-                        None => version_text(conn, &change.slug, change.to, None)?.map(|t| t.html.demote_headings(2)),
-                    };
-                    documents.push(DocumentChange {
-                        slug: change.slug.to_string(),
-                        title: change.title,
-                        version: change.to.get(),
-                        effective: human_time(info.effective),
-                        summaries: summaries(changed, change.accepted, change.to),
-                        since: change.accepted.map(VersionNumber::get),
-                        insertions,
-                        deletions,
-                        items,
-                        full_text,
-                        unchanged,
-                    });
+                    (items, d.changes.insertions, d.changes.deletions, d.changes.is_empty())
                 }
-                out.push(PendingAgreement {
-                    slug: doc.slug.to_string(),
-                    title: target.title.clone(),
-                    version: target.number.get(),
-                    effective: human_time(target.effective),
-                    state: match status.state {
-                        rules::State::Pending => "pending",
-                        rules::State::Declined => "declined",
-                        rules::State::Withdrawn => "withdrawn",
-                        _ => "never",
-                    },
-                    documents,
-                    upcoming: doc.upcoming(now).map(|u| (u.number.get(), human_time(u.effective))),
-                });
+                None => (Vec::new(), 0, 0, false),
+            };
+            DocumentChange {
+                slug: c.change.slug.to_string(),
+                title: c.change.title,
+                version: c.change.to.get(),
+                effective: human_time(c.version.effective),
+                summaries: c
+                    .since_accepted
+                    .into_iter()
+                    .filter_map(|v| v.summary.map(|text| VersionSummary { version: v.number.get(), text }))
+                    .collect(),
+                since: c.change.accepted.map(VersionNumber::get),
+                insertions,
+                deletions,
+                items,
+                full_text: c.full_text.map(|t| t.demote_headings(2)),
+                unchanged,
             }
-            Ok(out)
         })
-        .await?;
-    Ok((catalog, agreements))
+        .collect();
+    PendingAgreement {
+        slug: owed.status.slug.to_string(),
+        title: owed.version.title,
+        version: owed.version.number.get(),
+        effective: human_time(owed.version.effective),
+        state: match owed.status.state {
+            rules::State::Pending => "pending",
+            rules::State::Declined => "declined",
+            rules::State::Withdrawn => "withdrawn",
+            _ => "never",
+        },
+        documents,
+        upcoming: owed.upcoming.map(|u| (u.number.get(), human_time(u.effective))),
+    }
 }
 
 #[derive(Deserialize)]
