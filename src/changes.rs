@@ -149,8 +149,8 @@ pub struct OwedChange {
     pub change: PendingChange,
     /// The version asked about.
     pub version: crate::domain::VersionInfo,
-    /// The versions after the accepted one up to the one asked about, oldest first (the one
-    /// asked about alone, when the subject never accepted the document).
+    /// The versions after the accepted one up to the one asked about, oldest first (none when
+    /// the subject never accepted the document: it is shown whole, not as a change).
     pub since_accepted: Vec<crate::domain::VersionInfo>,
     /// The whole text, when the subject never accepted the document.
     pub full_text: Option<crate::render::SafeHtml>,
@@ -181,7 +181,7 @@ pub fn owed(
             let since_accepted = changed
                 .versions
                 .iter()
-                .filter(|v| v.number <= change.to && change.accepted.map_or(v.number == change.to, |a| v.number > a))
+                .filter(|v| v.number <= change.to && change.accepted.is_some_and(|a| v.number > a))
                 .cloned()
                 .collect();
             let full_text = match change.diff {

@@ -392,6 +392,10 @@ fn the_page_shows_every_summary_since_the_accepted_version(backend: Backend) {
     assert!(at("What changed, version by version") < at("Version 2: Shorter retention."));
     assert!(at("Version 2: Shorter retention.") < at("Version 3: Even shorter."), "in order");
     assert!(at("What changed in version 2:</strong> A new processor.") > at("Version 3: Even shorter."));
+    // Someone who never accepted reads the whole text; nothing is presented as a change.
+    let first = app.get(&link(&app, &key, "newcomer"));
+    assert!(first.body.contains("One year."), "{}", first.body);
+    assert!(!first.body.contains("What changed"), "{}", first.body);
 
     accept("late", 3);
     publish(&[(

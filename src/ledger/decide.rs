@@ -27,6 +27,10 @@ pub struct Ask {
     /// Who recorded it: the API key's name, or `consent_page`.
     pub recorded_by: String,
     pub method: Method,
+    /// The request exactly as the client sent it, when it can be retried under its idempotency
+    /// key: a retry must repeat it byte for byte (after JSON canonicalisation), or it is a
+    /// different request (422). Without it, what would be recorded stands for the request.
+    pub sent: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +42,8 @@ pub enum DecideError {
     Invalid(String),
 }
 
-/// What a retry must repeat to be the same request: everything that would be recorded.
+/// What stands for a request that was not sent as such (a consent page's answer): everything
+/// that would be recorded.
 #[derive(Serialize)]
 struct Canonical<'a> {
     kind: &'static str,
@@ -72,14 +77,17 @@ pub fn plan(catalog: &Catalog, keys: &SubjectKeys, ask: Ask, now: DateTime<Utc>)
         }
     };
     let document = Slug::parse(&ask.document).map_err(|e| DecideError::Invalid(e.to_string()))?;
-    let request_hash = ask.idempotency_key.as_ref().map(|_| {
-        let canonical = Canonical {
-            kind: ask.kind.as_str(),
-            document: &ask.document,
-            version: ask.version,
-            evidence: &ask.evidence,
-        };
-        keys.request_hash(serde_json::to_string(&canonical).unwrap_or_default().as_bytes())
+    let request_hash = ask.idempotency_key.as_ref().map(|_| match &ask.sent {
+        Some(sent) => keys.request_hash(sent.as_bytes()),
+        None => {
+            let canonical = Canonical {
+                kind: ask.kind.as_str(),
+                document: &ask.document,
+                version: ask.version,
+                evidence: &ask.evidence,
+            };
+            keys.request_hash(serde_json::to_string(&canonical).unwrap_or_default().as_bytes())
+        }
     });
     Ok(NewDecision {
         subject_key: keys.key(&ask.subject),

@@ -1,8 +1,10 @@
 //! Markdown → sanitised HTML plus a table of contents.
 //!
-//! All pulldown-cmark options live here, and the only way to build a [`SafeHtml`] is through
-//! [`render`] (which runs every byte through ammonia) or [`SafeHtml::from_stored`] for HTML that
-//! `render` produced at publish time. Templates render `SafeHtml` unescaped and nothing else.
+//! All pulldown-cmark options live here. A [`SafeHtml`] comes from [`render`] (which runs every
+//! byte through ammonia), from [`SafeHtml::from_stored`] for HTML that `render` produced at
+//! publish time, or, inside the crate, from the redline's own ammonia pass
+//! (`SafeHtml::cleaned`); `within` and `concat` only wrap or join such fragments with markup of
+//! the code's own. Templates render `SafeHtml` unescaped and nothing else.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,7 +26,7 @@ impl SafeHtml {
     }
 
     /// This HTML inside an element of the code's own: `open` and `close` are literals.
-    pub fn within(&self, open: &'static str, close: &'static str) -> SafeHtml {
+    pub(crate) fn within(&self, open: &'static str, close: &'static str) -> SafeHtml {
         SafeHtml(format!("{open}{}{close}", self.0))
     }
 

@@ -502,6 +502,7 @@ pub async fn answer(
             idempotency_key: Some(consent_key(&claims.nonce, &agreement.slug)?),
             recorded_by: "consent_page".into(),
             method: Method::ConsentPage,
+            sent: None,
         };
         decisions.push(decide::plan(&catalog, &state.subject_keys, ask, now).map_err(ApiError::from)?);
     }
@@ -662,6 +663,7 @@ pub async fn withdraw(
         idempotency_key: None,
         recorded_by: "consent_page".into(),
         method: Method::ConsentPage,
+        sent: None,
     };
     let catalog = state.catalog.get(&state.db).await.map_err(ApiError::from)?;
     let decision = decide::plan(&catalog, &state.subject_keys, ask, Utc::now()).map_err(ApiError::from)?;
