@@ -232,6 +232,12 @@ fn bad_requests_get_clear_json_errors(backend: Backend) {
         (accept("x", r#"{"document": "privacy", "version": 1}"#), 422, "not_an_agreement"),
         (accept("x", r#"{"document": "cookies", "version": 1}"#), 422, "not_an_agreement"),
         (accept("x", r#"{"document": "terms"}"#), 400, "bad_request"),
+        // The consent page's own keys cannot be forged by a host.
+        (
+            accept("x", r#"{"document": "terms", "version": 2, "idempotency_key": "consent:ab12:terms"}"#),
+            400,
+            "bad_request",
+        ),
         (accept("x", r#"{"document": "terms", "version": "2"}"#), 400, "bad_request"),
         (accept("x", r#"{"document": "terms", "version": -2}"#), 400, "bad_request"),
         (accept("x", r#"{"document": "terms", "version": 2, "extra": true}"#), 400, "bad_request"),

@@ -180,6 +180,8 @@ impl fmt::Display for SubjectId {
     }
 }
 
+const CONSENT_PREFIX: &str = "consent:";
+
 /// A key under which a host application may send the same decision again and get the first
 /// receipt back (1–200 bytes, no control characters).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -187,11 +189,21 @@ impl fmt::Display for SubjectId {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// A key a host application chose. Keys starting `consent:` are the consent page's own (a
+    /// host that used one could make a link look answered already).
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         if raw.is_empty() || raw.len() > 200 || raw.chars().any(char::is_control) {
             return Err(InvalidValue("idempotency_key must be 1 to 200 bytes without control characters".into()));
         }
+        if raw.starts_with(CONSENT_PREFIX) {
+            return Err(InvalidValue(format!("idempotency_key may not start with `{CONSENT_PREFIX}`: Assent's own")));
+        }
         Ok(Self(raw.to_owned()))
+    }
+
+    /// The key of one agreement's answer through the consent link with `nonce`.
+    pub fn for_consent(nonce: &str, slug: &Slug) -> Self {
+        Self(format!("{CONSENT_PREFIX}{nonce}:{slug}"))
     }
 
     pub fn as_str(&self) -> &str {

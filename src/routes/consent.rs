@@ -443,12 +443,6 @@ fn sent_evidence(state: &AppState, req: &HttpRequest) -> EvidenceBody {
     }
 }
 
-/// The idempotency key of one agreement's answer through one link: a second answer through the
-/// same link finds the first.
-fn consent_key(nonce: &str, slug: &str) -> Result<IdempotencyKey, PageError> {
-    IdempotencyKey::parse(&format!("consent:{nonce}:{slug}")).map_err(|e| PageError::bad_request(e.to_string()))
-}
-
 /// `POST /consent`: records the decision, then sends the subject back.
 pub async fn answer(
     state: web::Data<AppState>,
@@ -499,7 +493,7 @@ pub async fn answer(
             kind,
             version: Some(version),
             evidence: browser_evidence(&state, &req)?,
-            idempotency_key: Some(consent_key(&claims.nonce, &agreement.slug)?),
+            idempotency_key: Some(IdempotencyKey::for_consent(&claims.nonce, &slug)),
             recorded_by: "consent_page".into(),
             method: Method::ConsentPage,
             sent: None,
