@@ -118,6 +118,7 @@ fn acceptance_never_moves_backwards(backend: Backend) {
     let back = l.accept("dora", "terms", 2);
     assert_eq!(back.status, 409, "{}", back.body);
     assert_eq!(back.json()["error"]["code"], "backwards");
+    assert_eq!(back.json()["error"]["accepted_version"], 3, "the version to ask for instead");
     let message = back.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("accepted version 3 of `terms`") && message.contains("version 2"), "{message}");
     assert_eq!(l.doc_state("dora", "terms")["accepted_version"], 3, "nothing was recorded");

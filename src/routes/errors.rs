@@ -14,11 +14,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// For `backwards`: the newest version the subject accepted, the one to ask for instead.
+    pub accepted_version: Option<i32>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), accepted_version: None }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -45,6 +47,8 @@ struct ErrorBody<'a> {
 struct ErrorDetail<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accepted_version: Option<i32>,
 }
 
 impl ResponseError for ApiError {
@@ -53,8 +57,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .json(ErrorBody { error: ErrorDetail { code: self.code, message: &self.message } })
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorDetail { code: self.code, message: &self.message, accepted_version: self.accepted_version },
+        })
     }
 }
 

@@ -134,7 +134,10 @@ impl From<RecordError> for ApiError {
             RecordError::NothingToWithdraw(_) => {
                 ApiError::new(StatusCode::CONFLICT, "nothing_to_withdraw", e.to_string())
             }
-            RecordError::Backwards { .. } => ApiError::new(StatusCode::CONFLICT, "backwards", e.to_string()),
+            RecordError::Backwards { accepted, .. } => ApiError {
+                accepted_version: Some(accepted),
+                ..ApiError::new(StatusCode::CONFLICT, "backwards", e.to_string())
+            },
             RecordError::NothingToErase => ApiError::not_found(e.to_string()),
             RecordError::Db(db) => db.into(),
         }
