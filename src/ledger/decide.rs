@@ -5,7 +5,6 @@
 //! (`ledger::record_once`).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::{Action, Evidence, Kind, Method, NewDecision, SubjectKeys};
 use crate::domain::rules::{self, Refusal};
@@ -28,8 +27,8 @@ pub struct Ask {
     pub recorded_by: String,
     pub method: Method,
     /// The request exactly as the client sent it, when it can be retried under its idempotency
-    /// key: a retry must repeat it byte for byte (after JSON canonicalisation), or it is a
-    /// different request (422). Without it, what would be recorded stands for the request.
+    /// key: a retry must repeat it (after JSON canonicalisation), or it is a different request
+    /// (422). The consent page sends none: its keys are its own, one per link and agreement.
     pub sent: Option<String>,
 }
 
@@ -40,16 +39,6 @@ pub enum DecideError {
     /// The request itself is malformed.
     #[error("{0}")]
     Invalid(String),
-}
-
-/// What stands for a request that was not sent as such (a consent page's answer): everything
-/// that would be recorded.
-#[derive(Serialize)]
-struct Canonical<'a> {
-    kind: &'static str,
-    document: &'a str,
-    version: Option<u32>,
-    evidence: &'a Evidence,
 }
 
 /// Checks `ask` against the catalog at `now` (contract §2) and builds what the ledger records:
@@ -77,18 +66,8 @@ pub fn plan(catalog: &Catalog, keys: &SubjectKeys, ask: Ask, now: DateTime<Utc>)
         }
     };
     let document = Slug::parse(&ask.document).map_err(|e| DecideError::Invalid(e.to_string()))?;
-    let request_hash = ask.idempotency_key.as_ref().map(|_| match &ask.sent {
-        Some(sent) => keys.request_hash(sent.as_bytes()),
-        None => {
-            let canonical = Canonical {
-                kind: ask.kind.as_str(),
-                document: &ask.document,
-                version: ask.version,
-                evidence: &ask.evidence,
-            };
-            keys.request_hash(serde_json::to_string(&canonical).unwrap_or_default().as_bytes())
-        }
-    });
+    let request_hash =
+        ask.idempotency_key.as_ref().and(ask.sent.as_ref()).map(|sent| keys.request_hash(sent.as_bytes()));
     Ok(NewDecision {
         subject_key: keys.key(&ask.subject),
         subject: ask.subject,

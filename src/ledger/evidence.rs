@@ -37,7 +37,7 @@ impl FromStr for IpMode {
 }
 
 /// The evidence kept with an event.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
     pub ip: Option<String>,
     pub user_agent: Option<String>,

@@ -22,9 +22,7 @@ use crate::domain::{Catalog, IdempotencyKey, Scope, Slug, SubjectId, VersionNumb
 use crate::ledger::decide::{self, Ask};
 use crate::ledger::{self, Evidence, Kind, Method, Recorded};
 use crate::render::SafeHtml;
-use crate::views::human_time;
-use crate::views::rfc3339;
-use crate::views::{Item, layout};
+use crate::views::{Item, human_time, layout, rfc3339};
 
 const CSRF_COOKIE: &str = "assent_csrf";
 
@@ -227,8 +225,8 @@ pub struct DocumentChange {
     pub title: String,
     pub version: u32,
     pub effective: String,
-    /// What each version since the one accepted says changed, oldest first (the version
-    /// shown's own, when the subject never accepted the document).
+    /// What each version since the one accepted says changed, oldest first (none when the
+    /// subject never accepted the document: it is shown whole).
     pub summaries: Vec<VersionSummary>,
     /// The version accepted before, when there is one.
     pub since: Option<u32>,
@@ -478,6 +476,7 @@ pub async fn answer(
         return Ok(consent_page(&state, &req, form.token, &claims, agreements, true));
     }
     let now = Utc::now();
+    let evidence = browser_evidence(&state, &req)?;
     let mut decisions = Vec::with_capacity(agreements.len());
     for agreement in &agreements {
         let slug = Slug::parse(&agreement.slug).map_err(|e| PageError::bad_request(e.to_string()))?;
@@ -492,7 +491,7 @@ pub async fn answer(
             document: agreement.slug.clone(),
             kind,
             version: Some(version),
-            evidence: browser_evidence(&state, &req)?,
+            evidence: evidence.clone(),
             idempotency_key: Some(IdempotencyKey::for_consent(&claims.nonce, &slug)),
             recorded_by: "consent_page".into(),
             method: Method::ConsentPage,

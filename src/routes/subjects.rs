@@ -179,7 +179,8 @@ async fn decide(
 ) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Write).await?;
     // The request as sent, for telling a retry from a different request under one key.
-    let sent = serde_json::json!({"kind": kind.as_str(), "body": &body}).to_string();
+    let sent =
+        body.idempotency_key.as_ref().map(|_| serde_json::json!({"kind": kind.as_str(), "body": &body}).to_string());
     let ask = Ask {
         subject: subject(&req)?,
         document: body.document,
@@ -194,7 +195,7 @@ async fn decide(
             .map_err(|e| ApiError::bad_request(e.to_string()))?,
         recorded_by: key.name,
         method: Method::Api,
-        sent: Some(sent),
+        sent,
     };
     let catalog = state.catalog.get(&state.db).await?;
     let decision = decide::plan(&catalog, &state.subject_keys, ask, Utc::now())?;
