@@ -1,11 +1,13 @@
 //! A minimal host application that uses Assent the way a real one would: on "login" it asks
 //! whether the user is up to date, sends the user through a consent link when not, and shows
-//! the outcome when the user comes back.
+//! the outcome when the user comes back. It speaks for one audience (`ASSENT_AUDIENCE`, default
+//! `developers`): its users owe the documents that apply to developers, and nothing that only
+//! the SDK's end users owe. The status check and the consent link both name the audience.
 //!
 //! ```sh
 //! # 1. Assent, allowing this app as a return origin, and a write key for it:
 //! ASSENT_ALLOWED_RETURN_ORIGINS=http://127.0.0.1:3000 cargo run --release &
-//! KEY=$(cargo run --release -- keys create host-app --scope write)
+//! KEY=$(cargo run --release -- keys create host-app --scope write --audience developers)
 //! # 2. This app:
 //! ASSENT_KEY=$KEY cargo run --example host_app
 //! # 3. Open http://127.0.0.1:3000 and log in as anyone.
@@ -19,6 +21,8 @@ struct Config {
     assent: String,
     key: String,
     me: String,
+    /// Whose documents this app asks about (contract §6).
+    audience: String,
 }
 
 /// Escapes text for HTML (this example has no template engine; Assent itself uses askama).
@@ -67,7 +71,8 @@ struct Login {
 async fn login(config: web::Data<Config>, form: web::Form<Login>) -> HttpResponse {
     let user = form.into_inner().user;
     let answer = web::block(move || -> Result<Option<String>, String> {
-        let status = call(&config, "GET", &format!("/api/v1/subjects/{}/status", encode(&user)), None)?;
+        let path = format!("/api/v1/subjects/{}/status?audience={}", encode(&user), encode(&config.audience));
+        let status = call(&config, "GET", &path, None)?;
         if status["up_to_date"] == true {
             return Ok(None);
         }
@@ -75,7 +80,12 @@ async fn login(config: web::Data<Config>, form: web::Form<Login>) -> HttpRespons
             &config,
             "POST",
             "/api/v1/consent-links",
-            Some(json!({"subject": user, "return_to": format!("{}/back?user={}", config.me, encode(&user)), "ttl_seconds": 900})),
+            Some(json!({
+                "subject": user,
+                "return_to": format!("{}/back?user={}", config.me, encode(&user)),
+                "ttl_seconds": 900,
+                "audience": config.audience,
+            })),
         )?;
         Ok(link["url"].as_str().map(str::to_owned))
     })
@@ -126,6 +136,7 @@ async fn main() -> std::io::Result<()> {
         assent: std::env::var("ASSENT_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
         key,
         me: format!("http://{bind}"),
+        audience: std::env::var("ASSENT_AUDIENCE").unwrap_or_else(|_| "developers".into()),
     });
     println!("example host app at http://{bind} (Assent at {})", config.assent);
     HttpServer::new(move || {

@@ -101,7 +101,7 @@ pub struct PendingChange {
 /// What changed in `agreement` and each of its parts since the versions in `accepted`, up to the
 /// version an acceptance at `now` would cover: the agreement's current version (or its first,
 /// when none is in effect yet) and each part's newest published version (contract §2).
-/// Documents whose accepted version is already that version are left out.
+/// Documents whose accepted version is already that version (or a newer one) are left out.
 pub fn changes_since(
     conn: &mut DbConnection,
     cache: &DiffCache,
@@ -116,7 +116,9 @@ pub fn changes_since(
         let target = if i == 0 { doc.shown(now) } else { doc.latest() };
         let Some(target) = target else { continue };
         let from = accepted.get(&doc.slug).copied();
-        if from == Some(target.number) {
+        // Accepted already, or a newer version accepted early (an upcoming one): nothing to show,
+        // and never a change backwards.
+        if from.is_some_and(|f| f >= target.number) {
             continue;
         }
         let diff = match from {
@@ -137,6 +139,9 @@ pub fn changes_since(
 /// An agreement a subject owes an answer on (contract §2), with what changed since its
 /// acceptance: what the consent page shows.
 pub struct Owed {
+    /// For an acceptance that expired (`reaccept_after`): when it was made, and how long one
+    /// counts.
+    pub expired: Option<(DateTime<Utc>, chrono::TimeDelta)>,
     pub status: crate::domain::rules::DocumentStatus,
     /// The version an answer now decides on: the agreement's current version.
     pub version: crate::domain::VersionInfo,
@@ -162,12 +167,13 @@ pub fn owed(
     cache: &DiffCache,
     catalog: &Catalog,
     subject_key: &str,
+    audience: Option<&crate::domain::Audience>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Owed>, DbError> {
-    use crate::domain::rules::{self, Decision};
+    use crate::domain::rules::{self, Decision, State};
     let decisions = crate::ledger::decisions(conn, subject_key)?;
     let mut out = Vec::new();
-    for status in rules::status(catalog, &decisions, now).into_iter().filter(|s| !s.satisfied()) {
+    for status in rules::status(catalog, &decisions, audience, now).into_iter().filter(|s| !s.satisfied()) {
         let Some(doc) = catalog.document(&status.slug) else { continue };
         let Some(current) = doc.current(now) else { continue };
         let accepted: HashMap<Slug, VersionNumber> = match decisions.get(&doc.slug) {
@@ -190,7 +196,11 @@ pub fn owed(
             };
             changes.push(OwedChange { change, version, since_accepted, full_text });
         }
-        out.push(Owed { version: current.clone(), upcoming: doc.upcoming(now).cloned(), changes, status });
+        let expired = match (status.state, decisions.get(&doc.slug), rules::reaccept_after(catalog, doc, now)) {
+            (State::Expired, Some(Decision::Accepted { at, .. }), Some(period)) => Some((*at, period)),
+            _ => None,
+        };
+        out.push(Owed { version: current.clone(), upcoming: doc.upcoming(now).cloned(), changes, status, expired });
     }
     Ok(out)
 }

@@ -171,6 +171,9 @@ pub enum Command {
         /// How long the link works, such as 30m, 1h or 2days (at most 7 days).
         #[arg(long, default_value = "1h")]
         ttl: String,
+        /// Ask only about the documents of this audience (such as `developers`).
+        #[arg(long)]
+        audience: Option<String>,
     },
 }
 
@@ -192,6 +195,10 @@ pub enum KeysCommand {
         /// What the key may do: read (GET), write (POST and GET) or admin (everything).
         #[arg(long, value_parser = ["read", "write", "admin"])]
         scope: String,
+        /// Bind the key to one audience (such as `sdk-users`): it then sees and records only the
+        /// documents that apply to it.
+        #[arg(long)]
+        audience: Option<String>,
     },
     /// List keys: name, scope, when created, when last used, whether revoked.
     List,
@@ -248,7 +255,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Verify { checkpoints, verifier_key }) => verify(&settings, &checkpoints, verifier_key.as_deref()),
         Some(Command::Log(command)) => log(&settings, command),
         Some(Command::Erase { subject }) => erase(&settings, &subject),
-        Some(Command::Link { subject, return_to, ttl }) => link(&settings, &subject, &return_to, &ttl),
+        Some(Command::Link { subject, return_to, ttl, audience }) => {
+            link(&settings, &subject, &return_to, &ttl, audience.as_deref())
+        }
         Some(Command::Export { format, since, until, document }) => {
             export(&settings, &format, since.as_deref(), until.as_deref(), document.as_deref())
         }
@@ -478,11 +487,13 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
     let mut conn = if matches!(command, KeysCommand::List) { open_existing(settings)? } else { open(settings)? };
     let mut out = std::io::stdout().lock();
     match command {
-        KeysCommand::Create { name, scope } => {
+        KeysCommand::Create { name, scope, audience } => {
             let scope: Scope = scope.parse()?;
-            let key = crate::ledger::keys::create(&mut conn, &name, scope, chrono::Utc::now())?;
+            let audience = known_audience(&mut conn, audience.as_deref())?;
+            let key = crate::ledger::keys::create(&mut conn, &name, scope, audience.as_ref(), chrono::Utc::now())?;
             writeln!(out, "{key}")?;
-            eprintln!("Key `{name}` ({}) created. It is shown only now: store it as a secret.", scope.as_str());
+            let bound = audience.map(|a| format!(", audience `{a}`")).unwrap_or_default();
+            eprintln!("Key `{name}` ({}{bound}) created. It is shown only now: store it as a secret.", scope.as_str());
         }
         KeysCommand::List => {
             let rows = crate::db::keys::all_keys(&mut conn)?;
@@ -642,15 +653,36 @@ fn erase(settings: &Settings, subject: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn link(settings: &Settings, subject: &str, return_to: &str, ttl: &str) -> anyhow::Result<ExitCode> {
+/// `--audience NAME`, checked against the published documents (the API's rule, §6).
+fn known_audience(
+    conn: &mut crate::db::PooledConnection,
+    asked: Option<&str>,
+) -> anyhow::Result<Option<crate::domain::Audience>> {
+    if asked.is_none() {
+        return Ok(None);
+    }
+    let catalog = crate::db::versions::load_catalog(conn)?;
+    crate::domain::rules::audience_for(&catalog, None, asked)
+        .map_err(|e| anyhow::anyhow!("--audience: {e} (`assent sync` publishes the policy folder's audiences)"))
+}
+
+fn link(
+    settings: &Settings,
+    subject: &str,
+    return_to: &str,
+    ttl: &str,
+    audience: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let ttl =
         humantime::parse_duration(ttl).with_context(|| format!("--ttl `{ttl}`: use a duration such as 30m or 1h"))?;
     let mut conn = open(settings)?;
+    let audience = known_audience(&mut conn, audience)?;
     let secret = crate::startup::server_secret(&mut conn, settings.secret.as_deref(), IfMissing::Generate)?;
     let key = crate::consent::link_key(&secret).map_err(|e| anyhow::anyhow!("{e}"))?;
     let base = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.bind));
     let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-    let link = crate::routes::consent::make_link(&key, &settings.return_origins, &base, subject, return_to, seconds)?;
+    let link =
+        crate::routes::consent::make_link(&key, &settings.return_origins, &base, subject, return_to, seconds, audience)?;
     println!("{}", link.url);
     eprintln!("expires at {}", link.expires_at);
     Ok(ExitCode::SUCCESS)

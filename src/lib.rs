@@ -24,6 +24,7 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod consent;
+pub mod coverage;
 pub mod crash;
 pub mod db;
 pub mod domain;

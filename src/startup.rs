@@ -50,6 +50,9 @@ impl Application {
         if let Some(keep) = settings.evidence_retention {
             start_retention(db.clone(), keep);
         }
+        if db.backend() == "postgres" {
+            start_coverage_folding(db.clone());
+        }
         let state = web::Data::new(AppState {
             recorder: crate::ledger::lane::Recorder::new(db.clone()),
             db,
@@ -193,6 +196,23 @@ pub fn log_key(
         Ok(fresh.to_private_string())
     })?;
     LogKey::parse(&stored).context("the stored log key")
+}
+
+/// Folds the coverage counts' appended changes into the counts every few seconds (PostgreSQL;
+/// see `db::coverage`), so that a coverage read sums a few rows, not every change since start.
+fn start_coverage_folding(db: Db) {
+    let run = move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            let folded = db.get().map_err(crate::db::DbError::from).and_then(|mut c| crate::coverage::fold(&mut c));
+            if let Err(e) = folded {
+                tracing::warn!(error = %e, "could not fold the coverage counts; will try again");
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new().name("assent-coverage".into()).spawn(run) {
+        tracing::error!(error = %e, "no coverage thread: coverage reads grow slower as changes pile up");
+    }
 }
 
 /// Erases old evidence now and then at intervals, on a thread of its own.

@@ -20,6 +20,26 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// A period as people say it: `a year`, `2 years`, `6 weeks`, `30 days`, `12 hours`,
+/// `90 minutes`, `45 seconds` (the largest unit it is a whole number of).
+pub fn human_period(d: chrono::TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    let units = [
+        (365 * 86_400, "a year", "years"),
+        (7 * 86_400, "a week", "weeks"),
+        (86_400, "a day", "days"),
+        (3_600, "an hour", "hours"),
+        (60, "a minute", "minutes"),
+        (1, "a second", "seconds"),
+    ];
+    for (size, one, many) in units {
+        if s >= size && s % size == 0 {
+            return if s == size { one.to_owned() } else { format!("{} {many}", s / size) };
+        }
+    }
+    format!("{s} seconds")
+}
+
 pub struct SectionLink {
     pub text: String,
     pub href: String,
@@ -111,4 +131,20 @@ pub fn layout(blocks: &[DiffBlock]) -> (Vec<Item>, Vec<SectionLink>) {
     }
     flush(&mut fold, &mut items);
     (items, sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_read_as_people_say_them() {
+        let d = |s| chrono::TimeDelta::try_seconds(s).unwrap_or_default();
+        assert_eq!(human_period(d(365 * 86_400)), "a year");
+        assert_eq!(human_period(d(2 * 365 * 86_400)), "2 years");
+        assert_eq!(human_period(d(52 * 7 * 86_400)), "52 weeks");
+        assert_eq!(human_period(d(30 * 86_400)), "30 days");
+        assert_eq!(human_period(d(90 * 60)), "90 minutes");
+        assert_eq!(human_period(d(1)), "a second");
+    }
 }

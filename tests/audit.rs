@@ -175,19 +175,50 @@ fn coverage_counts_known_subjects(backend: Backend) {
     a.decide("withdrawals", "d", json!({"document": "terms"}));
     a.decide("acceptances", "e", json!({"document": "sdk", "version": 1}));
     let stats = |path: &str| a.app.get_auth(path, &a.read).json();
+    // Stats: of the subjects whose latest acceptance covered the version, their state now
+    // (c declined without ever accepting: it is in no version's stats).
     assert_eq!(
         stats("/api/v1/documents/terms/versions/2/stats"),
-        json!({"accepted": 2, "pending": 1, "declined": 1, "withdrawn": 1})
+        json!({"accepted": 2, "pending": 0, "declined": 0, "withdrawn": 1, "expired": 0})
     );
     assert_eq!(
         stats("/api/v1/documents/privacy/versions/1/stats"),
-        json!({"accepted": 2, "pending": 2, "declined": 0, "withdrawn": 1}),
+        json!({"accepted": 2, "pending": 0, "declined": 0, "withdrawn": 1, "expired": 0}),
         "parts are counted through their agreement"
     );
     assert_eq!(
         stats("/api/v1/documents/sdk/versions/1/stats"),
-        json!({"accepted": 1, "pending": 4, "declined": 0, "withdrawn": 0})
+        json!({"accepted": 1, "pending": 0, "declined": 0, "withdrawn": 0, "expired": 0})
     );
+    assert_eq!(
+        stats("/api/v1/documents/terms/versions/1/stats"),
+        json!({"accepted": 0, "pending": 0, "declined": 0, "withdrawn": 0, "expired": 0})
+    );
+    // Coverage: every known subject once, in its status's state.
+    let mut terms = stats("/api/v1/documents/terms/coverage");
+    assert!(terms["as_of"].as_str().is_some_and(|t| t.ends_with('Z')), "{terms}");
+    terms["as_of"] = Value::Null;
+    assert_eq!(
+        terms,
+        json!({"as_of": null, "total": 5, "accepted": 2, "pending": 0, "never": 1, "declined": 1, "withdrawn": 1, "expired": 0})
+    );
+    let mut sdk = stats("/api/v1/documents/sdk/coverage");
+    sdk["as_of"] = Value::Null;
+    assert_eq!(
+        sdk,
+        json!({"as_of": null, "total": 5, "accepted": 1, "pending": 0, "never": 4, "declined": 0, "withdrawn": 0, "expired": 0})
+    );
+    // A second decision moves a subject between groups; an erasure makes it `never`.
+    a.decide("acceptances", "c", json!({"document": "terms", "version": 2}));
+    assert_eq!(a.app.delete_auth("/api/v1/subjects/a", &a.admin).status, 200);
+    let after = stats("/api/v1/documents/terms/coverage");
+    assert_eq!((after["accepted"].as_i64(), after["declined"].as_i64(), after["never"].as_i64()), (Some(2), Some(0), Some(2)), "{after}");
+    for bad in ["/api/v1/documents/privacy/coverage", "/api/v1/documents/nope/coverage"] {
+        let r = a.app.get_auth(bad, &a.read);
+        assert!(r.status == 422 || r.status == 404, "{bad}: {} {}", r.status, r.body);
+        assert!(r.json()["error"]["message"].is_string());
+    }
+    assert_eq!(a.app.get("/api/v1/documents/terms/coverage").status, 401);
 }
 
 fn csv_exports_are_spreadsheet_safe_and_complete(backend: Backend) {

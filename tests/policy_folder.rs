@@ -127,6 +127,34 @@ fn effective_dates_must_not_go_backwards() {
 }
 
 #[test]
+fn audiences_and_reaccept_after_are_checked_with_their_line() {
+    let d = folder();
+    write(d.path(), "terms/v1.md", "---\ntitle: T\neffective: 2020-01-01\naudiences: [developers]\n---\nT.\n");
+    write(d.path(), "privacy/v1.md", "---\ntitle: P\neffective: 2020-01-01\npart_of: terms\naudiences: [sdk-users]\n---\nP.\n");
+    write(d.path(), "notes/v1.md", "---\ntitle: N\neffective: 2020-01-01\npart_of: terms\n---\nN.\n");
+    write(d.path(), "bad/v1.md", "---\ntitle: B\neffective: 2020-01-01\naudiences: [Has Spaces]\n---\nB.\n");
+    write(d.path(), "worse/v1.md", "---\ntitle: W\neffective: 2020-01-01\nreaccept_after: every year\n---\nW.\n");
+    write(d.path(), "sdk/v1.md", "---\ntitle: S\neffective: 2020-01-01\n---\nS.\n");
+    write(d.path(), "sdk/v1.zh.md", "---\ntitle: 条款\naudiences: [everyone]\n---\n条款。\n");
+    assert_problem(d.path(), "privacy/v1.md:5: ", "differs from that of `terms`");
+    assert_problem(d.path(), "notes/v1.md:4: ", "everyone (no `audiences`)");
+    assert_problem(d.path(), "bad/v1.md:4: ", "`audiences`");
+    assert_problem(d.path(), "worse/v1.md:4: ", "`reaccept_after`");
+    assert_problem(d.path(), "sdk/v1.zh.md:3: ", "`audiences` differs");
+}
+
+#[test]
+fn a_broken_document_causes_no_errors_about_others() {
+    let d = folder();
+    write(d.path(), "terms/v1.md", "---\ntitle: T\neffective: someday\n---\nT.\n");
+    write(d.path(), "privacy/v1.md", "---\ntitle: P\neffective: 2020-01-01\npart_of: terms\n---\nP.\n");
+    let (ok, stderr) = check(d.path());
+    assert!(!ok);
+    assert!(stderr.contains("terms/v1.md:3: "), "{stderr}");
+    assert!(!stderr.contains("privacy"), "nothing is wrong with privacy: {stderr}");
+}
+
+#[test]
 fn translations_need_their_original_and_must_agree_with_it() {
     let d = folder();
     write(d.path(), "terms/v1.md", OK);

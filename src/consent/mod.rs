@@ -28,6 +28,9 @@ pub struct Claims {
     /// no longer opens.
     #[serde(default)]
     pub iat: i64,
+    /// The audience the page asks about: only the documents that apply to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<crate::domain::Audience>,
 }
 
 impl Claims {
@@ -191,7 +194,7 @@ mod tests {
     use super::*;
 
     fn claims(exp: i64) -> Claims {
-        Claims { sub: "user-1".into(), ret: "https://app.example.com/back".into(), exp, nonce: "n1".into(), iat: 0 }
+        Claims { sub: "user-1".into(), ret: "https://app.example.com/back".into(), exp, nonce: "n1".into(), iat: 0, aud: None }
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub struct KeyRow {
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+    pub audience: Option<String>,
 }
 
 pub fn insert_key(
@@ -25,6 +26,7 @@ pub fn insert_key(
     prefix: &str,
     key_hash: &str,
     scope: &str,
+    audience: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     diesel::insert_into(api_keys::table)
@@ -33,6 +35,7 @@ pub fn insert_key(
             api_keys::prefix.eq(prefix),
             api_keys::key_hash.eq(key_hash),
             api_keys::scope.eq(scope),
+            api_keys::audience.eq(audience),
             api_keys::created_at.eq(to_stored_time(now)),
         ))
         .execute(conn)?;

@@ -232,6 +232,10 @@ pub struct StateRow {
     /// The newest version of the agreement the subject accepted since its last erasure; none if
     /// it never accepted it, and on the rows of parts (which are accepted with their agreement).
     pub highest_accepted: Option<i32>,
+    /// The subject's latest acceptance of the agreement (what it covered, and when), kept
+    /// through a later decline or withdrawal; none on the rows of parts.
+    pub accepted_covers: Option<String>,
+    pub accepted_at: Option<NaiveDateTime>,
 }
 
 pub fn states_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<StateRow>, DbError> {
@@ -294,6 +298,8 @@ pub fn set_accepted(
         last_event_id: event_id,
         updated_at: to_stored_time(now),
         highest_accepted: version,
+        accepted_covers: covers,
+        accepted_at: to_stored_time(now),
     }
     .execute(conn)?;
     Ok(written == 1)
@@ -315,6 +321,8 @@ pub fn consent_events(conn: &mut DbConnection, subject_key: &str, nonce: &str) -
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub document: Option<String>,
+    /// Only events about one of these documents (a key bound to an audience).
+    pub documents: Option<Vec<String>>,
     pub version: Option<i32>,
     pub kind: Option<String>,
     /// The subject's key (see `ledger::SubjectKeys`).
@@ -338,6 +346,9 @@ pub fn list_events(
         .into_boxed();
     if let Some(d) = &filter.document {
         q = q.filter(events::document.eq(d.clone()));
+    }
+    if let Some(ds) = &filter.documents {
+        q = q.filter(events::document.eq_any(ds.clone()));
     }
     if let Some(v) = filter.version {
         q = q.filter(events::version.eq(v));
@@ -413,39 +424,6 @@ pub fn event_horizon(conn: &mut DbConnection) -> Result<i64, DbError> {
             read(conn)
         }),
     }
-}
-
-/// How many known subjects stand where on one version of a document.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Coverage {
-    /// A standing acceptance of this version or a later one.
-    pub accepted: i64,
-    /// Known subjects with no standing acceptance, decline or withdrawal reaching this version.
-    pub pending: i64,
-    pub declined: i64,
-    pub withdrawn: i64,
-}
-
-/// Coverage from the per-subject state (never by scanning events). Known subjects are those
-/// with at least one event.
-pub fn coverage(conn: &mut DbConnection, document: &str, version: i32) -> Result<Coverage, DbError> {
-    use diesel::dsl::count_star;
-    let known: i64 = subject_heads::table.select(count_star()).get_result(conn)?;
-    let count = |conn: &mut DbConnection, state: &str, at_least: bool| -> Result<i64, DbError> {
-        let mut q = subject_documents::table
-            .filter(subject_documents::document.eq(document))
-            .filter(subject_documents::state.eq(state))
-            .select(count_star())
-            .into_boxed();
-        if at_least {
-            q = q.filter(subject_documents::version.ge(version));
-        }
-        Ok(q.get_result(conn)?)
-    };
-    let accepted = count(conn, "accepted", true)?;
-    let declined = count(conn, "declined", false)?;
-    let withdrawn = count(conn, "withdrawn", false)?;
-    Ok(Coverage { accepted, declined, withdrawn, pending: (known - accepted - declined - withdrawn).max(0) })
 }
 
 /// Accepted events recorded in `[from, to)`.

@@ -109,6 +109,8 @@ pub struct VersionFields {
     pub html: String,
     pub toc: String,
     pub published_at: chrono::NaiveDateTime,
+    pub audiences: Option<String>,
+    pub reaccept_after: Option<i64>,
 }
 
 pub fn version_fields(conn: &mut DbConnection, ids: &[i64]) -> Result<HashMap<i64, VersionFields>, DbError> {

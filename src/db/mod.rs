@@ -4,6 +4,7 @@
 //! The backend is chosen from the URL scheme (`sqlite://` or `postgres://`); any other scheme is
 //! refused rather than being taken for a SQLite file name.
 
+pub mod coverage;
 pub mod keys;
 pub mod ledger;
 pub mod log;

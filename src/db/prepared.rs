@@ -129,19 +129,24 @@ statement! {
 
 statement! {
     /// Sets a subject's latest decision on an agreement to an acceptance of `version`, unless the
-    /// subject accepted a newer version before (then it writes nothing: no row is affected).
+    /// subject accepted a newer version before (then it writes nothing: no row is affected). The
+    /// acceptance itself (`accepted_covers`, `accepted_at`) stays through later declines and
+    /// withdrawals, which [`UpsertState`] writes.
     pub struct UpsertAcceptance<'a> {
         "INSERT INTO subject_documents (subject_key, document, state, version, covers, last_event_id, updated_at, \
-         highest_accepted) VALUES (", subject_key: &'a str => Text,
+         highest_accepted, accepted_covers, accepted_at) VALUES (", subject_key: &'a str => Text,
         ", ", document: &'a str => Text,
         ", 'accepted', ", version: i32 => Integer,
         ", ", covers: &'a str => Text,
         ", ", last_event_id: i64 => BigInt,
         ", ", updated_at: chrono::NaiveDateTime => Timestamp,
         ", ", highest_accepted: i32 => Integer,
+        ", ", accepted_covers: &'a str => Text,
+        ", ", accepted_at: chrono::NaiveDateTime => Timestamp,
         ; ") ON CONFLICT (subject_key, document) DO UPDATE SET state = excluded.state, version = excluded.version, \
          covers = excluded.covers, last_event_id = excluded.last_event_id, updated_at = excluded.updated_at, \
-         highest_accepted = excluded.highest_accepted \
+         highest_accepted = excluded.highest_accepted, accepted_covers = excluded.accepted_covers, \
+         accepted_at = excluded.accepted_at \
          WHERE subject_documents.highest_accepted IS NULL OR subject_documents.highest_accepted <= excluded.highest_accepted",
     }
 }

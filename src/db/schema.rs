@@ -27,6 +27,8 @@ diesel::table! {
         html -> Text,
         toc -> Text,
         published_at -> Timestamp,
+        audiences -> Nullable<Text>,
+        reaccept_after -> Nullable<BigInt>,
     }
 }
 
@@ -43,6 +45,7 @@ diesel::table! {
         created_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        audience -> Nullable<Text>,
     }
 }
 
@@ -99,6 +102,8 @@ diesel::table! {
         last_event_id -> BigInt,
         updated_at -> Timestamp,
         highest_accepted -> Nullable<Integer>,
+        accepted_covers -> Nullable<Text>,
+        accepted_at -> Nullable<Timestamp>,
     }
 }
 

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::schema::{documents, versions};
 use super::{DbConnection, DbError, from_stored_time, to_stored_time};
-use crate::domain::{Catalog, DocumentInfo, Locale, Slug, VersionInfo, VersionNumber};
+use crate::domain::{Audience, Catalog, DocumentInfo, Locale, Slug, VersionInfo, VersionNumber};
 use crate::render::{SafeHtml, TocEntry};
 
 /// A version (or translation) to publish.
@@ -21,6 +21,8 @@ pub struct NewVersion<'a> {
     pub summary: Option<&'a str>,
     pub part_of: Option<&'a Slug>,
     pub acceptance: &'a str,
+    pub audiences: &'a [Audience],
+    pub reaccept_after: Option<chrono::TimeDelta>,
     pub sha256: &'a str,
     pub source: &'a str,
     pub body: &'a str,
@@ -84,12 +86,23 @@ pub fn insert_version(
             versions::html.eq(v.html.as_str()),
             versions::toc.eq(toc),
             versions::published_at.eq(to_stored_time(now)),
+            versions::audiences.eq(join_audiences(v.audiences)),
+            versions::reaccept_after.eq(v.reaccept_after.map(|d| d.num_seconds())),
         ))
         .returning(versions::id)
         .get_result(conn)?;
     // The log takes in every published version.
     super::log::enqueue(conn, super::log::Source::Version(id))?;
     Ok(id)
+}
+
+/// Audiences as stored: comma-separated and sorted; `None` for everyone.
+fn join_audiences(audiences: &[Audience]) -> Option<String> {
+    (!audiences.is_empty()).then(|| audiences.iter().map(Audience::as_str).collect::<Vec<_>>().join(","))
+}
+
+fn split_audiences(stored: Option<&str>) -> Result<Vec<Audience>, crate::domain::InvalidValue> {
+    stored.map_or(Ok(Vec::new()), |s| s.split(',').map(Audience::parse).collect())
 }
 
 type MetaRow = (
@@ -104,6 +117,8 @@ type MetaRow = (
     String,
     String,
     chrono::NaiveDateTime,
+    Option<String>,
+    Option<i64>,
 );
 
 /// Every published document with its versions' metadata (no bodies).
@@ -122,11 +137,14 @@ pub fn load_catalog(conn: &mut DbConnection) -> Result<Catalog, DbError> {
             versions::acceptance,
             versions::sha256,
             versions::published_at,
+            versions::audiences,
+            versions::reaccept_after,
         ))
         .order((documents::slug.asc(), versions::version.asc(), versions::locale.asc()))
         .load(conn)?;
     let mut catalog = Catalog::default();
-    for (slug, number, locale, title, effective, material, summary, part_of, acceptance, sha256, published_at) in rows {
+    for row in rows {
+        let (slug, number, locale, title, effective, material, summary, part_of, acceptance, sha256, published_at, audiences, reaccept_after) = row;
         let corrupt = |what: &str| DbError::Corrupt(format!("{what} of {slug} v{number}"));
         if catalog.documents.last().is_none_or(|d| d.slug.as_str() != slug) {
             let parsed = Slug::parse(&slug).map_err(|_| corrupt("slug"))?;
@@ -151,6 +169,11 @@ pub fn load_catalog(conn: &mut DbConnection) -> Result<Catalog, DbError> {
             summary,
             part_of: part_of.map(|p| Slug::parse(&p)).transpose().map_err(|_| corrupt("part_of"))?,
             acceptance: acceptance.parse().map_err(|_| corrupt("acceptance"))?,
+            audiences: split_audiences(audiences.as_deref()).map_err(|_| corrupt("audiences"))?,
+            reaccept_after: reaccept_after
+                .map(|s| chrono::TimeDelta::try_seconds(s).filter(|d| *d > chrono::TimeDelta::zero()))
+                .map(|d| d.ok_or_else(|| corrupt("reaccept_after")))
+                .transpose()?,
             sha256,
             published_at: from_stored_time(published_at),
             locales: Vec::new(),

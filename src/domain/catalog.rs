@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Acceptance, Locale, Slug, VersionNumber};
+use super::{Acceptance, Audience, Locale, Slug, VersionNumber};
 
 /// Metadata of one published version (its original-language file).
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,10 @@ pub struct VersionInfo {
     pub summary: Option<String>,
     pub part_of: Option<Slug>,
     pub acceptance: Acceptance,
+    /// The audiences it applies to, sorted; empty: everyone.
+    pub audiences: Vec<Audience>,
+    /// How long an acceptance counts (`reaccept_after`); `None`: until a material change.
+    pub reaccept_after: Option<chrono::TimeDelta>,
     pub sha256: String,
     pub published_at: DateTime<Utc>,
     /// Translations published for this version, sorted.
@@ -65,6 +69,17 @@ impl DocumentInfo {
     pub fn part_of(&self) -> Option<&Slug> {
         self.latest().and_then(|v| v.part_of.as_ref())
     }
+
+    /// The audiences the document applies to (empty: everyone); follows the newest version.
+    pub fn audiences(&self) -> &[Audience] {
+        self.latest().map_or(&[], |v| v.audiences.as_slice())
+    }
+
+    /// Whether the document applies to subjects asked about for `audience` (`None`: asked
+    /// about every document).
+    pub fn applies_to(&self, audience: Option<&Audience>) -> bool {
+        audience.is_none_or(|a| self.audiences().is_empty() || self.audiences().contains(a))
+    }
 }
 
 /// Every published document, sorted by slug.
@@ -81,6 +96,19 @@ impl Catalog {
     /// Documents that are an integral part of `slug`.
     pub fn parts_of<'a>(&'a self, slug: &'a Slug) -> impl Iterator<Item = &'a DocumentInfo> + 'a {
         self.documents.iter().filter(move |d| d.part_of() == Some(slug))
+    }
+
+    /// Whether any document names `audience`.
+    pub fn knows_audience(&self, audience: &Audience) -> bool {
+        self.documents.iter().any(|d| d.audiences().contains(audience))
+    }
+
+    /// Every audience some document names, sorted.
+    pub fn audiences(&self) -> Vec<&Audience> {
+        let mut all: Vec<&Audience> = self.documents.iter().flat_map(|d| d.audiences()).collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// Every published version of every document, newest effective date first.
@@ -110,6 +138,8 @@ mod tests {
             summary: None,
             part_of: None,
             acceptance: Acceptance::Required,
+            audiences: Vec::new(),
+            reaccept_after: None,
             sha256: String::new(),
             published_at: effective,
             locales: Vec::new(),

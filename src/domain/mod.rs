@@ -62,6 +62,63 @@ impl fmt::Display for Slug {
     }
 }
 
+/// An audience: the people a document applies to, such as `developers` or `sdk-users` (contract
+/// §6). Same spelling rules as a slug.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Audience(String);
+
+impl TryFrom<String> for Audience {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<Audience> for String {
+    fn from(audience: Audience) -> Self {
+        audience.0
+    }
+}
+
+impl Audience {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        Slug::parse(raw).map(|s| Self(s.0)).map_err(|_| {
+            InvalidValue(format!(
+                "`{raw}` is not a valid audience name: use 1 to 64 characters of a-z, 0-9 and `-`, starting with a letter or digit"
+            ))
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Audience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses a `reaccept_after` duration such as `365d`, `52w`, `8760h` or `90m 30s`: at least one
+/// second, at most 100 years.
+pub fn parse_reaccept_after(raw: &str) -> Result<chrono::TimeDelta, InvalidValue> {
+    let bad = || {
+        InvalidValue(format!(
+            "`{raw}` is not a duration: use a number and a unit, such as `365d`, `52w`, `8760h` or `3600s`"
+        ))
+    };
+    let parsed = humantime::parse_duration(raw.trim()).map_err(|_| bad())?;
+    let seconds = i64::try_from(parsed.as_secs()).map_err(|_| bad())?;
+    if parsed.subsec_nanos() != 0 || !(1..=100 * 366 * 86_400).contains(&seconds) {
+        return Err(InvalidValue(format!(
+            "`{raw}`: a re-acceptance period is whole seconds, from 1 second to 100 years"
+        )));
+    }
+    chrono::TimeDelta::try_seconds(seconds).ok_or_else(bad)
+}
+
 /// A version number: 1, 2, 3 …
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(into = "u32", try_from = "u32")]

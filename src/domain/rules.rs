@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Acceptance, Catalog, DocumentInfo, Slug, VersionInfo, VersionNumber};
+use super::{Acceptance, Audience, Catalog, DocumentInfo, Slug, VersionInfo, VersionNumber};
 
 /// One version an event covers, with the content hash of what the subject was shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,19 +19,19 @@ pub struct Covered {
 /// A subject's latest decision on one agreement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Accepted `version` of the agreement; `covers` lists it and each part accepted with it.
+    /// Accepted `version` of the agreement at `at`; `covers` lists it and each part accepted
+    /// with it.
     Accepted {
         version: VersionNumber,
         covers: Vec<Covered>,
+        at: DateTime<Utc>,
     },
-    Declined {
-        version: VersionNumber,
-    },
+    Declined,
     Withdrawn,
 }
 
 /// Where a subject stands on one agreement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Accepted,
@@ -39,18 +39,34 @@ pub enum State {
     Never,
     Declined,
     Withdrawn,
+    Expired,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Pending => "pending",
+            Self::Never => "never",
+            Self::Declined => "declined",
+            Self::Withdrawn => "withdrawn",
+            Self::Expired => "expired",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentStatus {
     pub slug: Slug,
     pub state: State,
-    /// The agreement's version in the subject's standing acceptance (accepted or pending).
+    /// The agreement's version in the subject's standing acceptance (accepted, pending or
+    /// expired).
     pub accepted_version: Option<VersionNumber>,
     pub current_version: Option<VersionNumber>,
     pub upcoming_version: Option<VersionNumber>,
-    /// Since when the subject has been asked to accept (when not `accepted`); `None` when
-    /// nothing is in effect yet, so nothing is required.
+    /// Since when the subject has been asked to accept (when not `accepted`): the newest
+    /// material version it lacks took effect, or its acceptance expired. `None` when nothing
+    /// is in effect yet, so nothing is required.
     pub required_since: Option<DateTime<Utc>>,
 }
 
@@ -73,43 +89,56 @@ pub fn agreements(catalog: &Catalog) -> impl Iterator<Item = &DocumentInfo> {
     catalog.documents.iter().filter(|d| d.acceptance() == Acceptance::Required && d.part_of().is_none())
 }
 
-/// Each agreement's status for a subject whose latest decisions are `decisions`.
-pub fn status(catalog: &Catalog, decisions: &HashMap<Slug, Decision>, now: DateTime<Utc>) -> Vec<DocumentStatus> {
-    agreements(catalog).map(|doc| document_status(catalog, doc, decisions.get(&doc.slug), now)).collect()
+/// The agreements that apply to subjects asked about for `audience` (`None`: all of them).
+pub fn agreements_for<'a>(
+    catalog: &'a Catalog,
+    audience: Option<&'a Audience>,
+) -> impl Iterator<Item = &'a DocumentInfo> + 'a {
+    agreements(catalog).filter(move |d| d.applies_to(audience))
 }
 
-fn document_status(
+/// How long an acceptance of `doc` counts at `now`: the shortest `reaccept_after` of the
+/// versions in effect of the agreement and its parts. `None`: until a material change.
+pub fn reaccept_after(catalog: &Catalog, doc: &DocumentInfo, now: DateTime<Utc>) -> Option<TimeDelta> {
+    std::iter::once(doc).chain(catalog.parts_of(&doc.slug)).filter_map(|d| d.current(now)?.reaccept_after).min()
+}
+
+/// Each agreement's status for a subject whose latest decisions are `decisions`, restricted to
+/// `audience`'s agreements when one is given.
+pub fn status(
     catalog: &Catalog,
-    doc: &DocumentInfo,
-    decision: Option<&Decision>,
+    decisions: &HashMap<Slug, Decision>,
+    audience: Option<&Audience>,
     now: DateTime<Utc>,
-) -> DocumentStatus {
+) -> Vec<DocumentStatus> {
+    agreements_for(catalog, audience).map(|doc| standing(catalog, doc, decisions.get(&doc.slug), now)).collect()
+}
+
+/// Where a subject whose latest decision on the agreement `doc` is `decision` stands at `now`
+/// (contract §2). Every figure Assent shows comes from this function.
+pub fn standing(catalog: &Catalog, doc: &DocumentInfo, decision: Option<&Decision>, now: DateTime<Utc>) -> DocumentStatus {
     // The agreement and each part, with the version each requires now.
     let required: Vec<(&DocumentInfo, &VersionInfo)> = std::iter::once(doc)
         .chain(catalog.parts_of(&doc.slug))
         .filter_map(|d| baseline(d, now).map(|b| (d, b)))
         .collect();
-    let since = required.iter().map(|(_, b)| b.effective).max();
-    let (state, accepted_version) = match decision {
-        None => (State::Never, None),
-        Some(Decision::Declined { .. }) => (State::Declined, None),
-        Some(Decision::Withdrawn) => (State::Withdrawn, None),
-        Some(Decision::Accepted { version, covers }) => {
+    let newest_requirement = required.iter().map(|(_, b)| b.effective).max();
+    let (state, accepted_version, required_since) = match decision {
+        None => (State::Never, None, newest_requirement),
+        Some(Decision::Declined) => (State::Declined, None, newest_requirement),
+        Some(Decision::Withdrawn) => (State::Withdrawn, None, newest_requirement),
+        Some(Decision::Accepted { version, covers, at }) => {
             let covered = |d: &DocumentInfo| covers.iter().find(|c| c.document == d.slug).map(|c| c.version);
-            let behind: Vec<&VersionInfo> =
-                required.iter().filter(|(d, b)| covered(d).is_none_or(|v| v < b.number)).map(|(_, b)| *b).collect();
-            if behind.is_empty() {
-                (State::Accepted, Some(*version))
-            } else {
-                let since = behind.iter().map(|b| b.effective).max();
-                return DocumentStatus {
-                    slug: doc.slug.clone(),
-                    state: State::Pending,
-                    accepted_version: Some(*version),
-                    current_version: doc.current(now).map(|v| v.number),
-                    upcoming_version: doc.upcoming(now).map(|v| v.number),
-                    required_since: since,
-                };
+            let behind = required
+                .iter()
+                .filter(|(d, b)| covered(d).is_none_or(|v| v < b.number))
+                .map(|(_, b)| b.effective)
+                .max();
+            let expires = reaccept_after(catalog, doc, now).and_then(|d| at.checked_add_signed(d));
+            match (behind, expires) {
+                (Some(since), _) => (State::Pending, Some(*version), Some(since)),
+                (None, Some(expired)) if expired <= now => (State::Expired, Some(*version), Some(expired)),
+                (None, _) => (State::Accepted, Some(*version), None),
             }
         }
     };
@@ -119,7 +148,7 @@ fn document_status(
         accepted_version,
         current_version: doc.current(now).map(|v| v.number),
         upcoming_version: doc.upcoming(now).map(|v| v.number),
-        required_since: if state == State::Accepted { None } else { since },
+        required_since,
     }
 }
 
@@ -138,6 +167,50 @@ pub enum Refusal {
     UnknownVersion { slug: Slug, version: u32 },
     #[error("version {version} of `{slug}` is superseded: the current version is {current}")]
     Superseded { slug: Slug, version: VersionNumber, current: VersionNumber },
+    #[error("`{slug}` does not apply to the audience `{audience}`")]
+    OtherAudience { slug: Slug, audience: Audience },
+}
+
+/// Why an audience cannot be asked about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AudienceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no document names the audience `{0}`; the audiences are: {1}")]
+    Unknown(Audience, String),
+    #[error("this key is bound to the audience `{key}`; it cannot ask about `{asked}`")]
+    OtherThanKeys { key: Audience, asked: Audience },
+}
+
+/// The audience a request is restricted to: the one asked for (`?audience=`, or a consent
+/// link's), which documents must name, and which must be the key's own when the key is bound to
+/// one; without a question, the key's audience.
+pub fn audience_for(
+    catalog: &Catalog,
+    keys: Option<&Audience>,
+    asked: Option<&str>,
+) -> Result<Option<Audience>, AudienceError> {
+    let Some(asked) = asked.map(str::trim).filter(|a| !a.is_empty()) else { return Ok(keys.cloned()) };
+    let asked = Audience::parse(asked).map_err(|e| AudienceError::Invalid(e.0))?;
+    if let Some(key) = keys
+        && *key != asked
+    {
+        return Err(AudienceError::OtherThanKeys { key: key.clone(), asked });
+    }
+    if !catalog.knows_audience(&asked) {
+        let known: Vec<&str> = catalog.audiences().into_iter().map(Audience::as_str).collect();
+        let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+        return Err(AudienceError::Unknown(asked, known));
+    }
+    Ok(Some(asked))
+}
+
+/// Checks that `doc` applies to `audience` (when a request is restricted to one).
+pub fn within(doc: &DocumentInfo, audience: Option<&Audience>) -> Result<(), Refusal> {
+    match audience {
+        Some(a) if !doc.applies_to(Some(a)) => Err(Refusal::OtherAudience { slug: doc.slug.clone(), audience: a.clone() }),
+        _ => Ok(()),
+    }
 }
 
 /// Checks that `version` of `slug` may be accepted or declined at `now` (the current version or
@@ -201,6 +274,8 @@ mod tests {
             summary: None,
             part_of: None,
             acceptance: Acceptance::Required,
+            audiences: Vec::new(),
+            reaccept_after: None,
             sha256: format!("sha-{n}"),
             published_at: day(1),
             locales: Vec::new(),
@@ -246,6 +321,7 @@ mod tests {
                     Covered { document: slug("terms"), version: n(terms), sha256: String::new() },
                     Covered { document: slug("privacy"), version: n(privacy), sha256: String::new() },
                 ],
+                at: day(1),
             },
         )])
     }
@@ -263,14 +339,14 @@ mod tests {
 
     #[test]
     fn current_and_upcoming_follow_the_clock() {
-        let s = only(status(&catalog(), &HashMap::new(), day(15)));
+        let s = only(status(&catalog(), &HashMap::new(), None, day(15)));
         assert_eq!(s.current_version, Some(n(3)));
         assert_eq!(s.upcoming_version, Some(n(4)));
     }
 
     #[test]
     fn never_accepted_is_never_and_required_since_the_baseline() {
-        let s = only(status(&catalog(), &HashMap::new(), day(15)));
+        let s = only(status(&catalog(), &HashMap::new(), None, day(15)));
         assert_eq!(s.state, State::Never);
         assert_eq!(s.required_since, Some(day(12)), "the part's material v2 is the newest requirement");
         assert!(!s.satisfied());
@@ -278,7 +354,7 @@ mod tests {
 
     #[test]
     fn accepting_the_newest_material_versions_is_up_to_date() {
-        let s = only(status(&catalog(), &accepted(3, 2), day(15)));
+        let s = only(status(&catalog(), &accepted(3, 2), None, day(15)));
         assert_eq!(s.state, State::Accepted);
         assert_eq!(s.accepted_version, Some(n(3)));
         assert_eq!(s.required_since, None);
@@ -288,14 +364,14 @@ mod tests {
     #[test]
     fn an_editorial_version_re_prompts_nobody() {
         // On day 7, v2 (editorial) is current; v1's acceptance still stands.
-        let s = only(status(&catalog(), &accepted(1, 1), day(7)));
+        let s = only(status(&catalog(), &accepted(1, 1), None, day(7)));
         assert_eq!(s.current_version, Some(n(2)));
         assert_eq!(s.state, State::Accepted);
     }
 
     #[test]
     fn a_material_version_makes_older_acceptances_pending() {
-        let s = only(status(&catalog(), &accepted(2, 1), day(11)));
+        let s = only(status(&catalog(), &accepted(2, 1), None, day(11)));
         assert_eq!(s.state, State::Pending);
         assert_eq!(s.accepted_version, Some(n(2)));
         assert_eq!(s.required_since, Some(day(10)));
@@ -303,10 +379,10 @@ mod tests {
 
     #[test]
     fn a_material_change_in_a_part_re_prompts_its_agreement() {
-        let s = only(status(&catalog(), &accepted(3, 1), day(15)));
+        let s = only(status(&catalog(), &accepted(3, 1), None, day(15)));
         assert_eq!(s.state, State::Pending);
         assert_eq!(s.required_since, Some(day(12)));
-        let before = only(status(&catalog(), &accepted(3, 1), day(11)));
+        let before = only(status(&catalog(), &accepted(3, 1), None, day(11)));
         assert_eq!(before.state, State::Accepted, "the part's v2 is not in effect yet");
     }
 
@@ -317,34 +393,35 @@ mod tests {
             Decision::Accepted {
                 version: n(3),
                 covers: vec![Covered { document: slug("terms"), version: n(3), sha256: String::new() }],
+                at: day(1),
             },
         )]);
-        assert_eq!(only(status(&catalog(), &decisions, day(15))).state, State::Pending);
+        assert_eq!(only(status(&catalog(), &decisions, None, day(15))).state, State::Pending);
     }
 
     #[test]
     fn an_accepted_upcoming_version_counts_once_it_takes_effect() {
-        let s = only(status(&catalog(), &accepted(4, 2), day(25)));
+        let s = only(status(&catalog(), &accepted(4, 2), None, day(25)));
         assert_eq!(s.state, State::Accepted);
-        let early = only(status(&catalog(), &accepted(4, 2), day(15)));
+        let early = only(status(&catalog(), &accepted(4, 2), None, day(15)));
         assert_eq!(early.state, State::Accepted, "accepting early covers the current version too");
     }
 
     #[test]
     fn declined_and_withdrawn_are_not_up_to_date() {
-        let declined = HashMap::from([(slug("terms"), Decision::Declined { version: n(3) })]);
-        let s = only(status(&catalog(), &declined, day(15)));
+        let declined = HashMap::from([(slug("terms"), Decision::Declined)]);
+        let s = only(status(&catalog(), &declined, None, day(15)));
         assert_eq!(s.state, State::Declined);
         assert!(!s.satisfied());
         let withdrawn = HashMap::from([(slug("terms"), Decision::Withdrawn)]);
-        let s = only(status(&catalog(), &withdrawn, day(15)));
+        let s = only(status(&catalog(), &withdrawn, None, day(15)));
         assert_eq!(s.state, State::Withdrawn);
         assert_eq!(s.accepted_version, None);
     }
 
     #[test]
     fn nothing_in_effect_requires_nothing() {
-        let s = only(status(&catalog(), &HashMap::new(), Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()));
+        let s = only(status(&catalog(), &HashMap::new(), None, Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()));
         assert_eq!(s.state, State::Never);
         assert_eq!(s.required_since, None);
         assert!(s.satisfied());

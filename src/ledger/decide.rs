@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Action, Evidence, Kind, Method, NewDecision, SubjectKeys};
 use crate::domain::rules::{self, Refusal};
-use crate::domain::{Catalog, IdempotencyKey, Slug, SubjectId};
+use crate::domain::{Audience, Catalog, IdempotencyKey, Slug, SubjectId};
 
 /// A decision someone asks to record.
 #[derive(Debug, Clone)]
@@ -30,6 +30,9 @@ pub struct Ask {
     /// key: a retry must repeat it (after JSON canonicalisation), or it is a different request
     /// (422). The consent page sends none: its keys are its own, one per link and agreement.
     pub sent: Option<String>,
+    /// The audience the asker is restricted to (its key's, or its consent link's): a document
+    /// that does not apply to it is refused.
+    pub audience: Option<Audience>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,16 +52,18 @@ pub fn plan(catalog: &Catalog, keys: &SubjectKeys, ask: Ask, now: DateTime<Utc>)
             return Err(DecideError::Invalid("a withdrawal names the document only, not a version".into()));
         }
         (Kind::Withdrawn, None) => {
-            rules::agreement(catalog, &ask.document)?;
+            rules::within(rules::agreement(catalog, &ask.document)?, ask.audience.as_ref())?;
             Action::Withdraw
         }
         (Kind::Accepted | Kind::Declined, None) => return Err(DecideError::Invalid("`version` is required".into())),
         (Kind::Accepted, Some(version)) => {
-            let (_, covers) = rules::decidable(catalog, &ask.document, version, now)?;
+            let (doc, covers) = rules::decidable(catalog, &ask.document, version, now)?;
+            rules::within(doc, ask.audience.as_ref())?;
             Action::Accept { version: covers[0].version, covers }
         }
         (Kind::Declined, Some(version)) => {
-            let (_, covers) = rules::decidable(catalog, &ask.document, version, now)?;
+            let (doc, covers) = rules::decidable(catalog, &ask.document, version, now)?;
+            rules::within(doc, ask.audience.as_ref())?;
             Action::Decline { version: covers[0].version, covers: covers.into_iter().take(1).collect() }
         }
         (Kind::ErasureRequested | Kind::Erased, _) => {

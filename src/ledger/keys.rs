@@ -6,7 +6,7 @@ use subtle::ConstantTimeEq;
 
 use crate::db::keys::{KeyRow, insert_key, key_by_name, key_by_prefix};
 use crate::db::{DbConnection, DbError};
-use crate::domain::{InvalidValue, Scope, sha256_hex};
+use crate::domain::{Audience, InvalidValue, Scope, sha256_hex};
 
 /// Fresh random bytes from the operating system.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], DbError> {
@@ -38,14 +38,20 @@ pub fn check_name(name: &str) -> Result<(), InvalidValue> {
 }
 
 /// Creates a key and returns it: the only time it is ever shown.
-pub fn create(conn: &mut DbConnection, name: &str, scope: Scope, now: DateTime<Utc>) -> Result<String, KeyError> {
+pub fn create(
+    conn: &mut DbConnection,
+    name: &str,
+    scope: Scope,
+    audience: Option<&Audience>,
+    now: DateTime<Utc>,
+) -> Result<String, KeyError> {
     check_name(name)?;
     if key_by_name(conn, name)?.is_some() {
         return Err(KeyError::Exists(name.to_owned()));
     }
     let prefix = hex::encode(random_bytes::<6>()?);
     let key = format!("assent_{prefix}_{}", hex::encode(random_bytes::<24>()?));
-    insert_key(conn, name, &prefix, &sha256_hex(key.as_bytes()), scope.as_str(), now)?;
+    insert_key(conn, name, &prefix, &sha256_hex(key.as_bytes()), scope.as_str(), audience.map(Audience::as_str), now)?;
     Ok(key)
 }
 
@@ -55,6 +61,8 @@ pub struct Authenticated {
     pub id: i64,
     pub name: String,
     pub scope: Scope,
+    /// The audience the key is bound to: it sees and records only that audience's documents.
+    pub audience: Option<Audience>,
 }
 
 /// The prefix of a presented key, if it has the shape of one.
@@ -71,7 +79,11 @@ pub fn matches(row: &KeyRow, presented: &str) -> Option<Authenticated> {
     if !same || row.revoked_at.is_some() {
         return None;
     }
-    Some(Authenticated { id: row.id, name: row.name.clone(), scope: row.scope.parse().ok()? })
+    let audience = match row.audience.as_deref() {
+        Some(a) => Some(Audience::parse(a).ok()?),
+        None => None,
+    };
+    Some(Authenticated { id: row.id, name: row.name.clone(), scope: row.scope.parse().ok()?, audience })
 }
 
 /// Looks a presented key up in the database.

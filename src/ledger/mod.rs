@@ -661,8 +661,9 @@ pub fn decisions(
                 version,
                 covers: serde_json::from_str(&row.covers)
                     .map_err(|e| DbError::Corrupt(format!("covers of {subject_key}/{slug}: {e}")))?,
+                at: from_stored_time(row.accepted_at.unwrap_or(row.updated_at)),
             },
-            ("declined", Some(version)) => Decision::Declined { version },
+            ("declined", _) => Decision::Declined,
             ("withdrawn", _) => Decision::Withdrawn,
             (state, _) => return Err(DbError::Corrupt(format!("state `{state}` of {subject_key}/{slug}"))),
         };

@@ -40,6 +40,10 @@ struct EventLeaf<'a> {
 #[derive(Serialize)]
 struct VersionLeaf<'a> {
     acceptance: &'a str,
+    /// Present only when the front matter names audiences (leaves of versions without them,
+    /// published before audiences existed, are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audiences: Option<Vec<&'a str>>,
     document: &'a str,
     effective: String,
     html_sha256: String,
@@ -47,6 +51,9 @@ struct VersionLeaf<'a> {
     material: bool,
     part_of: Option<&'a str>,
     published: String,
+    /// Seconds; present only when the front matter sets `reaccept_after`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reaccept_after: Option<i64>,
     source_sha256: &'a str,
     summary: Option<&'a str>,
     title: &'a str,
@@ -71,6 +78,7 @@ pub fn event_leaf(kind: &str, chain_hash: &str) -> String {
 pub fn version_leaf(v: &VersionFields) -> String {
     to_json(&VersionLeaf {
         acceptance: &v.acceptance,
+        audiences: v.audiences.as_deref().map(|a| a.split(',').collect()),
         document: &v.document,
         effective: crate::db::from_stored_time(v.effective).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         html_sha256: crate::domain::sha256_hex(v.html.as_bytes()),
@@ -78,6 +86,7 @@ pub fn version_leaf(v: &VersionFields) -> String {
         material: v.material,
         part_of: v.part_of.as_deref(),
         published: crate::db::from_stored_time(v.published_at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        reaccept_after: v.reaccept_after,
         source_sha256: &v.sha256,
         summary: v.summary.as_deref(),
         title: &v.title,

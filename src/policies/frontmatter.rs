@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::domain::{Acceptance, Slug, parse_effective};
+use crate::domain::{Acceptance, Audience, Slug, parse_effective, parse_reaccept_after};
 
 /// The settings of one policy file, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +18,10 @@ pub struct FrontMatter {
     pub part_of_line: Option<usize>,
     pub acceptance: Acceptance,
     pub draft: bool,
+    /// The audiences it applies to, sorted (empty: everyone), and the line that names them.
+    pub audiences: Vec<Audience>,
+    pub audiences_line: Option<usize>,
+    pub reaccept_after: Option<chrono::TimeDelta>,
 }
 
 /// What a translation file may say: its own title and summary; anything else it names must
@@ -37,6 +41,8 @@ pub struct Repeated {
     pub part_of: Option<(Option<Slug>, usize)>,
     pub acceptance: Option<(Acceptance, usize)>,
     pub draft: Option<(bool, usize)>,
+    pub audiences: Option<(Vec<Audience>, usize)>,
+    pub reaccept_after: Option<(chrono::TimeDelta, usize)>,
 }
 
 /// A problem at a line of the file (1-based).
@@ -103,9 +109,19 @@ struct Raw {
     part_of: Option<Spanned<String>>,
     acceptance: Option<Spanned<String>>,
     draft: Option<Spanned<bool>>,
+    audiences: Option<Spanned<OneOrMany>>,
+    reaccept_after: Option<Spanned<String>>,
 }
 
-const KEYS: &str = "title, effective, material, summary, part_of, acceptance, draft";
+/// `audiences: [a, b]`, or one name on its own.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+const KEYS: &str = "title, effective, material, summary, part_of, acceptance, draft, audiences, reaccept_after";
 
 fn parse_raw(split: &Split<'_>) -> Result<Raw, LineError> {
     let first = split.yaml_first_line;
@@ -174,6 +190,32 @@ fn checked_acceptance(split: &Split<'_>, s: &Spanned<String>) -> Result<Acceptan
     s.value.trim().parse().map_err(|e| LineError { line: line_of(split, s), message: format!("`acceptance`: {e}") })
 }
 
+fn checked_audiences(split: &Split<'_>, s: &Spanned<OneOrMany>) -> Result<Vec<Audience>, LineError> {
+    let line = line_of(split, s);
+    let names = match &s.value {
+        OneOrMany::One(name) => vec![name.as_str()],
+        OneOrMany::Many(names) => names.iter().map(String::as_str).collect(),
+    };
+    if names.is_empty() {
+        return Err(LineError {
+            line,
+            message: "`audiences` is empty: name at least one audience, or leave the key out to mean everyone".into(),
+        });
+    }
+    let mut audiences = names
+        .into_iter()
+        .map(|n| Audience::parse(n.trim()).map_err(|e| LineError { line, message: format!("`audiences`: {e}") }))
+        .collect::<Result<Vec<_>, _>>()?;
+    audiences.sort();
+    audiences.dedup();
+    Ok(audiences)
+}
+
+fn checked_reaccept_after(split: &Split<'_>, s: &Spanned<String>) -> Result<chrono::TimeDelta, LineError> {
+    parse_reaccept_after(&s.value)
+        .map_err(|e| LineError { line: line_of(split, s), message: format!("`reaccept_after`: {e}") })
+}
+
 /// Parses and checks the front matter of an original (untranslated) version.
 pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
     let raw = parse_raw(split)?;
@@ -199,6 +241,9 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
             None => Acceptance::Required,
         },
         draft: raw.draft.is_some_and(|d| d.value),
+        audiences: raw.audiences.as_ref().map(|s| checked_audiences(split, s)).transpose()?.unwrap_or_default(),
+        audiences_line: raw.audiences.as_ref().map(|s| line_of(split, s)),
+        reaccept_after: raw.reaccept_after.as_ref().map(|s| checked_reaccept_after(split, s)).transpose()?,
     })
 }
 
@@ -222,6 +267,14 @@ pub fn parse_translation(split: &Split<'_>) -> Result<TranslationFrontMatter, Li
             None => None,
         },
         draft: raw.draft.as_ref().map(|d| (d.value, line_of(split, d))),
+        audiences: match &raw.audiences {
+            Some(s) => Some((checked_audiences(split, s)?, line_of(split, s))),
+            None => None,
+        },
+        reaccept_after: match &raw.reaccept_after {
+            Some(s) => Some((checked_reaccept_after(split, s)?, line_of(split, s))),
+            None => None,
+        },
     };
     Ok(TranslationFrontMatter { title, summary, repeated })
 }
@@ -260,6 +313,30 @@ mod tests {
         assert_eq!(e.line, 4);
         let e = front("---\ntitle: Terms\neffective: 2026-01-01\nmaterial: maybe\n---\nx\n").unwrap_err();
         assert_eq!(e.line, 4, "{e:?}");
+    }
+
+    #[test]
+    fn audiences_and_reaccept_after_parse_and_bad_ones_name_their_line() {
+        let f = front("---\ntitle: T\neffective: 2026-01-01\naudiences: [sdk-users, developers]\nreaccept_after: 52w\n---\nx\n").unwrap();
+        let names: Vec<&str> = f.audiences.iter().map(Audience::as_str).collect();
+        assert_eq!(names, ["developers", "sdk-users"]);
+        assert_eq!(f.audiences_line, Some(4));
+        assert_eq!(f.reaccept_after, chrono::TimeDelta::try_days(364));
+        let one = front("---\ntitle: T\neffective: 2026-01-01\naudiences: developers\n---\nx\n").unwrap();
+        assert_eq!(one.audiences.len(), 1);
+        assert!(front("---\ntitle: T\neffective: 2026-01-01\n---\nx\n").unwrap().audiences.is_empty());
+        for (yaml, line, says) in [
+            ("audiences: [Developers]", 4, "audience"),
+            ("audiences: []", 4, "empty"),
+            ("audiences: {a: b}", 4, ""),
+            ("reaccept_after: soon", 4, "reaccept_after"),
+            ("reaccept_after: 0s", 4, "reaccept_after"),
+            ("reaccept_after: 500y", 4, "100 years"),
+        ] {
+            let e = front(&format!("---\ntitle: T\neffective: 2026-01-01\n{yaml}\n---\nx\n")).unwrap_err();
+            assert_eq!(e.line, line, "{yaml}: {e:?}");
+            assert!(e.message.contains(says), "{yaml}: {}", e.message);
+        }
     }
 
     #[test]

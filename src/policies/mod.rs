@@ -96,6 +96,9 @@ pub fn load(dir: &Path) -> Result<PolicySet, Vec<Problem>> {
         Err(p) => return Err(vec![p]),
     };
     let mut documents = Vec::new();
+    // Documents whose folder has problems of its own: named by those problems, and not again
+    // by a `part_of` that points at them.
+    let mut broken = Vec::new();
     for entry in entries {
         let name = file_name(&entry);
         if name.starts_with('.') || !entry.is_dir() {
@@ -103,8 +106,9 @@ pub fn load(dir: &Path) -> Result<PolicySet, Vec<Problem>> {
         }
         match Slug::parse(&name) {
             Ok(slug) => {
-                if let Some(doc) = load_document(&entry, slug, &mut problems) {
-                    documents.push(doc);
+                match load_document(&entry, slug.clone(), &mut problems) {
+                    Some(doc) => documents.push(doc),
+                    None => broken.push(slug),
                 }
             }
             Err(e) => problems.push(Problem::new(&entry, None, format!("folder name: {e}"))),
@@ -117,7 +121,7 @@ pub fn load(dir: &Path) -> Result<PolicySet, Vec<Problem>> {
             "no documents: expected folders such as `privacy-policy/` holding `v1.md`",
         ));
     }
-    check_part_of(&documents, &mut problems);
+    check_part_of(&documents, &broken, &mut problems);
     if problems.is_empty() {
         Ok(PolicySet { documents })
     } else {
@@ -359,6 +363,8 @@ fn attach_translations(
             ("part_of", r.part_of.as_ref().map(|(v, l)| (*v != original.part_of, *l))),
             ("acceptance", r.acceptance.map(|(v, l)| (v != original.acceptance, l))),
             ("draft", r.draft.map(|(v, l)| (v != original.draft, l))),
+            ("audiences", r.audiences.as_ref().map(|(v, l)| (*v != original.audiences, *l))),
+            ("reaccept_after", r.reaccept_after.map(|(v, l)| (Some(v) != original.reaccept_after, l))),
         ];
         for (key, check) in differs {
             if let Some((true, line)) = check {
@@ -372,7 +378,7 @@ fn attach_translations(
 }
 
 /// `part_of` must name another document of the folder and must not loop.
-fn check_part_of(documents: &[PolicyDocument], problems: &mut Vec<Problem>) {
+fn check_part_of(documents: &[PolicyDocument], broken: &[Slug], problems: &mut Vec<Problem>) {
     let parent: HashMap<&Slug, (&Slug, &Path, Option<usize>)> = documents
         .iter()
         .filter_map(|d| {
@@ -385,6 +391,9 @@ fn check_part_of(documents: &[PolicyDocument], problems: &mut Vec<Problem>) {
         let Some(&(target, path, line)) = parent.get(&doc.slug) else {
             continue;
         };
+        if broken.contains(target) {
+            continue;
+        }
         if !documents.iter().any(|d| &d.slug == target) {
             problems.push(Problem::new(
                 path,
@@ -406,6 +415,31 @@ fn check_part_of(documents: &[PolicyDocument], problems: &mut Vec<Problem>) {
                 Some((next, _, _)) => at = next,
                 None => break,
             }
+        }
+        // A part is accepted with its agreement, so it must speak to the same people.
+        let (Some(part), Some(agreement)) =
+            (doc.versions.last(), documents.iter().find(|d| &d.slug == target).and_then(|d| d.versions.last()))
+        else {
+            continue;
+        };
+        if part.front.audiences != agreement.front.audiences {
+            let names = |a: &[crate::domain::Audience]| {
+                if a.is_empty() {
+                    "everyone (no `audiences`)".to_owned()
+                } else {
+                    a.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
+                }
+            };
+            problems.push(Problem::new(
+                path,
+                part.front.audiences_line.or(line),
+                format!(
+                    "`audiences` ({}) differs from that of `{target}` ({}), which this document is part of: a part is \
+                     accepted with its agreement, so give both the same audiences",
+                    names(&part.front.audiences),
+                    names(&agreement.front.audiences)
+                ),
+            ));
         }
     }
 }

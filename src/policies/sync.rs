@@ -73,6 +73,8 @@ pub fn sync(conn: &mut DbConnection, set: &PolicySet, now: DateTime<Utc>) -> Res
                                 summary,
                                 part_of: version.front.part_of.as_ref(),
                                 acceptance: version.front.acceptance.as_str(),
+                                audiences: &version.front.audiences,
+                                reaccept_after: version.front.reaccept_after,
                                 sha256: &file.sha256,
                                 source: &file.source,
                                 body: &file.body,

@@ -15,7 +15,7 @@ use super::{AppState, PageError};
 use crate::consent::{seal, unseal};
 use crate::db::from_stored_time;
 use crate::db::keys::key_by_id;
-use crate::db::ledger::{acceptances_between, coverage, event_horizon, events_of, list_events};
+use crate::db::ledger::{acceptances_between, event_horizon, events_of, list_events};
 use crate::domain::{Scope, SubjectId, rules};
 use crate::ledger::keys::authenticate;
 use crate::views::human_time;
@@ -131,17 +131,51 @@ pub async fn signout(req: HttpRequest) -> Result<HttpResponse, PageError> {
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/signin")).cookie(gone).finish())
 }
 
+/// One agreement's coverage: every known subject, in the state its status gives it now.
 pub struct Bar {
     pub label: String,
     pub slug: String,
     pub version: u32,
-    pub accepted: i64,
-    pub pending: i64,
-    pub declined: i64,
-    pub withdrawn: i64,
-    /// Percentages for the bar's four parts (they add up to 100).
-    pub widths: [f64; 4],
-    pub offsets: [f64; 4],
+    pub segments: Vec<Segment>,
+}
+
+/// One state's share of a bar.
+pub struct Segment {
+    pub state: &'static str,
+    pub count: i64,
+    /// Percent of the bar, and where it starts.
+    pub width: f64,
+    pub offset: f64,
+}
+
+impl Bar {
+    fn new(label: String, slug: String, version: u32, c: &crate::coverage::Coverage) -> Self {
+        let counts = [
+            ("accepted", c.accepted),
+            ("pending", c.pending),
+            ("expired", c.expired),
+            ("never", c.never),
+            ("declined", c.declined),
+            ("withdrawn", c.withdrawn),
+        ];
+        let total = counts.iter().map(|(_, n)| n).sum::<i64>().max(1) as f64;
+        let mut offset = 0.0;
+        let segments = counts
+            .into_iter()
+            .map(|(state, count)| {
+                let width = count as f64 * 100.0 / total;
+                let s = Segment { state, count, width, offset };
+                offset += width;
+                s
+            })
+            .collect();
+        Self { label, slug, version, segments }
+    }
+
+    /// `12 accepted, 3 pending, …` for the bar's accessible name.
+    pub fn described(&self) -> String {
+        self.segments.iter().map(|s| format!("{} {}", s.count, s.state)).collect::<Vec<_>>().join(", ")
+    }
 }
 
 pub struct Day {
@@ -174,35 +208,17 @@ const CHART_DAYS: i64 = 30;
 pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
     let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
     let catalog = state.catalog.get(&state.db).await?;
-    let mut targets = Vec::new();
-    for agreement in rules::agreements(&catalog) {
-        for doc in std::iter::once(agreement).chain(catalog.parts_of(&agreement.slug)) {
-            for v in doc.versions.iter().rev() {
-                targets.push((doc.slug.to_string(), v.title.clone(), v.number.get()));
-            }
-        }
-    }
+    let now = Utc::now();
+    let cat = catalog.clone();
     let (bars, days) = state
         .db
         .run(move |c| -> Result<_, crate::db::DbError> {
             let mut bars = Vec::new();
-            for (slug, title, version) in targets {
-                let cov = coverage(c, &slug, i32::try_from(version).unwrap_or(i32::MAX))?;
-                let total = (cov.accepted + cov.pending + cov.declined + cov.withdrawn).max(1) as f64;
-                let parts = [cov.accepted, cov.pending, cov.declined, cov.withdrawn];
-                let widths = parts.map(|p| p as f64 * 100.0 / total);
-                let offsets = [0.0, widths[0], widths[0] + widths[1], widths[0] + widths[1] + widths[2]];
-                bars.push(Bar {
-                    label: format!("{title}, version {version}"),
-                    slug,
-                    version,
-                    accepted: cov.accepted,
-                    pending: cov.pending,
-                    declined: cov.declined,
-                    withdrawn: cov.withdrawn,
-                    widths,
-                    offsets,
-                });
+            for doc in rules::agreements(&cat) {
+                let Some(shown) = doc.shown(now) else { continue };
+                let coverage = crate::coverage::coverage(c, &cat, doc, now)?;
+                let label = format!("{}, version {}", shown.title, shown.number);
+                bars.push(Bar::new(label, doc.slug.to_string(), shown.number.get(), &coverage));
             }
             let today = Utc::now().date_naive();
             let mut days = Vec::new();
@@ -309,7 +325,7 @@ pub async fn events(
 ) -> Result<HttpResponse, PageError> {
     let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
     let catalog = state.catalog.get(&state.db).await?;
-    let filter = parse_filter(&q, &catalog, &state.subject_keys).map_err(PageError::from)?;
+    let filter = parse_filter(&q, &catalog, &state.subject_keys, None).map_err(PageError::from)?;
     let after = q.after.as_deref().and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
     const PAGE: i64 = 50;
     let rows = state
@@ -401,16 +417,12 @@ pub async fn subject(
                 .db
                 .run(move |c| Ok::<_, crate::db::DbError>((events_of(c, &key)?, crate::ledger::decisions(c, &key)?)))
                 .await?;
-            page.statuses = rules::status(&catalog, &decisions, Utc::now())
+            page.statuses = rules::status(&catalog, &decisions, None, Utc::now())
                 .into_iter()
                 .map(|s| {
-                    let state = serde_json::to_value(s.state)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
                     (
                         s.slug.to_string(),
-                        state,
+                        s.state.as_str().to_owned(),
                         s.accepted_version.map(|v| format!("version {v}")).unwrap_or_else(|| "-".into()),
                     )
                 })
@@ -434,7 +446,7 @@ pub async fn export(
     if who.scope != Scope::Admin {
         return Err(PageError { status: StatusCode::FORBIDDEN, message: "Exports need an admin key.".into() });
     }
-    super::audit::stream_export(&state, &q).await.map_err(PageError::from)
+    super::audit::stream_export(&state, &q, None).await.map_err(PageError::from)
 }
 
 /// `GET /admin/record?q=`: a subject's printable evidence record, for staff.

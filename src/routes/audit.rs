@@ -12,9 +12,10 @@ use serde_json::json;
 
 use super::auth::require;
 use super::{ApiError, AppState, lookup};
-use crate::db::ledger::{EventFilter, coverage, event_horizon, list_events};
+use crate::db::ledger::{EventFilter, event_horizon, list_events};
 use crate::db::to_stored_time;
-use crate::domain::{Catalog, Scope, Slug, SubjectId, parse_effective};
+use crate::domain::rules;
+use crate::domain::{Audience, Catalog, Scope, Slug, SubjectId, parse_effective};
 use crate::ledger::export::{Format, event_json, export};
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,11 +37,19 @@ pub fn parse_filter(
     q: &EventQuery,
     catalog: &Catalog,
     keys: &crate::ledger::SubjectKeys,
+    audience: Option<&Audience>,
 ) -> Result<EventFilter, ApiError> {
     let mut f = EventFilter::default();
     if let Some(d) = q.document.as_deref().filter(|s| !s.is_empty()) {
-        let slug = Slug::parse(d).ok().filter(|s| catalog.document(s).is_some());
-        f.document = Some(slug.ok_or_else(|| ApiError::not_found(format!("no published document `{d}`")))?.to_string());
+        let doc = Slug::parse(d).ok().and_then(|s| catalog.document(&s));
+        let doc = doc.ok_or_else(|| ApiError::not_found(format!("no published document `{d}`")))?;
+        rules::within(doc, audience)?;
+        f.document = Some(doc.slug.to_string());
+    } else if audience.is_some() {
+        // A key bound to an audience sees the events about that audience's documents only.
+        f.documents = Some(
+            catalog.documents.iter().filter(|d| d.applies_to(audience)).map(|d| d.slug.to_string()).collect(),
+        );
     }
     if let Some(v) = q.version.as_deref().filter(|s| !s.is_empty()) {
         f.version = Some(
@@ -91,12 +100,12 @@ pub async fn list(
     req: HttpRequest,
     q: web::Query<EventQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&state, &req, Scope::Read).await?;
+    let key = require(&state, &req, Scope::Read).await?;
     if q.format.is_some() {
         return Err(ApiError::bad_request("`format` belongs to /api/v1/export"));
     }
     let catalog = state.catalog.get(&state.db).await?;
-    let filter = parse_filter(&q, &catalog, &state.subject_keys)?;
+    let filter = parse_filter(&q, &catalog, &state.subject_keys, key.audience.as_ref())?;
     let after = q.after.as_deref().filter(|s| !s.is_empty()).map(decode_cursor).transpose()?.unwrap_or(0);
     let limit = match q.limit.as_deref().filter(|s| !s.is_empty()) {
         None => 100,
@@ -118,20 +127,52 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json!({"events": events, "next": next})))
 }
 
-/// `GET /api/v1/documents/{slug}/versions/{n}/stats`
+/// `GET /api/v1/documents/{slug}/versions/{n}/stats`: of the subjects whose latest acceptance
+/// covered version n, how many stand where now.
 pub async fn stats(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&state, &req, Scope::Read).await?;
+    let key = require(&state, &req, Scope::Read).await?;
     let (slug, number) = path.into_inner();
     let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
-    let version = lookup::version(doc, &number)?;
-    let (slug, n) = (doc.slug.to_string(), i32::try_from(version.number.get()).unwrap_or(i32::MAX));
-    let c = state.db.run(move |conn| coverage(conn, &slug, n)).await?;
-    Ok(HttpResponse::Ok().json(c))
+    rules::within(doc, key.audience.as_ref())?;
+    let version = lookup::version(doc, &number)?.number;
+    let (slug, now) = (doc.slug.clone(), Utc::now());
+    let tally = state
+        .db
+        .run(move |c| {
+            let doc = catalog.document(&slug).ok_or_else(|| crate::db::DbError::Corrupt(format!("{slug} vanished")))?;
+            crate::coverage::stats(c, &catalog, doc, version, now)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(tally))
+}
+
+/// `GET /api/v1/documents/{slug}/coverage[?audience=]`: every known subject counted once, in
+/// the state its status gives it now.
+pub async fn coverage(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    q: web::Query<super::subjects::AudienceQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let key = require(&state, &req, Scope::Read).await?;
+    let catalog = state.catalog.get(&state.db).await?;
+    let audience = rules::audience_for(&catalog, key.audience.as_ref(), q.audience.as_deref())?;
+    let doc = rules::agreement(&catalog, &path.into_inner())?;
+    rules::within(doc, audience.as_ref())?;
+    let (slug, now) = (doc.slug.clone(), Utc::now());
+    let coverage = state
+        .db
+        .run(move |c| {
+            let doc = catalog.document(&slug).ok_or_else(|| crate::db::DbError::Corrupt(format!("{slug} vanished")))?;
+            crate::coverage::coverage(c, &catalog, doc, now)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(coverage))
 }
 
 /// Sends what the export writes to the HTTP response in chunks.
@@ -164,12 +205,16 @@ pub async fn export_events(
     req: HttpRequest,
     q: web::Query<EventQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&state, &req, Scope::Admin).await?;
-    stream_export(&state, &q).await
+    let key = require(&state, &req, Scope::Admin).await?;
+    stream_export(&state, &q, key.audience.as_ref()).await
 }
 
 /// Streams an export as the response body.
-pub async fn stream_export(state: &AppState, q: &EventQuery) -> Result<HttpResponse, ApiError> {
+pub async fn stream_export(
+    state: &AppState,
+    q: &EventQuery,
+    audience: Option<&Audience>,
+) -> Result<HttpResponse, ApiError> {
     let format: Format = q
         .format
         .as_deref()
@@ -180,7 +225,7 @@ pub async fn stream_export(state: &AppState, q: &EventQuery) -> Result<HttpRespo
         return Err(ApiError::bad_request("an export has no `after` or `limit`: it streams every matching event"));
     }
     let catalog = state.catalog.get(&state.db).await?;
-    let filter = parse_filter(q, &catalog, &state.subject_keys)?;
+    let filter = parse_filter(q, &catalog, &state.subject_keys, audience)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let db = state.db.clone();
     tokio::task::spawn_blocking(move || {

@@ -18,11 +18,11 @@ use super::{ApiError, AppState, PageError};
 use crate::consent::{Claims, TokenError, seal, sign, unseal, verify};
 use crate::db::ledger::{consent_events, events_of, states_of};
 use crate::domain::rules;
-use crate::domain::{Catalog, IdempotencyKey, Scope, Slug, SubjectId, VersionNumber};
+use crate::domain::{Audience, Catalog, IdempotencyKey, Scope, Slug, SubjectId, VersionNumber};
 use crate::ledger::decide::{self, Ask};
 use crate::ledger::{self, Evidence, Kind, Method, Recorded};
 use crate::render::SafeHtml;
-use crate::views::{Item, human_time, layout, rfc3339};
+use crate::views::{Item, human_period, human_time, layout, rfc3339};
 
 const CSRF_COOKIE: &str = "assent_csrf";
 
@@ -37,6 +37,7 @@ pub struct LinkBody {
     pub subject: String,
     pub return_to: String,
     pub ttl_seconds: Option<i64>,
+    pub audience: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -53,6 +54,7 @@ pub fn make_link(
     subject: &str,
     return_to: &str,
     ttl_seconds: i64,
+    audience: Option<crate::domain::Audience>,
 ) -> Result<LinkJson, crate::domain::InvalidValue> {
     use crate::domain::InvalidValue;
     let subject = SubjectId::parse(subject)?;
@@ -68,6 +70,7 @@ pub fn make_link(
         exp: expires.timestamp(),
         nonce,
         iat: Utc::now().timestamp(),
+        aud: audience,
     };
     let token = sign(link_key, &claims).map_err(|e| InvalidValue(e.to_string()))?;
     Ok(LinkJson {
@@ -90,7 +93,9 @@ pub async fn create_link(
     req: HttpRequest,
     body: web::Json<LinkBody>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&state, &req, Scope::Write).await?;
+    let key = require(&state, &req, Scope::Write).await?;
+    let catalog = state.catalog.get(&state.db).await?;
+    let audience = rules::audience_for(&catalog, key.audience.as_ref(), body.audience.as_deref())?;
     let link = make_link(
         &state.link_key,
         &state.settings.return_origins,
@@ -98,6 +103,7 @@ pub async fn create_link(
         &body.subject,
         &body.return_to,
         body.ttl_seconds.unwrap_or(3600),
+        audience,
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(HttpResponse::Created().json(link))
@@ -250,6 +256,8 @@ pub struct PendingAgreement {
     pub version: u32,
     pub effective: String,
     pub state: &'static str,
+    /// For an acceptance that expired: when it was made and how long one counts.
+    pub expired: Option<(String, String)>,
     pub documents: Vec<DocumentChange>,
     pub upcoming: Option<(u32, String)>,
 }
@@ -297,10 +305,18 @@ fn consent_page(
 
 /// The agreements a subject owes an answer on, with what changed since its last acceptance
 /// (`changes::owed`), as the page shows them.
-async fn pending(state: &AppState, subject: &SubjectId) -> Result<(Arc<Catalog>, Vec<PendingAgreement>), PageError> {
+async fn pending(
+    state: &AppState,
+    subject: &SubjectId,
+    audience: Option<&Audience>,
+) -> Result<(Arc<Catalog>, Vec<PendingAgreement>), PageError> {
     let catalog = state.catalog.get(&state.db).await?;
     let (who, cat, cache) = (state.subject_keys.key(subject), catalog.clone(), state.diffs.clone());
-    let owed = state.db.run(move |conn| crate::changes::owed(conn, &cache, &cat, &who, Utc::now())).await?;
+    let audience = audience.cloned();
+    let owed = state
+        .db
+        .run(move |conn| crate::changes::owed(conn, &cache, &cat, &who, audience.as_ref(), Utc::now()))
+        .await?;
     Ok((catalog, owed.into_iter().map(pending_view).collect()))
 }
 
@@ -343,12 +359,8 @@ fn pending_view(owed: crate::changes::Owed) -> PendingAgreement {
         title: owed.version.title,
         version: owed.version.number.get(),
         effective: human_time(owed.version.effective),
-        state: match owed.status.state {
-            rules::State::Pending => "pending",
-            rules::State::Declined => "declined",
-            rules::State::Withdrawn => "withdrawn",
-            _ => "never",
-        },
+        state: owed.status.state.as_str(),
+        expired: owed.expired.map(|(at, period)| (human_time(at), human_period(period))),
         documents,
         upcoming: owed.upcoming.map(|u| (u.number.get(), human_time(u.effective))),
     }
@@ -398,7 +410,7 @@ pub async fn show(
             Some((claims.ret.as_str(), "Continue")),
         ));
     }
-    let (_, agreements) = pending(&state, &subject).await?;
+    let (_, agreements) = pending(&state, &subject, claims.aud.as_ref()).await?;
     if agreements.is_empty() {
         let back = with_query(&claims.ret, &[("outcome", "up_to_date")]);
         return Ok(message(
@@ -466,7 +478,7 @@ pub async fn answer(
         "decline" => (Kind::Declined, false),
         _ => return Err(PageError::bad_request("Choose Accept or Decline.")),
     };
-    let (catalog, agreements) = pending(&state, &subject).await?;
+    let (catalog, agreements) = pending(&state, &subject, claims.aud.as_ref()).await?;
     if agreements.is_empty() {
         return Ok(see_other(&with_query(&claims.ret, &[("outcome", "up_to_date")])));
     }
@@ -496,6 +508,7 @@ pub async fn answer(
             recorded_by: "consent_page".into(),
             method: Method::ConsentPage,
             sent: None,
+            audience: claims.aud.clone(),
         };
         decisions.push(decide::plan(&catalog, &state.subject_keys, ask, now).map_err(ApiError::from)?);
     }
@@ -657,6 +670,7 @@ pub async fn withdraw(
         recorded_by: "consent_page".into(),
         method: Method::ConsentPage,
         sent: None,
+        audience: None,
     };
     let catalog = state.catalog.get(&state.db).await.map_err(ApiError::from)?;
     let decision = decide::plan(&catalog, &state.subject_keys, ask, Utc::now()).map_err(ApiError::from)?;

@@ -96,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/events", web::get().to(audit::list))
                 .route("/export", web::get().to(audit::export_events))
                 .route("/documents/{slug}/versions/{version}/stats", web::get().to(audit::stats))
+                .route("/documents/{slug}/coverage", web::get().to(audit::coverage))
                 .route("/subjects/{subject}/status", web::get().to(subjects::status))
                 .route("/subjects/{subject}/acceptances", web::post().to(subjects::accept))
                 .route("/subjects/{subject}/declines", web::post().to(subjects::decline))

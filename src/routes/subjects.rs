@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::require;
 use super::{ApiError, AppState};
 use crate::db::ledger::events_of;
-use crate::domain::rules::{self, Refusal, State};
+use crate::domain::rules::{self, AudienceError, Refusal, State};
 use crate::domain::{IdempotencyKey, Scope, SubjectId};
 use crate::ledger::decide::{self, Ask, DecideError};
 use crate::ledger::export::EventView;
@@ -43,14 +43,35 @@ struct StatusJson<'a> {
     documents: Vec<DocumentStatusJson>,
 }
 
-/// `GET /api/v1/subjects/{id}/status`: is this subject up to date?
-pub async fn status(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    require(&state, &req, Scope::Read).await?;
+#[derive(Deserialize)]
+pub struct AudienceQuery {
+    pub audience: Option<String>,
+}
+
+impl From<AudienceError> for ApiError {
+    fn from(e: AudienceError) -> Self {
+        match e {
+            AudienceError::OtherThanKeys { .. } => ApiError::new(StatusCode::FORBIDDEN, "other_audience", e.to_string()),
+            AudienceError::Invalid(_) | AudienceError::Unknown(..) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "unknown_audience", e.to_string())
+            }
+        }
+    }
+}
+
+/// `GET /api/v1/subjects/{id}/status[?audience=]`: is this subject up to date?
+pub async fn status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<AudienceQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let key = require(&state, &req, Scope::Read).await?;
     let subject = subject(&req)?;
     let catalog = state.catalog.get(&state.db).await?;
+    let audience = rules::audience_for(&catalog, key.audience.as_ref(), q.audience.as_deref())?;
     let who = state.subject_keys.key(&subject);
     let decisions = state.db.run(move |c| ledger::decisions(c, &who)).await?;
-    let statuses = rules::status(&catalog, &decisions, Utc::now());
+    let statuses = rules::status(&catalog, &decisions, audience.as_ref(), Utc::now());
     let body = StatusJson {
         subject: &subject,
         up_to_date: statuses.iter().all(rules::DocumentStatus::satisfied),
@@ -107,6 +128,7 @@ impl From<Refusal> for ApiError {
         match r {
             Refusal::UnknownDocument(_) | Refusal::UnknownVersion { .. } => ApiError::not_found(message),
             Refusal::Superseded { .. } => ApiError::new(StatusCode::CONFLICT, "superseded", message),
+            Refusal::OtherAudience { .. } => ApiError::new(StatusCode::FORBIDDEN, "other_audience", message),
             Refusal::Informational(_) | Refusal::PartOf { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_an_agreement", message)
             }
@@ -196,6 +218,7 @@ async fn decide(
         recorded_by: key.name,
         method: Method::Api,
         sent,
+        audience: key.audience,
     };
     let catalog = state.catalog.get(&state.db).await?;
     let decision = decide::plan(&catalog, &state.subject_keys, ask, Utc::now())?;
@@ -208,11 +231,21 @@ async fn decide(
 
 /// `GET /api/v1/subjects/{id}/events`: every event of the subject, oldest first.
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    require(&state, &req, Scope::Read).await?;
+    let key = require(&state, &req, Scope::Read).await?;
     let subject = subject(&req)?;
     let who = state.subject_keys.key(&subject);
     let rows = state.db.run(move |c| events_of(c, &who)).await?;
-    let out = rows.iter().map(EventView::of).collect::<Result<Vec<_>, _>>()?;
+    // A key bound to an audience sees the events about that audience's documents only.
+    let catalog = state.catalog.get(&state.db).await?;
+    let seen = |doc: &Option<String>| match (&key.audience, doc) {
+        (Some(a), Some(d)) => crate::domain::Slug::parse(d)
+            .ok()
+            .and_then(|s| catalog.document(&s))
+            .is_some_and(|d| d.applies_to(Some(a))),
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    let out = rows.iter().filter(|e| seen(&e.row.document)).map(EventView::of).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(out))
 }
 

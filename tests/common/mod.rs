@@ -227,9 +227,15 @@ fn into_response(path: &str, mut resp: ureq::http::Response<ureq::Body>) -> Resp
 impl TestApp {
     /// Creates an API key of `scope` directly in the app's database.
     pub fn key(&self, name: &str, scope: &str) -> String {
+        self.audience_key(name, scope, None)
+    }
+
+    /// A key bound to `audience` (when given).
+    pub fn audience_key(&self, name: &str, scope: &str, audience: Option<&str>) -> String {
         let db = assent::db::Db::open(&self.db.url, 1).expect("open db");
         let mut conn = db.get().expect("conn");
-        assent::ledger::keys::create(&mut conn, name, scope.parse().expect("scope"), chrono::Utc::now())
+        let audience = audience.map(|a| assent::domain::Audience::parse(a).expect("audience"));
+        assent::ledger::keys::create(&mut conn, name, scope.parse().expect("scope"), audience.as_ref(), chrono::Utc::now())
             .expect("create key")
     }
 

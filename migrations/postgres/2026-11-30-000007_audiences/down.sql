@@ -1,0 +1,13 @@
+DROP TRIGGER coverage_known ON subject_heads;
+DROP FUNCTION assent_known_subject();
+DROP TRIGGER coverage_on_update ON subject_documents;
+DROP TRIGGER coverage_on_insert_or_delete ON subject_documents;
+DROP FUNCTION assent_coverage_change();
+DROP TABLE coverage_changes;
+DROP TABLE coverage_counts;
+DROP INDEX subject_documents_accepted_at;
+ALTER TABLE subject_documents DROP COLUMN accepted_at;
+ALTER TABLE subject_documents DROP COLUMN accepted_covers;
+ALTER TABLE api_keys DROP COLUMN audience;
+ALTER TABLE versions DROP COLUMN reaccept_after;
+ALTER TABLE versions DROP COLUMN audiences;

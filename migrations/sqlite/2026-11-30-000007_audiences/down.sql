@@ -1,0 +1,12 @@
+DROP TRIGGER coverage_known;
+DROP TRIGGER coverage_on_update_new;
+DROP TRIGGER coverage_on_update_old;
+DROP TRIGGER coverage_on_delete;
+DROP TRIGGER coverage_on_insert;
+DROP TABLE coverage_counts;
+DROP INDEX subject_documents_accepted_at;
+ALTER TABLE subject_documents DROP COLUMN accepted_at;
+ALTER TABLE subject_documents DROP COLUMN accepted_covers;
+ALTER TABLE api_keys DROP COLUMN audience;
+ALTER TABLE versions DROP COLUMN reaccept_after;
+ALTER TABLE versions DROP COLUMN audiences;
