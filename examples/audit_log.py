@@ -177,7 +177,12 @@ def leaf_kind(data):
     if kind in ("event", "erasure"):
         good = set(obj) == {"chain_hash", "type"} and is_hex64(obj["chain_hash"])
     elif kind == "version":
-        good = (set(obj) == VERSION_KEYS and obj["acceptance"] in ("required", "informational")
+        optional = set(obj) - VERSION_KEYS
+        good = (VERSION_KEYS <= set(obj) and optional <= {"audiences", "reaccept_after"}
+                and (("audiences" not in obj) or (isinstance(obj["audiences"], list) and obj["audiences"]
+                                                  and all(text(a) for a in obj["audiences"])))
+                and (("reaccept_after" not in obj) or (type(obj["reaccept_after"]) is int and obj["reaccept_after"] >= 1))
+                and obj["acceptance"] in ("required", "informational")
                 and text(obj["document"]) and text(obj["title"]) and opt(obj["summary"])
                 and opt(obj["locale"]) and opt(obj["part_of"]) and type(obj["material"]) is bool
                 and all(isinstance(obj[k], str) and RFC3339_UTC.fullmatch(obj[k]) for k in ("effective", "published"))

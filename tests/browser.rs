@@ -18,7 +18,7 @@ use fantoccini::wd::{PrintConfiguration, PrintSize};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use common::{Backend, TestApp, write};
+use common::{Backend, TestApp, assent, write};
 
 fn enabled() -> bool {
     if std::env::var("ASSENT_TEST_BROWSER").is_ok_and(|v| v == "1") {
@@ -287,6 +287,84 @@ fn the_consent_flow_in_a_real_browser(backend: Backend) {
     actix_web::rt::System::new().block_on(host_handle.stop(false));
 }
 
+/// A re-prompt that comes from a part's material change, and one from an expired acceptance, on
+/// one page; accepting answers both.
+fn a_part_change_and_an_expiry_in_a_real_browser(backend: Backend) {
+    if !enabled() {
+        return;
+    }
+    let (host, host_handle) = host_app();
+    let host_origin = host.clone();
+    let app = TestApp::spawn_configured(
+        &backend,
+        |dir| {
+            write(dir, "terms/v1.md", "---\ntitle: Terms of Service\neffective: 2020-01-01\n---\nBe nice.\n");
+            write(
+                dir,
+                "privacy/v1.md",
+                "---\ntitle: Privacy Notice\neffective: 2020-01-01\npart_of: terms\n---\nWe keep your data.\n",
+            );
+            write(
+                dir,
+                "sdk/v1.md",
+                "---\ntitle: SDK Policy\neffective: 2020-01-01\nreaccept_after: 3s\n---\nThe SDK counts crashes.\n",
+            );
+        },
+        move |s| s.return_origins = assent::consent::ReturnOrigins::parse(&host_origin).unwrap(),
+    );
+    let write_key = app.key("host", "write");
+    for document in ["terms", "sdk"] {
+        let r = app.post("/api/v1/subjects/dana/acceptances", &write_key, &json!({"document": document, "version": 1}));
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    // A material version of the part is published after dana accepted, taking effect shortly.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    write(
+        app.policies.path(),
+        "privacy/v2.md",
+        &format!(
+            "---\ntitle: Privacy Notice\neffective: {soon}\npart_of: terms\nsummary: We now delete your data after a year.\n---\nWe delete your data.\n"
+        ),
+    );
+    let out = assent(&["sync"], &app.db.url, app.policies.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(4000)); // v2 in effect, the SDK acceptance expired
+    let status = |document: usize| {
+        app.get_auth("/api/v1/subjects/dana/status", &write_key).json()["documents"][document]["state"].clone()
+    };
+    assert_eq!((status(0), status(1)), (json!("expired"), json!("pending")), "sdk, then terms");
+    let r = app.post(
+        "/api/v1/consent-links",
+        &write_key,
+        &json!({"subject": "dana", "return_to": format!("{host}/back"), "ttl_seconds": 600}),
+    );
+    let url = r.json()["url"].as_str().unwrap().to_owned();
+
+    let driver = Driver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver).await;
+        client.goto(&url).await.unwrap();
+        wait_for_text(&client, "h1", "Please review these agreements").await;
+        let terms = text_of(&client, "#agreement-terms + p.meta").await;
+        assert!(terms.contains("It has changed since you last accepted it."), "{terms}");
+        let main = text_of(&client, "main").await;
+        assert!(main.contains("What changed in version 2: We now delete your data after a year."), "{main}");
+        assert_eq!(text_of(&client, ".change del").await, "keep");
+        assert_eq!(text_of(&client, ".change ins").await, "delete");
+        let sdk = text_of(&client, "#agreement-sdk + p.meta").await;
+        assert!(sdk.contains("It has been 3 seconds since you accepted it"), "{sdk}");
+        screenshot(&client, "consent-part-and-expiry").await;
+        client.find(Locator::Css("button[value='accept']")).await.unwrap().click().await.unwrap();
+        let back = wait_for_url(&client, &format!("{host}/back")).await;
+        assert!(back.query().unwrap_or("").contains("outcome=accepted"), "{back}");
+        client.close().await.unwrap();
+    });
+    let s = app.get_auth("/api/v1/subjects/dana/status", &write_key).json();
+    assert_eq!(s["up_to_date"], true, "{s}");
+    actix_web::rt::System::new().block_on(host_handle.stop(false));
+}
+
 fn the_admin_view_in_a_real_browser(backend: Backend) {
     if !enabled() {
         return;
@@ -408,6 +486,7 @@ fn the_evidence_record_in_a_real_browser(backend: Backend) {
 
 on_both_databases!(
     the_consent_flow_in_a_real_browser,
+    a_part_change_and_an_expiry_in_a_real_browser,
     the_admin_view_in_a_real_browser,
     the_evidence_record_in_a_real_browser
 );
