@@ -266,7 +266,7 @@ fn main() -> anyhow::Result<()> {
     })?;
     let catalog = assent::db::versions::load_catalog(&mut conn)?;
     if let Some(doc) = assent::domain::Slug::parse("service-agreement").ok().and_then(|s| catalog.document(&s)) {
-        assent::coverage::fold(&mut conn)?;
+        assent::db::coverage::fold(&mut conn)?;
         time("coverage of service-agreement", &mut || {
             Ok(format!("{:?}", assent::coverage::coverage(&mut conn, &catalog, doc, chrono::Utc::now())?))
         })?;

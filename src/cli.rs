@@ -497,13 +497,18 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::List => {
             let rows = crate::db::keys::all_keys(&mut conn)?;
-            writeln!(out, "{:<24} {:<6} {:<21} {:<21} REVOKED", "NAME", "SCOPE", "CREATED", "LAST USED")?;
+            writeln!(
+                out,
+                "{:<24} {:<6} {:<16} {:<21} {:<21} REVOKED",
+                "NAME", "SCOPE", "AUDIENCE", "CREATED", "LAST USED"
+            )?;
             for k in rows {
                 writeln!(
                     out,
-                    "{:<24} {:<6} {:<21} {:<21} {}",
+                    "{:<24} {:<6} {:<16} {:<21} {:<21} {}",
                     k.name,
                     k.scope,
+                    k.audience.as_deref().unwrap_or("(all)"),
                     time(k.created_at),
                     k.last_used_at.map_or_else(|| "never".to_owned(), time),
                     k.revoked_at.map_or_else(|| "-".to_owned(), time)
@@ -658,8 +663,10 @@ fn known_audience(
     conn: &mut crate::db::PooledConnection,
     asked: Option<&str>,
 ) -> anyhow::Result<Option<crate::domain::Audience>> {
-    if asked.is_none() {
-        return Ok(None);
+    match asked {
+        None => return Ok(None),
+        Some(a) if a.trim().is_empty() => anyhow::bail!("--audience: name an audience, such as `developers`"),
+        Some(_) => {}
     }
     let catalog = crate::db::versions::load_catalog(conn)?;
     crate::domain::rules::audience_for(&catalog, None, asked)
@@ -681,8 +688,15 @@ fn link(
     let key = crate::consent::link_key(&secret).map_err(|e| anyhow::anyhow!("{e}"))?;
     let base = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.bind));
     let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-    let link =
-        crate::routes::consent::make_link(&key, &settings.return_origins, &base, subject, return_to, seconds, audience)?;
+    let link = crate::routes::consent::make_link(
+        &key,
+        &settings.return_origins,
+        &base,
+        subject,
+        return_to,
+        seconds,
+        audience,
+    )?;
     println!("{}", link.url);
     eprintln!("expires at {}", link.expires_at);
     Ok(ExitCode::SUCCESS)

@@ -10,13 +10,16 @@
 //!   so no stored row goes stale when a version is published or takes effect.
 //! - Expiry (`reaccept_after`) depends on the acceptance's time. Every acceptance made before the
 //!   day of the cutoff (now − `reaccept_after`) has expired, every one made after it has not;
-//!   only the acceptances made on that one day are read one by one, with their exact times.
+//!   only the acceptances made on that one day are counted again, through an index, on either
+//!   side of the cutoff.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::db::coverage::{self as counts, Group};
-use crate::db::{DbConnection, DbError, from_stored_time};
+use crate::db::{DbConnection, DbError};
 use crate::domain::rules::{self, Decision, State};
 use crate::domain::{Catalog, Covered, DocumentInfo, Slug, VersionNumber};
 
@@ -34,7 +37,10 @@ impl Tally {
     fn add(&mut self, state: State, n: i64) {
         match state {
             State::Accepted => self.accepted += n,
-            State::Pending | State::Never => self.pending += n,
+            State::Pending => self.pending += n,
+            // Never reached: a tally counts subjects with a decision; coverage counts the
+            // others as `never` separately.
+            State::Never => {}
             State::Declined => self.declined += n,
             State::Withdrawn => self.withdrawn += n,
             State::Expired => self.expired += n,
@@ -62,9 +68,9 @@ pub struct Coverage {
 /// Subjects who stand alike on one agreement: `n` of them, with this latest decision, whose
 /// latest acceptance covered `accepted` (none if they never accepted).
 #[derive(Debug, Clone)]
-struct Standing {
+struct Alike {
     decision: Decision,
-    accepted: Vec<Covered>,
+    accepted: std::rc::Rc<Vec<Covered>>,
     n: i64,
 }
 
@@ -72,53 +78,79 @@ fn corrupt(document: &Slug, what: impl std::fmt::Display) -> DbError {
     DbError::Corrupt(format!("coverage counts of {document}: {what}"))
 }
 
-fn standing(doc: &DocumentInfo, state: &str, covers: &str, at: DateTime<Utc>, n: i64) -> Result<Standing, DbError> {
-    let accepted: Vec<Covered> =
-        if covers.is_empty() { Vec::new() } else { serde_json::from_str(covers).map_err(|e| corrupt(&doc.slug, e))? };
-    let decision = match state {
-        "accepted" => {
-            let version = accepted
-                .iter()
-                .find(|c| c.document == doc.slug)
-                .map(|c| c.version)
-                .ok_or_else(|| corrupt(&doc.slug, "an acceptance that does not cover its agreement"))?;
-            Decision::Accepted { version, covers: accepted.clone(), at }
-        }
-        "declined" => Decision::Declined,
-        "withdrawn" => Decision::Withdrawn,
-        other => return Err(corrupt(&doc.slug, format!("state `{other}`"))),
-    };
-    Ok(Standing { decision, accepted, n })
+/// Builds the groups' decisions, parsing each distinct `covers` once.
+struct Builder<'a> {
+    doc: &'a DocumentInfo,
+    parsed: HashMap<String, std::rc::Rc<Vec<Covered>>>,
 }
 
-/// The known subjects and the groups of the agreement `doc` at `now`.
-fn standings(
+impl Builder<'_> {
+    fn alike(&mut self, state: &str, covers: &str, at: DateTime<Utc>, n: i64) -> Result<Alike, DbError> {
+        let slug = &self.doc.slug;
+        let accepted = match self.parsed.get(covers) {
+            Some(c) => c.clone(),
+            None => {
+                let c: Vec<Covered> = if covers.is_empty() {
+                    Vec::new()
+                } else {
+                    serde_json::from_str(covers).map_err(|e| corrupt(slug, e))?
+                };
+                let c = std::rc::Rc::new(c);
+                self.parsed.insert(covers.to_owned(), c.clone());
+                c
+            }
+        };
+        let decision = match state {
+            "accepted" => {
+                let version = accepted
+                    .iter()
+                    .find(|c| &c.document == slug)
+                    .map(|c| c.version)
+                    .ok_or_else(|| corrupt(slug, "an acceptance that does not cover its agreement"))?;
+                Decision::Accepted { version, covers: accepted.to_vec(), at }
+            }
+            "declined" => Decision::Declined,
+            "withdrawn" => Decision::Withdrawn,
+            other => return Err(corrupt(slug, format!("state `{other}`"))),
+        };
+        Ok(Alike { decision, accepted, n })
+    }
+}
+
+/// The known subjects and the groups of the agreement `doc` at `now`. A group's acceptances
+/// all stand in for one made at the start of their day, except on the day of the expiry cutoff
+/// (now − `reaccept_after`), whose acceptances are counted on either side of the cutoff.
+fn groups(
     conn: &mut DbConnection,
     catalog: &Catalog,
     doc: &DocumentInfo,
     now: DateTime<Utc>,
-) -> Result<(i64, Vec<Standing>), DbError> {
-    let exact_day = rules::reaccept_after(catalog, doc, now)
-        .and_then(|d| now.checked_sub_signed(d))
-        .map(|cutoff| cutoff.date_naive());
-    let (known, groups, exact) = counts::groups(conn, doc.slug.as_str(), exact_day)?;
-    let mut out = Vec::with_capacity(groups.len() + exact.len());
-    for Group { state, accepted_covers, accepted_day, n } in groups {
+) -> Result<(i64, Vec<Alike>), DbError> {
+    let cutoff = rules::reaccept_after(catalog, doc, now).and_then(|d| now.checked_sub_signed(d));
+    let counts = counts::read(conn, doc.slug.as_str(), cutoff.map(|c| c.naive_utc()))?;
+    let cutoff_day = cutoff.map(|c| c.date_naive());
+    let mut builder = Builder { doc, parsed: HashMap::new() };
+    let mut out = Vec::with_capacity(counts.groups.len() + counts.split.len());
+    for Group { state, accepted_covers, accepted_day, n } in counts.groups {
         let day = if accepted_day.is_empty() {
             None
         } else {
             Some(NaiveDate::parse_from_str(&accepted_day, "%Y-%m-%d").map_err(|e| corrupt(&doc.slug, e))?)
         };
-        if state == "accepted" && day.is_some() && day == exact_day {
-            continue; // counted one by one below
+        if state == "accepted" && day.is_some() && day == cutoff_day {
+            continue; // counted on either side of the cutoff below
         }
         let at = day.and_then(|d| d.and_hms_opt(0, 0, 0)).map_or(now, |t| t.and_utc());
-        out.push(standing(doc, &state, &accepted_covers, at, n)?);
+        out.push(builder.alike(&state, &accepted_covers, at, n)?);
     }
-    for row in exact {
-        out.push(standing(doc, "accepted", &row.accepted_covers, from_stored_time(row.accepted_at), 1)?);
+    if let Some(cutoff) = cutoff {
+        for split in counts.split {
+            // Made at or before the cutoff: expired, like one made at the cutoff; after it: not.
+            let at = if split.at_or_before == 1 { cutoff } else { cutoff + chrono::TimeDelta::microseconds(1) };
+            out.push(builder.alike("accepted", &split.accepted_covers, at, split.n)?);
+        }
     }
-    Ok((known, out))
+    Ok((counts.known, out))
 }
 
 /// Where every known subject stands on the agreement `doc` at `now`.
@@ -128,9 +160,9 @@ pub fn coverage(
     doc: &DocumentInfo,
     now: DateTime<Utc>,
 ) -> Result<Coverage, DbError> {
-    let (known, standings) = standings(conn, catalog, doc, now)?;
+    let (known, groups) = groups(conn, catalog, doc, now)?;
     let mut tally = Tally::default();
-    for s in &standings {
+    for s in &groups {
         tally.add(rules::standing(catalog, doc, Some(&s.decision), now).state, s.n);
     }
     let never = (known - tally.total()).max(0);
@@ -159,15 +191,10 @@ pub fn stats(
         Some(parent) => catalog.document(parent).ok_or_else(|| corrupt(&doc.slug, "a part of no document"))?,
         None => doc,
     };
-    let (_, standings) = standings(conn, catalog, agreement, now)?;
+    let (_, groups) = groups(conn, catalog, agreement, now)?;
     let mut tally = Tally::default();
-    for s in standings.iter().filter(|s| s.accepted.iter().any(|c| c.document == doc.slug && c.version == version)) {
+    for s in groups.iter().filter(|s| s.accepted.iter().any(|c| c.document == doc.slug && c.version == version)) {
         tally.add(rules::standing(catalog, agreement, Some(&s.decision), now).state, s.n);
     }
     Ok(tally)
-}
-
-/// Folds the counts' pending changes (PostgreSQL): see `db::coverage`.
-pub fn fold(conn: &mut DbConnection) -> Result<usize, DbError> {
-    counts::fold(conn)
 }

@@ -204,7 +204,7 @@ fn start_coverage_folding(db: Db) {
     let run = move || {
         loop {
             std::thread::sleep(std::time::Duration::from_secs(5));
-            let folded = db.get().map_err(crate::db::DbError::from).and_then(|mut c| crate::coverage::fold(&mut c));
+            let folded = db.get().and_then(|mut c| crate::db::coverage::fold(&mut c));
             if let Err(e) = folded {
                 tracing::warn!(error = %e, "could not fold the coverage counts; will try again");
             }

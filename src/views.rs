@@ -25,6 +25,7 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 pub fn human_period(d: chrono::TimeDelta) -> String {
     let s = d.num_seconds().max(0);
     let units = [
+        (31_557_600, "a year", "years"), // 365.25 days, as `1y` means
         (365 * 86_400, "a year", "years"),
         (7 * 86_400, "a week", "weeks"),
         (86_400, "a day", "days"),
@@ -146,5 +147,6 @@ mod tests {
         assert_eq!(human_period(d(30 * 86_400)), "30 days");
         assert_eq!(human_period(d(90 * 60)), "90 minutes");
         assert_eq!(human_period(d(1)), "a second");
+        assert_eq!(human_period(d(31_557_600)), "a year", "`1y` is 365.25 days");
     }
 }

@@ -111,6 +111,14 @@ fn audiences_restrict_status_keys_links_and_coverage(backend: Backend) {
         &json!({"subject": "u2", "return_to": format!("{HOST}/back"), "audience": "developers"}),
     );
     assert_eq!(r.status, 403, "{}", r.body);
+
+    // What spans every audience is not for a bound key: erasure, its requests, the admin view.
+    let bound_admin = app.audience_key("sdk-admin", "admin", Some("sdk-users"));
+    assert_eq!(app.delete_auth("/api/v1/subjects/u1", &bound_admin).status, 403);
+    assert_eq!(app.get_auth("/api/v1/erasure-requests", &bound_admin).status, 403);
+    let signin = app.post_form("/admin/signin", &[("key", &bound_admin)], None);
+    assert_eq!(signin.status, 401, "{}", signin.body);
+    assert!(signin.body.contains("not bound to an audience"), "{}", signin.body);
 }
 
 /// `terms` must be accepted again every 2 seconds.
@@ -144,7 +152,7 @@ fn an_old_acceptance_expires_everywhere_at_once(backend: Backend) {
     let r = app.post("/api/v1/consent-links", &key, &json!({"subject": "u1", "return_to": format!("{HOST}/back")}));
     let url = r.json()["url"].as_str().unwrap()[app.address.len()..].to_owned();
     let page = app.get(&url);
-    assert!(page.body.contains("It has been 2 seconds since you accepted it"), "{}", page.body);
+    assert!(page.body.contains("It has been over 2 seconds since you accepted it"), "{}", page.body);
     assert!(!page.body.contains("words added"), "no empty redline: {}", page.body);
 
     // Accepting again counts afresh.
@@ -164,7 +172,8 @@ fn a_parts_material_change_makes_status_coverage_and_stats_agree(backend: Backen
     let key = app.key("host", "write");
     // u2 accepts while privacy v1 is the newest: its acceptance covers privacy v1.
     let accept = |who: &str| {
-        let r = app.post(&format!("/api/v1/subjects/{who}/acceptances"), &key, &json!({"document": "terms", "version": 1}));
+        let r =
+            app.post(&format!("/api/v1/subjects/{who}/acceptances"), &key, &json!({"document": "terms", "version": 1}));
         assert_eq!(r.status, 201, "{}", r.body);
     };
     accept("u2");
@@ -203,7 +212,71 @@ fn a_parts_material_change_makes_status_coverage_and_stats_agree(backend: Backen
     assert!(page.body.contains("We now delete it after a year."), "{}", page.body);
 }
 
+/// Acceptances made days apart, on either side of the expiry cutoff and on its day.
+fn acceptances_on_either_side_of_the_cutoff_day(backend: Backend) {
+    let app = app(&backend, |dir| {
+        write(dir, "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\nreaccept_after: 3d\n---\nTerms.\n")
+    });
+    let key = app.key("host", "write");
+    for who in ["old", "cutoff-day-before", "cutoff-day-after", "recent", "now"] {
+        let r =
+            app.post(&format!("/api/v1/subjects/{who}/acceptances"), &key, &json!({"document": "terms", "version": 1}));
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    // Move acceptances back in time, as if made earlier (the counts follow through the
+    // triggers): 10 days; 3 days and 1 minute; 3 days less 1 minute; 2 days.
+    let ago = |d: chrono::TimeDelta| (chrono::Utc::now() - d).naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let keys = app.subject_keys();
+    for (who, back) in [
+        ("old", chrono::TimeDelta::days(10)),
+        ("cutoff-day-before", chrono::TimeDelta::days(3) + chrono::TimeDelta::minutes(1)),
+        ("cutoff-day-after", chrono::TimeDelta::days(3) - chrono::TimeDelta::minutes(1)),
+        ("recent", chrono::TimeDelta::days(2)),
+    ] {
+        app.sql(&format!(
+            "UPDATE subject_documents SET accepted_at = '{}' WHERE subject_key = '{}'",
+            ago(back),
+            keys.key_of(who)
+        ));
+    }
+    let state = |who: &str| status(&app, &key, who, "").1["documents"][0]["state"].clone();
+    assert_eq!(
+        ["old", "cutoff-day-before", "cutoff-day-after", "recent", "now"].map(state),
+        [json!("expired"), json!("expired"), json!("accepted"), json!("accepted"), json!("accepted")]
+    );
+    let coverage = || app.get_auth("/api/v1/documents/terms/coverage", &key).json();
+    let c = coverage();
+    assert_eq!((c["expired"].as_i64(), c["accepted"].as_i64()), (Some(2), Some(3)), "{c}");
+    // Folding the appended changes into the counts (PostgreSQL) changes no figure.
+    let db = assent::db::Db::open(&app.db.url, 1).unwrap();
+    assent::db::coverage::fold(&mut db.get().unwrap()).unwrap();
+    let mut folded = coverage();
+    folded["as_of"] = c["as_of"].clone();
+    assert_eq!(folded, c);
+
+    // Those moved times are not what the events say, and `verify` says so; so is a count
+    // that does not match the rows.
+    let verify = || {
+        let out = common::assent(&["verify"], &app.db.url, app.policies.path());
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, said) = verify();
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("says the latest acceptance is"), "{said}");
+    app.sql("UPDATE subject_documents SET accepted_at = updated_at WHERE document = 'terms'");
+    let (code, said) = verify();
+    assert_eq!(code, Some(0), "{said}");
+    app.sql("INSERT INTO coverage_counts (document, state, accepted_covers, accepted_day, n) VALUES ('terms', 'accepted', '[]', '2020-01-01', 3)");
+    let (code, said) = verify();
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("coverage counts: terms accepted, accepted on 2020-01-01: 3 counted, but the status rows say 0"),
+        "{said}"
+    );
+}
+
 on_both_databases!(
+    acceptances_on_either_side_of_the_cutoff_day,
     audiences_restrict_status_keys_links_and_coverage,
     an_old_acceptance_expires_everywhere_at_once,
     a_parts_material_change_makes_status_coverage_and_stats_agree,

@@ -212,7 +212,11 @@ fn coverage_counts_known_subjects(backend: Backend) {
     a.decide("acceptances", "c", json!({"document": "terms", "version": 2}));
     assert_eq!(a.app.delete_auth("/api/v1/subjects/a", &a.admin).status, 200);
     let after = stats("/api/v1/documents/terms/coverage");
-    assert_eq!((after["accepted"].as_i64(), after["declined"].as_i64(), after["never"].as_i64()), (Some(2), Some(0), Some(2)), "{after}");
+    assert_eq!(
+        (after["accepted"].as_i64(), after["declined"].as_i64(), after["never"].as_i64()),
+        (Some(2), Some(0), Some(2)),
+        "{after}"
+    );
     for bad in ["/api/v1/documents/privacy/coverage", "/api/v1/documents/nope/coverage"] {
         let r = a.app.get_auth(bad, &a.read);
         assert!(r.status == 422 || r.status == 404, "{bad}: {} {}", r.status, r.body);

@@ -130,7 +130,11 @@ fn effective_dates_must_not_go_backwards() {
 fn audiences_and_reaccept_after_are_checked_with_their_line() {
     let d = folder();
     write(d.path(), "terms/v1.md", "---\ntitle: T\neffective: 2020-01-01\naudiences: [developers]\n---\nT.\n");
-    write(d.path(), "privacy/v1.md", "---\ntitle: P\neffective: 2020-01-01\npart_of: terms\naudiences: [sdk-users]\n---\nP.\n");
+    write(
+        d.path(),
+        "privacy/v1.md",
+        "---\ntitle: P\neffective: 2020-01-01\npart_of: terms\naudiences: [sdk-users]\n---\nP.\n",
+    );
     write(d.path(), "notes/v1.md", "---\ntitle: N\neffective: 2020-01-01\npart_of: terms\n---\nN.\n");
     write(d.path(), "bad/v1.md", "---\ntitle: B\neffective: 2020-01-01\naudiences: [Has Spaces]\n---\nB.\n");
     write(d.path(), "worse/v1.md", "---\ntitle: W\neffective: 2020-01-01\nreaccept_after: every year\n---\nW.\n");
@@ -141,6 +145,39 @@ fn audiences_and_reaccept_after_are_checked_with_their_line() {
     assert_problem(d.path(), "bad/v1.md:4: ", "`audiences`");
     assert_problem(d.path(), "worse/v1.md:4: ", "`reaccept_after`");
     assert_problem(d.path(), "sdk/v1.zh.md:3: ", "`audiences` differs");
+}
+
+#[test]
+fn only_a_material_version_may_bring_or_shorten_reaccept_after() {
+    let d = folder();
+    write(d.path(), "terms/v1.md", "---\ntitle: T\neffective: 2020-01-01\n---\nT.\n");
+    write(
+        d.path(),
+        "terms/v2.md",
+        "---\ntitle: T\neffective: 2020-02-01\nmaterial: false\nreaccept_after: 365d\n---\nT.\n",
+    );
+    assert_problem(d.path(), "terms/v2.md:5: ", "editorial");
+    write(d.path(), "terms/v2.md", "---\ntitle: T\neffective: 2020-02-01\nreaccept_after: 365d\n---\nT.\n");
+    write(
+        d.path(),
+        "terms/v3.md",
+        "---\ntitle: T\neffective: 2020-03-01\nmaterial: false\nreaccept_after: 400d\n---\nT.\n",
+    );
+    let (ok, stderr) = check(d.path());
+    assert!(ok, "a material version may bring it, an editorial one lengthen it: {stderr}");
+}
+
+#[test]
+fn a_draft_does_not_decide_a_parts_audiences() {
+    let d = folder();
+    write(d.path(), "terms/v1.md", "---\ntitle: T\neffective: 2020-01-01\naudiences: [developers]\n---\nT.\n");
+    write(d.path(), "privacy/v1.md", "---\ntitle: P\neffective: 2020-01-01\npart_of: terms\n---\nP.\n");
+    write(
+        d.path(),
+        "privacy/v2.md",
+        "---\ntitle: P\neffective: 2020-01-01\npart_of: terms\ndraft: true\naudiences: [developers]\n---\nP.\n",
+    );
+    assert_problem(d.path(), "privacy/v1.md:4: ", "differs from that of `terms`");
 }
 
 #[test]

@@ -194,7 +194,14 @@ mod tests {
     use super::*;
 
     fn claims(exp: i64) -> Claims {
-        Claims { sub: "user-1".into(), ret: "https://app.example.com/back".into(), exp, nonce: "n1".into(), iat: 0, aud: None }
+        Claims {
+            sub: "user-1".into(),
+            ret: "https://app.example.com/back".into(),
+            exp,
+            nonce: "n1".into(),
+            iat: 0,
+            aud: None,
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! to `coverage_changes` (no lock for concurrent writers to queue on) and [`fold`] moves those
 //! into `coverage_counts` every few seconds; a read adds both.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
@@ -27,97 +27,151 @@ pub struct Group {
     pub n: i64,
 }
 
-/// One standing acceptance, with its exact time.
+/// The standing acceptances of one day that covered the same versions, split at a moment.
 #[derive(Debug, Clone, QueryableByName)]
-pub struct Accepted {
+pub struct Split {
     #[diesel(sql_type = Text)]
     pub accepted_covers: String,
-    #[diesel(sql_type = Timestamp)]
-    pub accepted_at: NaiveDateTime,
-}
-
-#[derive(QueryableByName)]
-struct Count {
+    /// 1: made at or before the moment; 0: after it.
     #[diesel(sql_type = BigInt)]
-    n: i64,
+    pub at_or_before: i64,
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
 }
 
-/// The groups of `document`, the number of known subjects, and the standing acceptances made on
-/// `exact_day` one by one (where an acceptance expires on that day, its group is too coarse).
-/// All read from one snapshot.
-pub fn groups(
-    conn: &mut DbConnection,
-    document: &str,
-    exact_day: Option<NaiveDate>,
-) -> Result<(i64, Vec<Group>, Vec<Accepted>), DbError> {
+/// What one read of a document's counts finds, from one snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    /// Subjects with at least one event (erased ones included).
+    pub known: i64,
+    pub groups: Vec<Group>,
+    /// The standing acceptances made on the day of `split_at`, split at it (see [`read`]).
+    pub split: Vec<Split>,
+}
+
+/// The groups of `document` and the number of known subjects. With `split_at`, the standing
+/// acceptances made on that moment's day are also counted on either side of it (the day's own
+/// group is too coarse where something happens during it, such as acceptances expiring).
+pub fn read(conn: &mut DbConnection, document: &str, split_at: Option<NaiveDateTime>) -> Result<Counts, DbError> {
     conn.transaction(|conn| {
-        let changes = match conn {
-            DbConnection::Postgres(_) => {
-                conn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-                " UNION ALL SELECT document, state, accepted_covers, accepted_day, n FROM coverage_changes"
-            }
-            DbConnection::Sqlite(_) => "",
-        };
-        let placeholder = match conn {
-            DbConnection::Sqlite(_) => "?",
-            DbConnection::Postgres(_) => "$1",
+        let postgres = matches!(conn, DbConnection::Postgres(_));
+        if postgres {
+            conn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        }
+        let (changes, p1) = if postgres {
+            (" UNION ALL SELECT document, state, accepted_covers, accepted_day, n FROM coverage_changes", "$1")
+        } else {
+            ("", "?")
         };
         let sql = format!(
             "SELECT state, accepted_covers, accepted_day, CAST(sum(n) AS BIGINT) AS n FROM \
              (SELECT document, state, accepted_covers, accepted_day, n FROM coverage_counts{changes}) AS c \
-             WHERE document = {placeholder} OR document = '' GROUP BY state, accepted_covers, accepted_day"
+             WHERE document = {p1} OR document = '' GROUP BY state, accepted_covers, accepted_day"
         );
         let all: Vec<Group> = diesel::sql_query(sql).bind::<Text, _>(document).load(conn)?;
         let known = all.iter().filter(|g| g.state == "known").map(|g| g.n).sum();
         let groups = all.into_iter().filter(|g| g.state != "known" && g.n != 0).collect();
-        let exact = match exact_day {
-            None => Vec::new(),
-            Some(day) => {
-                let (from, to) = (day.and_hms_opt(0, 0, 0), day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)));
-                let (Some(from), Some(to)) = (from, to) else { return Ok((known, groups, Vec::new())) };
-                let sql = match conn {
-                    DbConnection::Sqlite(_) => {
-                        "SELECT accepted_covers, accepted_at FROM subject_documents WHERE document = ? \
-                         AND state = 'accepted' AND accepted_at >= ? AND accepted_at < ?"
-                    }
-                    DbConnection::Postgres(_) => {
-                        "SELECT accepted_covers, accepted_at FROM subject_documents WHERE document = $1 \
-                         AND state = 'accepted' AND accepted_at >= $2 AND accepted_at < $3"
-                    }
+        let split = match split_at.map(|t| (t, t.date().and_hms_opt(0, 0, 0), t.date().succ_opt())) {
+            Some((at, Some(from), Some(next))) => {
+                let to = next.and_hms_opt(0, 0, 0).unwrap_or(at);
+                let sql = if postgres {
+                    "SELECT accepted_covers, CAST(CASE WHEN accepted_at <= $1 THEN 1 ELSE 0 END AS BIGINT) AS at_or_before, \
+                     count(*) AS n FROM subject_documents WHERE document = $2 AND state = 'accepted' \
+                     AND accepted_at >= $3 AND accepted_at < $4 GROUP BY 1, 2"
+                } else {
+                    "SELECT accepted_covers, CASE WHEN accepted_at <= ? THEN 1 ELSE 0 END AS at_or_before, \
+                     count(*) AS n FROM subject_documents WHERE document = ? AND state = 'accepted' \
+                     AND accepted_at >= ? AND accepted_at < ? GROUP BY 1, 2"
                 };
                 diesel::sql_query(sql)
+                    .bind::<Timestamp, _>(at)
                     .bind::<Text, _>(document)
                     .bind::<Timestamp, _>(from)
                     .bind::<Timestamp, _>(to)
                     .load(conn)?
             }
+            _ => Vec::new(),
         };
-        Ok((known, groups, exact))
+        Ok(Counts { known, groups, split })
     })
 }
 
-/// Moves the changes appended since the last fold into the counts (PostgreSQL; nothing to do on
-/// SQLite). One statement: a concurrent read sees each change either here or there, once.
+/// Moves the changes appended since the last fold into the counts, and drops groups that fell
+/// to zero (PostgreSQL; on SQLite the triggers write the counts directly). The move is one
+/// statement: a concurrent read sees each change either there or here, once. Returns how many
+/// groups it touched.
 pub fn fold(conn: &mut DbConnection) -> Result<usize, DbError> {
     if let DbConnection::Sqlite(_) = conn {
         return Ok(0);
     }
-    let moved = diesel::sql_query(
-        "WITH moved AS (DELETE FROM coverage_changes RETURNING document, state, accepted_covers, accepted_day, n) \
-         INSERT INTO coverage_counts (document, state, accepted_covers, accepted_day, n) \
-         SELECT document, state, accepted_covers, accepted_day, sum(n) FROM moved \
-         GROUP BY document, state, accepted_covers, accepted_day ORDER BY document, state, accepted_covers, accepted_day \
-         ON CONFLICT (document, state, accepted_covers, accepted_day) DO UPDATE SET n = coverage_counts.n + excluded.n",
-    )
-    .execute(conn)?;
-    Ok(moved)
+    conn.transaction(|conn| {
+        let touched = diesel::sql_query(
+            "WITH moved AS (DELETE FROM coverage_changes RETURNING document, state, accepted_covers, accepted_day, n) \
+             INSERT INTO coverage_counts (document, state, accepted_covers, accepted_day, n) \
+             SELECT document, state, accepted_covers, accepted_day, sum(n) FROM moved \
+             GROUP BY document, state, accepted_covers, accepted_day \
+             ORDER BY document, state, accepted_covers, accepted_day \
+             ON CONFLICT (document, state, accepted_covers, accepted_day) DO UPDATE SET n = coverage_counts.n + excluded.n",
+        )
+        .execute(conn)?;
+        diesel::sql_query("DELETE FROM coverage_counts WHERE n = 0").execute(conn)?;
+        Ok(touched)
+    })
 }
 
-/// How many changes wait to be folded (PostgreSQL).
-pub fn pending_changes(conn: &mut DbConnection) -> Result<i64, DbError> {
-    if let DbConnection::Sqlite(_) = conn {
-        return Ok(0);
+#[derive(QueryableByName)]
+struct Keyed {
+    #[diesel(sql_type = Text)]
+    document: String,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Text)]
+    accepted_covers: String,
+    #[diesel(sql_type = Text)]
+    accepted_day: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Counts the groups again from the rows and the chain heads, and names each stored count that
+/// differs (for `verify`; run it in the same snapshot as the walk over the rows).
+pub fn recount_mismatches(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
+    use std::collections::BTreeMap;
+    let (changes, day) = match conn {
+        DbConnection::Postgres(_) => (
+            " UNION ALL SELECT document, state, accepted_covers, accepted_day, n FROM coverage_changes",
+            "to_char(accepted_at, 'YYYY-MM-DD')",
+        ),
+        DbConnection::Sqlite(_) => ("", "substr(accepted_at, 1, 10)"),
+    };
+    let stored: Vec<Keyed> = diesel::sql_query(format!(
+        "SELECT document, state, accepted_covers, accepted_day, CAST(sum(n) AS BIGINT) AS n FROM \
+         (SELECT document, state, accepted_covers, accepted_day, n FROM coverage_counts{changes}) AS c \
+         GROUP BY document, state, accepted_covers, accepted_day"
+    ))
+    .load(conn)?;
+    let actual: Vec<Keyed> = diesel::sql_query(format!(
+        "SELECT document, state, COALESCE(accepted_covers, '') AS accepted_covers, \
+         COALESCE({day}, '') AS accepted_day, count(*) AS n FROM subject_documents \
+         WHERE accepted_covers IS NOT NULL OR state = 'declined' GROUP BY 1, 2, 3, 4 \
+         UNION ALL SELECT '', 'known', '', '', count(*) FROM subject_heads"
+    ))
+    .load(conn)?;
+    let key = |k: &Keyed| (k.document.clone(), k.state.clone(), k.accepted_covers.clone(), k.accepted_day.clone());
+    let mut diff: BTreeMap<(String, String, String, String), (i64, i64)> = BTreeMap::new();
+    for k in &stored {
+        diff.entry(key(k)).or_default().0 += k.n;
     }
-    let c: Count = diesel::sql_query("SELECT count(*) AS n FROM coverage_changes").get_result(conn)?;
-    Ok(c.n)
+    for k in &actual {
+        diff.entry(key(k)).or_default().1 += k.n;
+    }
+    Ok(diff
+        .into_iter()
+        .filter(|(_, (stored, actual))| stored != actual)
+        .map(|((document, state, _, day), (stored, actual))| {
+            let day = if day.is_empty() { String::new() } else { format!(", accepted on {day}") };
+            let what = if state == "known" { "known subjects".to_owned() } else { format!("{document} {state}{day}") };
+            format!("coverage counts: {what}: {stored} counted, but the status rows say {actual}")
+        })
+        .collect())
 }

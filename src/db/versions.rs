@@ -144,7 +144,21 @@ pub fn load_catalog(conn: &mut DbConnection) -> Result<Catalog, DbError> {
         .load(conn)?;
     let mut catalog = Catalog::default();
     for row in rows {
-        let (slug, number, locale, title, effective, material, summary, part_of, acceptance, sha256, published_at, audiences, reaccept_after) = row;
+        let (
+            slug,
+            number,
+            locale,
+            title,
+            effective,
+            material,
+            summary,
+            part_of,
+            acceptance,
+            sha256,
+            published_at,
+            audiences,
+            reaccept_after,
+        ) = row;
         let corrupt = |what: &str| DbError::Corrupt(format!("{what} of {slug} v{number}"));
         if catalog.documents.last().is_none_or(|d| d.slug.as_str() != slug) {
             let parsed = Slug::parse(&slug).map_err(|_| corrupt("slug"))?;

@@ -116,7 +116,12 @@ pub fn status(
 
 /// Where a subject whose latest decision on the agreement `doc` is `decision` stands at `now`
 /// (contract §2). Every figure Assent shows comes from this function.
-pub fn standing(catalog: &Catalog, doc: &DocumentInfo, decision: Option<&Decision>, now: DateTime<Utc>) -> DocumentStatus {
+pub fn standing(
+    catalog: &Catalog,
+    doc: &DocumentInfo,
+    decision: Option<&Decision>,
+    now: DateTime<Utc>,
+) -> DocumentStatus {
     // The agreement and each part, with the version each requires now.
     let required: Vec<(&DocumentInfo, &VersionInfo)> = std::iter::once(doc)
         .chain(catalog.parts_of(&doc.slug))
@@ -208,7 +213,9 @@ pub fn audience_for(
 /// Checks that `doc` applies to `audience` (when a request is restricted to one).
 pub fn within(doc: &DocumentInfo, audience: Option<&Audience>) -> Result<(), Refusal> {
     match audience {
-        Some(a) if !doc.applies_to(Some(a)) => Err(Refusal::OtherAudience { slug: doc.slug.clone(), audience: a.clone() }),
+        Some(a) if !doc.applies_to(Some(a)) => {
+            Err(Refusal::OtherAudience { slug: doc.slug.clone(), audience: a.clone() })
+        }
         _ => Ok(()),
     }
 }

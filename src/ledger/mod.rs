@@ -657,9 +657,11 @@ pub fn decisions(
         let Ok(slug) = Slug::parse(&row.document) else { continue };
         let version = row.version.and_then(|v| u32::try_from(v).ok()).and_then(VersionNumber::new);
         let decision = match (row.state.as_str(), version) {
+            // The latest acceptance as coverage reads it (the row's own columns on rows written
+            // before they existed).
             ("accepted", Some(version)) => Decision::Accepted {
                 version,
-                covers: serde_json::from_str(&row.covers)
+                covers: serde_json::from_str(row.accepted_covers.as_deref().unwrap_or(&row.covers))
                     .map_err(|e| DbError::Corrupt(format!("covers of {subject_key}/{slug}: {e}")))?,
                 at: from_stored_time(row.accepted_at.unwrap_or(row.updated_at)),
             },

@@ -64,6 +64,7 @@ pub fn verify(
                 let mut report = Report::default();
                 let (hashes, _) = check_versions(conn, &mut Report::default())?;
                 check_chains(conn, &hashes, keys, &events_bar, &mut report)?;
+                report.problems.extend(crate::db::coverage::recount_mismatches(conn)?);
                 Ok(report)
             })
         });
@@ -120,9 +121,20 @@ fn check_versions(
     Ok((hashes, leaves))
 }
 
-/// What a subject's events say each status row holds: state, version, covers, and the newest
-/// version accepted.
-type Expected = HashMap<String, (String, Option<i32>, String, Option<i32>)>;
+/// What a subject's events say one status row holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    state: String,
+    version: Option<i32>,
+    covers: String,
+    /// The newest version accepted (agreements).
+    highest: Option<i32>,
+    /// The latest acceptance, what it covered and when (agreements).
+    accepted: Option<(String, chrono::NaiveDateTime)>,
+}
+
+/// By document.
+type Expected = HashMap<String, Row>;
 
 fn check_chains(
     conn: &mut DbConnection,
@@ -218,25 +230,46 @@ fn finish_subject(
     let Some((key, seq, hash, who)) = last else { return Ok(0) };
     let rows = crate::db::ledger::states_of(conn, key)?;
     for row in &rows {
-        let stored = (row.state.clone(), row.version, row.covers.clone(), row.highest_accepted);
+        let stored = Row {
+            state: row.state.clone(),
+            version: row.version,
+            covers: row.covers.clone(),
+            highest: row.highest_accepted,
+            accepted: row.accepted_covers.clone().zip(row.accepted_at),
+        };
         match expected.remove(&row.document) {
             Some(want) if want == stored => {}
-            Some((state, version, covers, highest))
-                if (&state, version, &covers) == (&row.state, row.version, &row.covers) =>
+            Some(want)
+                if (&want.state, want.version, &want.covers) == (&stored.state, stored.version, &stored.covers) =>
             {
-                report.problems.push(format!(
-                    "subject {who}: its status for {} says the newest version accepted is {}, but its events say {}",
-                    row.document,
-                    row.highest_accepted.map_or("none".to_owned(), |v| format!("v{v}")),
-                    highest.map_or("none".to_owned(), |v| format!("v{v}"))
-                ));
+                let version = |v: Option<i32>| v.map_or("none".to_owned(), |v| format!("v{v}"));
+                if want.highest != stored.highest {
+                    report.problems.push(format!(
+                        "subject {who}: its status for {} says the newest version accepted is {}, but its events say {}",
+                        row.document,
+                        version(stored.highest),
+                        version(want.highest)
+                    ));
+                }
+                if want.accepted != stored.accepted {
+                    let acceptance = |a: &Option<(String, chrono::NaiveDateTime)>| {
+                        a.as_ref().map_or("none".to_owned(), |(c, at)| format!("{c} at {at}"))
+                    };
+                    report.problems.push(format!(
+                        "subject {who}: its status for {} says the latest acceptance is {}, but its events say {}",
+                        row.document,
+                        acceptance(&stored.accepted),
+                        acceptance(&want.accepted)
+                    ));
+                }
             }
-            Some((state, version, _, _)) => report.problems.push(format!(
-                "subject {who}: its status for {} says {} v{}, but its events say {state} v{}",
+            Some(want) => report.problems.push(format!(
+                "subject {who}: its status for {} says {} v{}, but its events say {} v{}",
                 row.document,
                 row.state,
                 row.version.unwrap_or(0),
-                version.unwrap_or(0)
+                want.state,
+                want.version.unwrap_or(0)
             )),
             None => report
                 .problems
@@ -270,17 +303,27 @@ fn expect_state(event: &Event, expected: &mut Expected) {
     }
     let Some(document) = &row.document else { return };
     let Ok(covers) = serde_json::from_str::<Vec<Covered>>(&row.covers) else { return };
-    let highest_before = |expected: &Expected, document: &str| expected.get(document).and_then(|e| e.3);
-    let mut highest = highest_before(expected, document);
+    let before = |expected: &Expected, document: &str| {
+        expected.get(document).map_or((None, None), |e| (e.highest, e.accepted.clone()))
+    };
+    let (mut highest, mut accepted) = before(expected, document);
     if row.kind == "accepted" {
         highest = highest.max(row.version);
+        accepted = Some((row.covers.clone(), row.recorded_at));
     }
-    expected.insert(document.clone(), (row.kind.clone(), row.version, row.covers.clone(), highest));
+    let state = Row { state: row.kind.clone(), version: row.version, covers: row.covers.clone(), highest, accepted };
+    expected.insert(document.clone(), state);
     if row.kind != "declined" {
         for part in covers.iter().filter(|c| c.document.as_str() != document) {
-            let version = i32::try_from(part.version.get()).ok();
-            let highest = highest_before(expected, part.document.as_str());
-            expected.insert(part.document.to_string(), (row.kind.clone(), version, row.covers.clone(), highest));
+            let (highest, accepted) = before(expected, part.document.as_str());
+            let state = Row {
+                state: row.kind.clone(),
+                version: i32::try_from(part.version.get()).ok(),
+                covers: row.covers.clone(),
+                highest,
+                accepted,
+            };
+            expected.insert(part.document.to_string(), state);
         }
     }
 }

@@ -22,6 +22,7 @@ pub struct FrontMatter {
     pub audiences: Vec<Audience>,
     pub audiences_line: Option<usize>,
     pub reaccept_after: Option<chrono::TimeDelta>,
+    pub reaccept_after_line: Option<usize>,
 }
 
 /// What a translation file may say: its own title and summary; anything else it names must
@@ -244,6 +245,7 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
         audiences: raw.audiences.as_ref().map(|s| checked_audiences(split, s)).transpose()?.unwrap_or_default(),
         audiences_line: raw.audiences.as_ref().map(|s| line_of(split, s)),
         reaccept_after: raw.reaccept_after.as_ref().map(|s| checked_reaccept_after(split, s)).transpose()?,
+        reaccept_after_line: raw.reaccept_after.as_ref().map(|s| line_of(split, s)),
     })
 }
 
@@ -317,7 +319,10 @@ mod tests {
 
     #[test]
     fn audiences_and_reaccept_after_parse_and_bad_ones_name_their_line() {
-        let f = front("---\ntitle: T\neffective: 2026-01-01\naudiences: [sdk-users, developers]\nreaccept_after: 52w\n---\nx\n").unwrap();
+        let f = front(
+            "---\ntitle: T\neffective: 2026-01-01\naudiences: [sdk-users, developers]\nreaccept_after: 52w\n---\nx\n",
+        )
+        .unwrap();
         let names: Vec<&str> = f.audiences.iter().map(Audience::as_str).collect();
         assert_eq!(names, ["developers", "sdk-users"]);
         assert_eq!(f.audiences_line, Some(4));

@@ -105,12 +105,10 @@ pub fn load(dir: &Path) -> Result<PolicySet, Vec<Problem>> {
             continue; // a README or dotfile beside the documents is not a document
         }
         match Slug::parse(&name) {
-            Ok(slug) => {
-                match load_document(&entry, slug.clone(), &mut problems) {
-                    Some(doc) => documents.push(doc),
-                    None => broken.push(slug),
-                }
-            }
+            Ok(slug) => match load_document(&entry, slug.clone(), &mut problems) {
+                Some(doc) => documents.push(doc),
+                None => broken.push(slug),
+            },
             Err(e) => problems.push(Problem::new(&entry, None, format!("folder name: {e}"))),
         }
     }
@@ -314,6 +312,24 @@ fn check_sequence(dir: &Path, originals: &BTreeMap<u32, (PolicyFile, FrontMatter
                     ),
                 ));
             }
+            // A shorter period (or a first one) makes acceptances expire: only a material version,
+            // which re-prompts anyway, may bring it (an editorial one never re-prompts anyone).
+            let shorter = match (front.reaccept_after, prev_front.reaccept_after) {
+                (Some(now), Some(before)) => now < before,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if shorter && !front.material {
+                problems.push(Problem::new(
+                    &file.path,
+                    front.reaccept_after_line,
+                    format!(
+                        "`reaccept_after` is new or shorter than in v{}, which would make acceptances expire, but this \
+                         version is editorial (`material: false`), which never re-prompts anyone: make it material",
+                        prev_file.number
+                    ),
+                ));
+            }
             if prev_front.draft && !front.draft {
                 problems.push(Problem::new(
                     &file.path,
@@ -417,9 +433,10 @@ fn check_part_of(documents: &[PolicyDocument], broken: &[Slug], problems: &mut V
             }
         }
         // A part is accepted with its agreement, so it must speak to the same people.
-        let (Some(part), Some(agreement)) =
-            (doc.versions.last(), documents.iter().find(|d| &d.slug == target).and_then(|d| d.versions.last()))
-        else {
+        let (Some(part), Some(agreement)) = (
+            doc.publishable().last(),
+            documents.iter().find(|d| &d.slug == target).and_then(|d| d.publishable().last()),
+        ) else {
             continue;
         };
         if part.front.audiences != agreement.front.audiences {

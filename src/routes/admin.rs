@@ -43,8 +43,9 @@ async fn session(state: &AppState, req: &HttpRequest) -> Result<Option<Session>,
         return Ok(None);
     }
     let row = state.db.run(move |c| key_by_id(c, id)).await?;
+    // The admin view shows every audience: a key bound to one never opens it.
     Ok(row
-        .filter(|k| k.revoked_at.is_none())
+        .filter(|k| k.revoked_at.is_none() && k.audience.is_none())
         .and_then(|k| Some((k.name, k.scope.parse::<Scope>().ok()?)))
         .filter(|(_, scope)| *scope != Scope::Write)
         .map(|(name, scope)| Session { name, scope }))
@@ -104,10 +105,15 @@ pub async fn signin(
     same_origin(&req)?;
     let presented = form.into_inner().key.trim().to_owned();
     let key = state.db.run(move |c| authenticate(c, &presented)).await?;
-    let Some(key) = key.filter(|k| k.scope != Scope::Write) else {
+    let Some(key) = key.filter(|k| k.scope != Scope::Write && k.audience.is_none()) else {
         return Ok(html(
             StatusCode::UNAUTHORIZED,
-            SigninPage { error: Some("That key cannot sign in here. Use a read or admin key.") }.render(),
+            SigninPage {
+                error: Some(
+                    "That key cannot sign in here. Use a read or admin key that is not bound to an audience: this view shows every audience.",
+                ),
+            }
+            .render(),
         ));
     };
     let exp = (Utc::now() + Duration::hours(SESSION_HOURS)).timestamp();

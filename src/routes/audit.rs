@@ -47,9 +47,8 @@ pub fn parse_filter(
         f.document = Some(doc.slug.to_string());
     } else if audience.is_some() {
         // A key bound to an audience sees the events about that audience's documents only.
-        f.documents = Some(
-            catalog.documents.iter().filter(|d| d.applies_to(audience)).map(|d| d.slug.to_string()).collect(),
-        );
+        f.documents =
+            Some(catalog.documents.iter().filter(|d| d.applies_to(audience)).map(|d| d.slug.to_string()).collect());
     }
     if let Some(v) = q.version.as_deref().filter(|s| !s.is_empty()) {
         f.version = Some(

@@ -313,10 +313,8 @@ async fn pending(
     let catalog = state.catalog.get(&state.db).await?;
     let (who, cat, cache) = (state.subject_keys.key(subject), catalog.clone(), state.diffs.clone());
     let audience = audience.cloned();
-    let owed = state
-        .db
-        .run(move |conn| crate::changes::owed(conn, &cache, &cat, &who, audience.as_ref(), Utc::now()))
-        .await?;
+    let owed =
+        state.db.run(move |conn| crate::changes::owed(conn, &cache, &cat, &who, audience.as_ref(), Utc::now())).await?;
     Ok((catalog, owed.into_iter().map(pending_view).collect()))
 }
 

@@ -51,7 +51,9 @@ pub struct AudienceQuery {
 impl From<AudienceError> for ApiError {
     fn from(e: AudienceError) -> Self {
         match e {
-            AudienceError::OtherThanKeys { .. } => ApiError::new(StatusCode::FORBIDDEN, "other_audience", e.to_string()),
+            AudienceError::OtherThanKeys { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "other_audience", e.to_string())
+            }
             AudienceError::Invalid(_) | AudienceError::Unknown(..) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "unknown_audience", e.to_string())
             }
@@ -238,10 +240,9 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
     // A key bound to an audience sees the events about that audience's documents only.
     let catalog = state.catalog.get(&state.db).await?;
     let seen = |doc: &Option<String>| match (&key.audience, doc) {
-        (Some(a), Some(d)) => crate::domain::Slug::parse(d)
-            .ok()
-            .and_then(|s| catalog.document(&s))
-            .is_some_and(|d| d.applies_to(Some(a))),
+        (Some(a), Some(d)) => {
+            crate::domain::Slug::parse(d).ok().and_then(|s| catalog.document(&s)).is_some_and(|d| d.applies_to(Some(a)))
+        }
         (Some(_), None) => false,
         (None, _) => true,
     };
@@ -249,9 +250,22 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
     Ok(HttpResponse::Ok().json(out))
 }
 
+/// Refuses a key bound to an audience for what concerns every audience.
+fn unbound(key: &crate::ledger::keys::Authenticated, what: &str) -> Result<(), ApiError> {
+    match &key.audience {
+        Some(a) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "other_audience",
+            format!("this key is bound to the audience `{a}`; it cannot {what}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `DELETE /api/v1/subjects/{id}`: erase the subject's personal data (admin).
 pub async fn erase(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Admin).await?;
+    unbound(&key, "erase a subject, whose record spans every audience")?;
     let subject = subject(&req)?;
     let subject_key = state.subject_keys.key(&subject);
     let job = ledger::lane::EraseJob { subject, subject_key, recorded_by: key.name, method: Method::Api };
@@ -266,7 +280,8 @@ struct ErasureRequestsJson {
 
 /// `GET /api/v1/erasure-requests`: requests from `/me` not yet followed by an erasure (admin).
 pub async fn erasure_requests(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    require(&state, &req, Scope::Admin).await?;
+    let key = require(&state, &req, Scope::Admin).await?;
+    unbound(&key, "list erasure requests, which concern every audience")?;
     let rows = state.db.run(|c| crate::db::ledger::open_erasure_requests(c, 1_000)).await?;
     let requests = rows.iter().map(EventView::of).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(ErasureRequestsJson { requests }))

@@ -235,8 +235,14 @@ impl TestApp {
         let db = assent::db::Db::open(&self.db.url, 1).expect("open db");
         let mut conn = db.get().expect("conn");
         let audience = audience.map(|a| assent::domain::Audience::parse(a).expect("audience"));
-        assent::ledger::keys::create(&mut conn, name, scope.parse().expect("scope"), audience.as_ref(), chrono::Utc::now())
-            .expect("create key")
+        assent::ledger::keys::create(
+            &mut conn,
+            name,
+            scope.parse().expect("scope"),
+            audience.as_ref(),
+            chrono::Utc::now(),
+        )
+        .expect("create key")
     }
 
     pub fn get_auth(&self, path: &str, key: &str) -> Response {

@@ -56,6 +56,9 @@ BEGIN
     UPDATE coverage_counts SET n = n - 1
     WHERE document = OLD.document AND state = OLD.state AND accepted_covers = COALESCE(OLD.accepted_covers, '')
       AND accepted_day = COALESCE(substr(OLD.accepted_at, 1, 10), '');
+    DELETE FROM coverage_counts
+    WHERE document = OLD.document AND state = OLD.state AND accepted_covers = COALESCE(OLD.accepted_covers, '')
+      AND accepted_day = COALESCE(substr(OLD.accepted_at, 1, 10), '') AND n = 0;
 END;
 
 CREATE TRIGGER coverage_on_update_old AFTER UPDATE ON subject_documents
@@ -66,6 +69,9 @@ BEGIN
     UPDATE coverage_counts SET n = n - 1
     WHERE document = OLD.document AND state = OLD.state AND accepted_covers = COALESCE(OLD.accepted_covers, '')
       AND accepted_day = COALESCE(substr(OLD.accepted_at, 1, 10), '');
+    DELETE FROM coverage_counts
+    WHERE document = OLD.document AND state = OLD.state AND accepted_covers = COALESCE(OLD.accepted_covers, '')
+      AND accepted_day = COALESCE(substr(OLD.accepted_at, 1, 10), '') AND n = 0;
 END;
 
 CREATE TRIGGER coverage_on_update_new AFTER UPDATE ON subject_documents
