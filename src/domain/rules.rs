@@ -435,6 +435,58 @@ mod tests {
     }
 
     #[test]
+    fn an_acceptance_older_than_reaccept_after_expires_when_nothing_else_is_owed() {
+        let mut c = catalog();
+        let terms = c.documents.iter_mut().find(|d| d.slug.as_str() == "terms").unwrap();
+        for v in &mut terms.versions {
+            v.reaccept_after = TimeDelta::try_days(10);
+        }
+        // Accepted on day 1 (see `accepted`): on day 11 it is exactly 10 days old.
+        let s = only(status(&c, &accepted(4, 2), None, day(11)));
+        assert_eq!(s.state, State::Expired);
+        assert_eq!(s.required_since, Some(day(11)), "required since the moment it expired");
+        assert_eq!(s.accepted_version, Some(n(4)));
+        assert!(!s.satisfied());
+        assert_eq!(only(status(&c, &accepted(4, 2), None, day(10))).state, State::Accepted);
+        // Behind a material version as well: pending, since that version.
+        let s = only(status(&c, &accepted(2, 1), None, day(15)));
+        assert_eq!((s.state, s.required_since), (State::Pending, Some(day(12))));
+    }
+
+    #[test]
+    fn the_shortest_period_of_an_agreement_and_its_parts_applies() {
+        let mut c = catalog();
+        for d in &mut c.documents {
+            let days = if d.slug.as_str() == "privacy" { 3 } else { 30 };
+            for v in &mut d.versions {
+                v.reaccept_after = TimeDelta::try_days(days);
+            }
+        }
+        let terms = c.document(&slug("terms")).unwrap();
+        assert_eq!(reaccept_after(&c, terms, day(15)), TimeDelta::try_days(3));
+    }
+
+    #[test]
+    fn audiences_restrict_the_agreements_and_must_be_named_by_a_document() {
+        let mut c = catalog();
+        c.documents.push(DocumentInfo { slug: slug("sdk"), versions: vec![v(1, 1, true)] });
+        let sdk = Audience::parse("sdk-users").unwrap();
+        c.documents.last_mut().unwrap().versions[0].audiences = vec![sdk.clone()];
+        let names = |a: Option<&Audience>| agreements_for(&c, a).map(|d| d.slug.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(None), ["terms", "sdk"]);
+        assert_eq!(names(Some(&sdk)), ["terms", "sdk"], "terms names no audience: it applies to everyone");
+        assert_eq!(audience_for(&c, None, Some("sdk-users")), Ok(Some(sdk.clone())));
+        assert_eq!(audience_for(&c, Some(&sdk), None), Ok(Some(sdk.clone())), "a bound key's own");
+        assert!(matches!(audience_for(&c, None, Some("developers")), Err(AudienceError::Unknown(..))));
+        assert!(matches!(audience_for(&c, None, Some("Not A Name")), Err(AudienceError::Invalid(_))));
+        let dev = Audience::parse("developers").unwrap();
+        assert!(matches!(audience_for(&c, Some(&dev), Some("sdk-users")), Err(AudienceError::OtherThanKeys { .. })));
+        let sdk_doc = c.document(&slug("sdk")).unwrap();
+        assert!(within(sdk_doc, Some(&sdk)).is_ok());
+        assert!(matches!(within(sdk_doc, Some(&dev)), Err(Refusal::OtherAudience { .. })));
+    }
+
+    #[test]
     fn current_and_upcoming_versions_can_be_decided_older_ones_cannot() {
         let c = catalog();
         let (_, covers) = decidable(&c, "terms", 3, day(15)).unwrap();
