@@ -1,6 +1,7 @@
 //! A model-based test. `proptest` generates random policy histories (material and editorial
-//! versions, a part, versions taking effect seconds after start or far in the future,
-//! audiences, `reaccept_after`) and random decisions per subject at real, random moments. They
+//! versions, a part, versions taking effect seconds after start or far in the future, versions
+//! published mid-way with `assent sync`, audiences, `reaccept_after`) and random decisions per
+//! subject at real, random moments. They
 //! are sent to the real server, and every answer is compared with a small reference model
 //! written from contract §2 alone: each decision's status code, every subject's `/status` (with
 //! and without an audience), the consent page's list, coverage, stats and the export.
@@ -8,7 +9,7 @@
 //! The model and the server read the same clock. Checks and decisions are made only away from
 //! the moments where an answer changes (a version taking effect, an acceptance expiring), so a
 //! few milliseconds between the two cannot make them disagree. `ASSENT_MODEL_CASES` sets how
-//! many histories each database gets (default 6).
+//! many histories each database gets (default 8).
 
 mod common;
 
@@ -58,10 +59,30 @@ enum Which {
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Accept { subject: u8, doc: u8, which: Which },
-    Decline { subject: u8, doc: u8, which: Which },
-    Withdraw { subject: u8, doc: u8 },
-    Wait { ms: u16 },
+    Accept {
+        subject: u8,
+        doc: u8,
+        which: Which,
+    },
+    Decline {
+        subject: u8,
+        doc: u8,
+        which: Which,
+    },
+    Withdraw {
+        subject: u8,
+        doc: u8,
+    },
+    Wait {
+        ms: u16,
+    },
+    /// A new version of `terms`, `privacy` or `sdk` (0, 1, 2) is published mid-way (`assent
+    /// sync`), taking effect soon or far ahead.
+    Publish {
+        doc: u8,
+        soon: Option<u8>,
+        material: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +112,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..3, 0u8..2, which()).prop_map(|(subject, doc, which)| Op::Decline { subject, doc, which }),
         2 => (0u8..3, 0u8..2).prop_map(|(subject, doc)| Op::Withdraw { subject, doc }),
         2 => (200u16..1500).prop_map(|ms| Op::Wait { ms }),
+        2 => (0u8..3, prop::option::of(1u8..=2), any::<bool>())
+            .prop_map(|(doc, soon, material)| Op::Publish { doc, soon, material }),
     ]
 }
 
@@ -276,7 +299,7 @@ impl Model {
                     _ => (409, None), // nothing to withdraw
                 }
             }
-            Op::Wait { .. } => (0, None),
+            Op::Wait { .. } | Op::Publish { .. } => (0, None),
         }
     }
 
@@ -372,6 +395,14 @@ fn build(spec: &Spec, start: DateTime<Utc>) -> Model {
 fn write_folder(model: &Model, dir: &std::path::Path) {
     for d in &model.docs {
         for v in &d.versions {
+            write_version(d, v, dir);
+        }
+    }
+}
+
+fn write_version(d: &Doc, v: &Version, dir: &std::path::Path) {
+    {
+        {
             let mut front = format!(
                 "title: {} policy\neffective: {}\nmaterial: {}\nsummary: Version {} of {}.\n",
                 d.slug,
@@ -423,6 +454,26 @@ fn run_case(backend: &Backend, spec: &Spec) -> Result<(), TestCaseError> {
             std::thread::sleep(Duration::from_millis(u64::from(*ms)));
             continue;
         }
+        if let Op::Publish { doc, soon, material } = *op {
+            let i = match doc {
+                0 => model.agreement_index(0),
+                1 => model.docs.iter().position(|d| d.slug == "privacy").unwrap_or(0),
+                _ => model.agreement_index(1),
+            };
+            let wanted = match soon {
+                Some(s) => effective(When::Soon(s), Utc::now()),
+                None => effective(When::Future, Utc::now()),
+            };
+            let previous = model.docs[i].versions.last().map_or(wanted, |v| v.effective);
+            let v = Version { number: model.docs[i].newest() + 1, effective: wanted.max(previous), material };
+            write_version(&model.docs[i], &v, app.policies.path());
+            let out = common::assent(&["sync"], &app.db.url, app.policies.path());
+            prop_assert!(out.status.success(), "sync: {}", String::from_utf8_lossy(&out.stderr));
+            model.docs[i].versions.push(v);
+            // The server sees a publication within 2 s (`routes::catalog`).
+            std::thread::sleep(Duration::from_millis(2100));
+            continue;
+        }
         let t = model.quiet_moment();
         let (expected, record) = model.decide(*op, t);
         let (subject, path, body) = match *op {
@@ -437,7 +488,7 @@ fn run_case(backend: &Backend, spec: &Spec) -> Result<(), TestCaseError> {
             Op::Withdraw { subject, doc } => {
                 (subject, "withdrawals", json!({"document": model.docs[model.agreement_index(doc)].slug}))
             }
-            Op::Wait { .. } => continue,
+            Op::Wait { .. } | Op::Publish { .. } => continue,
         };
         let r = app.post(&format!("/api/v1/subjects/s{subject}/{path}"), &key, &body);
         prop_assert_eq!(r.status, expected, "op {} {:?} {}: {}", n, op, body, r.body);
@@ -446,7 +497,7 @@ fn run_case(backend: &Backend, spec: &Spec) -> Result<(), TestCaseError> {
                 Op::Accept { doc, .. } | Op::Decline { doc, .. } | Op::Withdraw { doc, .. } => {
                     model.agreement_index(doc)
                 }
-                Op::Wait { .. } => continue,
+                Op::Wait { .. } | Op::Publish { .. } => continue,
             };
             if let (Last::Accepted, Some((_, at))) = (&record.last, &mut record.accepted) {
                 *at = parse_time(&r.json()["recorded_at"]).unwrap_or(t); // the server's own moment
@@ -541,7 +592,7 @@ fn run_case(backend: &Backend, spec: &Spec) -> Result<(), TestCaseError> {
 }
 
 fn cases() -> u32 {
-    std::env::var("ASSENT_MODEL_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(6)
+    std::env::var("ASSENT_MODEL_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(8)
 }
 
 fn the_service_agrees_with_the_reference_model(backend: Backend) {

@@ -238,6 +238,28 @@ pub struct StateRow {
     pub accepted_at: Option<NaiveDateTime>,
 }
 
+/// A subject's latest decision on one agreement, as the status rules read it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = subject_documents)]
+pub struct DecisionRow {
+    pub document: String,
+    pub state: String,
+    pub version: Option<i32>,
+    /// The latest acceptance: what it covered, and when (none if never accepted).
+    pub accepted_covers: Option<String>,
+    pub accepted_at: Option<NaiveDateTime>,
+}
+
+/// The subject's rows of agreements, the ones status reads (the rows of parts, which are
+/// accepted with their agreement, never carry an acceptance of their own or a decline).
+pub fn decisions_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<DecisionRow>, DbError> {
+    Ok(subject_documents::table
+        .filter(subject_documents::subject_key.eq(subject))
+        .filter(subject_documents::accepted_covers.is_not_null().or(subject_documents::state.eq("declined")))
+        .select(DecisionRow::as_select())
+        .load(conn)?)
+}
+
 pub fn states_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<StateRow>, DbError> {
     Ok(subject_documents::table
         .filter(subject_documents::subject_key.eq(subject))

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Action, Evidence, Kind, Method, NewDecision, SubjectKeys};
 use crate::domain::rules::{self, Refusal};
-use crate::domain::{Audience, Catalog, IdempotencyKey, Slug, SubjectId};
+use crate::domain::{Audience, Catalog, IdempotencyKey, Slug, SubjectId, VersionNumber};
 
 /// A decision someone asks to record.
 #[derive(Debug, Clone)]
@@ -42,6 +42,14 @@ pub enum DecideError {
     /// The request itself is malformed.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The version the consent page's answer accepts or declines: the current one, or with
+/// `upcoming` the upcoming one where there is one; the first version when none is in effect yet.
+pub fn offered(catalog: &Catalog, slug: &Slug, upcoming: bool, now: DateTime<Utc>) -> Option<VersionNumber> {
+    let doc = catalog.document(slug)?;
+    let chosen = if upcoming { doc.upcoming(now).or_else(|| doc.current(now)) } else { doc.current(now) };
+    chosen.or_else(|| doc.versions.first()).map(|v| v.number)
 }
 
 /// Checks `ask` against the catalog at `now` (contract §2) and builds what the ledger records:

@@ -647,27 +647,29 @@ pub fn receipt(event: &Event) -> Result<Receipt, DbError> {
     })
 }
 
-/// A subject's latest decision per agreement, for the status rules.
+/// A subject's latest decision per agreement, for the status rules: from the same columns that
+/// coverage counts (`db::coverage`).
 pub fn decisions(
     conn: &mut DbConnection,
     subject_key: &str,
 ) -> Result<std::collections::HashMap<Slug, Decision>, DbError> {
     let mut out = std::collections::HashMap::new();
-    for row in crate::db::ledger::states_of(conn, subject_key)? {
+    for row in crate::db::ledger::decisions_of(conn, subject_key)? {
         let Ok(slug) = Slug::parse(&row.document) else { continue };
-        let version = row.version.and_then(|v| u32::try_from(v).ok()).and_then(VersionNumber::new);
-        let decision = match (row.state.as_str(), version) {
-            // The latest acceptance as coverage reads it (the row's own columns on rows written
-            // before they existed).
-            ("accepted", Some(version)) => Decision::Accepted {
-                version,
-                covers: serde_json::from_str(row.accepted_covers.as_deref().unwrap_or(&row.covers))
-                    .map_err(|e| DbError::Corrupt(format!("covers of {subject_key}/{slug}: {e}")))?,
-                at: from_stored_time(row.accepted_at.unwrap_or(row.updated_at)),
-            },
-            ("declined", _) => Decision::Declined,
-            ("withdrawn", _) => Decision::Withdrawn,
-            (state, _) => return Err(DbError::Corrupt(format!("state `{state}` of {subject_key}/{slug}"))),
+        let corrupt = |what: &str| DbError::Corrupt(format!("{what} of {subject_key}/{slug}"));
+        let decision = match (row.state.as_str(), row.accepted_covers, row.accepted_at) {
+            ("accepted", Some(covers), Some(at)) => {
+                let covers: Vec<Covered> = serde_json::from_str(&covers).map_err(|_| corrupt("covers"))?;
+                let version = covers.iter().find(|c| c.document == slug).map(|c| c.version);
+                Decision::Accepted {
+                    version: version.ok_or_else(|| corrupt("covers"))?,
+                    covers,
+                    at: from_stored_time(at),
+                }
+            }
+            ("declined", ..) => Decision::Declined,
+            ("withdrawn", ..) => Decision::Withdrawn,
+            (state, ..) => return Err(corrupt(&format!("state `{state}`"))),
         };
         out.insert(slug, decision);
     }

@@ -490,12 +490,7 @@ pub async fn answer(
     let mut decisions = Vec::with_capacity(agreements.len());
     for agreement in &agreements {
         let slug = Slug::parse(&agreement.slug).map_err(|e| PageError::bad_request(e.to_string()))?;
-        let version = match catalog.document(&slug) {
-            Some(doc) if upcoming => doc.upcoming(now).or(doc.current(now)).map(|v| v.number.get()),
-            Some(doc) => doc.current(now).map(|v| v.number.get()),
-            None => None,
-        }
-        .unwrap_or(agreement.version);
+        let version = decide::offered(&catalog, &slug, upcoming, now).map_or(agreement.version, |v| v.get());
         let ask = Ask {
             subject: subject.clone(),
             document: agreement.slug.clone(),

@@ -47,7 +47,7 @@ CREATE TABLE coverage_changes (
     accepted_day TEXT NOT NULL,
     n BIGINT NOT NULL
 );
-CREATE INDEX coverage_changes_document ON coverage_changes (document);
+-- No index: it holds a few seconds of changes, and every index would cost each write.
 
 CREATE FUNCTION assent_coverage_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -62,11 +62,19 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER coverage_on_insert_or_delete AFTER INSERT OR DELETE ON subject_documents
-FOR EACH ROW EXECUTE FUNCTION assent_coverage_change();
+-- The rows of parts (never declined, never carrying an acceptance of their own) are not counted,
+-- and the conditions say so before any function is called.
+CREATE TRIGGER coverage_on_insert AFTER INSERT ON subject_documents
+FOR EACH ROW WHEN (NEW.accepted_covers IS NOT NULL OR NEW.state = 'declined')
+EXECUTE FUNCTION assent_coverage_change();
+CREATE TRIGGER coverage_on_delete AFTER DELETE ON subject_documents
+FOR EACH ROW WHEN (OLD.accepted_covers IS NOT NULL OR OLD.state = 'declined')
+EXECUTE FUNCTION assent_coverage_change();
 CREATE TRIGGER coverage_on_update AFTER UPDATE ON subject_documents
-FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.accepted_covers IS DISTINCT FROM NEW.accepted_covers
-                   OR OLD.accepted_at::date IS DISTINCT FROM NEW.accepted_at::date)
+FOR EACH ROW WHEN ((OLD.accepted_covers IS NOT NULL OR OLD.state = 'declined'
+                    OR NEW.accepted_covers IS NOT NULL OR NEW.state = 'declined')
+                   AND (OLD.state IS DISTINCT FROM NEW.state OR OLD.accepted_covers IS DISTINCT FROM NEW.accepted_covers
+                        OR OLD.accepted_at::date IS DISTINCT FROM NEW.accepted_at::date))
 EXECUTE FUNCTION assent_coverage_change();
 
 CREATE FUNCTION assent_known_subject() RETURNS trigger LANGUAGE plpgsql AS $$
