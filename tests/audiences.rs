@@ -270,7 +270,9 @@ fn acceptances_on_either_side_of_the_cutoff_day(backend: Backend) {
     let (code, said) = verify();
     assert_eq!(code, Some(1), "{said}");
     assert!(
-        said.contains("coverage counts: terms accepted, accepted on 2020-01-01: 3 counted, but the status rows say 0"),
+        said.contains(
+            "coverage counts: terms accepted, accepted on 2020-01-01 covering []: 3 counted, but the status rows say 0"
+        ),
         "{said}"
     );
 }

@@ -181,6 +181,18 @@ fn a_draft_does_not_decide_a_parts_audiences() {
 }
 
 #[test]
+fn a_document_cannot_join_or_leave_an_agreement() {
+    let d = folder();
+    write(d.path(), "terms/v1.md", "---\ntitle: T\neffective: 2020-01-01\n---\nT.\n");
+    write(d.path(), "privacy/v1.md", "---\ntitle: P\neffective: 2020-01-01\npart_of: terms\n---\nP.\n");
+    write(d.path(), "privacy/v2.md", "---\ntitle: P\neffective: 2020-02-01\n---\nP.\n");
+    write(d.path(), "notes/v1.md", "---\ntitle: N\neffective: 2020-01-01\n---\nN.\n");
+    write(d.path(), "notes/v2.md", "---\ntitle: N\neffective: 2020-02-01\npart_of: terms\n---\nN.\n");
+    assert_problem(d.path(), "privacy/v2.md: ", "no `part_of` differs from v1 (`part_of: terms`)");
+    assert_problem(d.path(), "notes/v2.md:4: ", "`part_of: terms` differs from v1 (no `part_of`)");
+}
+
+#[test]
 fn a_broken_document_causes_no_errors_about_others() {
     let d = folder();
     write(d.path(), "terms/v1.md", "---\ntitle: T\neffective: someday\n---\nT.\n");

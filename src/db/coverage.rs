@@ -39,6 +39,12 @@ pub struct Split {
     pub n: i64,
 }
 
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 /// What one read of a document's counts finds, from one snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
@@ -98,25 +104,32 @@ pub fn read(conn: &mut DbConnection, document: &str, split_at: Option<NaiveDateT
 
 /// Moves the changes appended since the last fold into the counts, and drops groups that fell
 /// to zero (PostgreSQL; on SQLite the triggers write the counts directly). The move is one
-/// statement: a concurrent read sees each change either there or here, once. Returns how many
-/// groups it touched.
-pub fn fold(conn: &mut DbConnection) -> Result<usize, DbError> {
+/// statement: a concurrent read sees each change either there or here, once. After a large move
+/// (a bulk load), the emptied table is vacuumed, since a read scans it and its dead rows until
+/// then. Returns how many changes it moved.
+pub fn fold(conn: &mut DbConnection) -> Result<i64, DbError> {
     if let DbConnection::Sqlite(_) = conn {
         return Ok(0);
     }
-    conn.transaction(|conn| {
-        let touched = diesel::sql_query(
-            "WITH moved AS (DELETE FROM coverage_changes RETURNING document, state, accepted_covers, accepted_day, n) \
-             INSERT INTO coverage_counts (document, state, accepted_covers, accepted_day, n) \
-             SELECT document, state, accepted_covers, accepted_day, sum(n) FROM moved \
-             GROUP BY document, state, accepted_covers, accepted_day \
-             ORDER BY document, state, accepted_covers, accepted_day \
-             ON CONFLICT (document, state, accepted_covers, accepted_day) DO UPDATE SET n = coverage_counts.n + excluded.n",
+    let moved = conn.transaction(|conn| {
+        let moved: Count = diesel::sql_query(
+            "WITH moved AS (DELETE FROM coverage_changes RETURNING document, state, accepted_covers, accepted_day, n), \
+             folded AS (INSERT INTO coverage_counts (document, state, accepted_covers, accepted_day, n) \
+               SELECT document, state, accepted_covers, accepted_day, sum(n) FROM moved \
+               GROUP BY document, state, accepted_covers, accepted_day \
+               ORDER BY document, state, accepted_covers, accepted_day \
+               ON CONFLICT (document, state, accepted_covers, accepted_day) \
+               DO UPDATE SET n = coverage_counts.n + excluded.n) \
+             SELECT count(*) AS n FROM moved",
         )
-        .execute(conn)?;
+        .get_result(conn)?;
         diesel::sql_query("DELETE FROM coverage_counts WHERE n = 0").execute(conn)?;
-        Ok(touched)
-    })
+        Ok::<_, DbError>(moved.n)
+    })?;
+    if moved > 10_000 {
+        conn.batch_execute("VACUUM coverage_changes")?;
+    }
+    Ok(moved)
 }
 
 #[derive(QueryableByName)]
@@ -168,8 +181,9 @@ pub fn recount_mismatches(conn: &mut DbConnection) -> Result<Vec<String>, DbErro
     Ok(diff
         .into_iter()
         .filter(|(_, (stored, actual))| stored != actual)
-        .map(|((document, state, _, day), (stored, actual))| {
+        .map(|((document, state, covers, day), (stored, actual))| {
             let day = if day.is_empty() { String::new() } else { format!(", accepted on {day}") };
+            let day = if covers.is_empty() { day } else { format!("{day} covering {covers}") };
             let what = if state == "known" { "known subjects".to_owned() } else { format!("{document} {state}{day}") };
             format!("coverage counts: {what}: {stored} counted, but the status rows say {actual}")
         })

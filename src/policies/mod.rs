@@ -330,6 +330,23 @@ fn check_sequence(dir: &Path, originals: &BTreeMap<u32, (PolicyFile, FrontMatter
                     ),
                 ));
             }
+            // A part's acceptances live in its agreement's (and an agreement's in its own rows): a
+            // document cannot become a part, stop being one, or move to another agreement.
+            if front.part_of != prev_front.part_of {
+                let says =
+                    |p: &Option<Slug>| p.as_ref().map_or("no `part_of`".to_owned(), |s| format!("`part_of: {s}`"));
+                problems.push(Problem::new(
+                    &file.path,
+                    front.part_of_line,
+                    format!(
+                        "{} differs from v{} ({}): a document stays part of the same agreement, or none, in every version \
+                         (acceptances already recorded depend on it); publish a new document instead",
+                        says(&front.part_of),
+                        prev_file.number,
+                        says(&prev_front.part_of)
+                    ),
+                ));
+            }
             if prev_front.draft && !front.draft {
                 problems.push(Problem::new(
                     &file.path,
@@ -398,7 +415,7 @@ fn check_part_of(documents: &[PolicyDocument], broken: &[Slug], problems: &mut V
     let parent: HashMap<&Slug, (&Slug, &Path, Option<usize>)> = documents
         .iter()
         .filter_map(|d| {
-            let latest = d.versions.last()?;
+            let latest = d.publishable().last()?;
             let target = latest.front.part_of.as_ref()?;
             Some((&d.slug, (target, latest.file.path.as_path(), latest.front.part_of_line)))
         })

@@ -1,8 +1,9 @@
 DROP TRIGGER coverage_known ON subject_heads;
 DROP FUNCTION assent_known_subject();
 DROP TRIGGER coverage_on_update ON subject_documents;
-DROP TRIGGER coverage_on_delete ON subject_documents;
-DROP TRIGGER coverage_on_insert ON subject_documents;
+DROP TRIGGER IF EXISTS coverage_on_delete ON subject_documents;
+DROP TRIGGER IF EXISTS coverage_on_insert ON subject_documents;
+DROP TRIGGER IF EXISTS coverage_on_insert_or_delete ON subject_documents;
 DROP FUNCTION assent_coverage_change();
 DROP TABLE coverage_changes;
 DROP TABLE coverage_counts;
