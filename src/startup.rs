@@ -53,11 +53,12 @@ impl Application {
         if db.backend() == "postgres" {
             start_coverage_folding(db.clone());
         }
+        let metrics = Arc::new(Metrics::default());
         let state = web::Data::new(AppState {
-            recorder: crate::ledger::lane::Recorder::new(db.clone()),
+            recorder: crate::ledger::lane::Recorder::new(db.clone(), metrics.clone()),
             db,
             settings: Arc::new(settings.clone()),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             diffs: Arc::new(DiffCache::new(settings.diff_cache_bytes)),
             catalog: Default::default(),
             keys: Default::default(),

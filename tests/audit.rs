@@ -225,6 +225,40 @@ fn coverage_counts_known_subjects(backend: Backend) {
     assert_eq!(a.app.get("/api/v1/documents/terms/coverage").status, 401);
 }
 
+/// `/metrics` carries the business figures (contract §10): events recorded, subjects per state
+/// (the same counts as coverage), the log's size and the pool.
+fn metrics_carry_the_business_figures(backend: Backend) {
+    let a = audit(&backend);
+    a.decide("acceptances", "a", json!({"document": "terms", "version": 2}));
+    a.decide("acceptances", "b", json!({"document": "terms", "version": 2}));
+    a.decide("declines", "c", json!({"document": "terms", "version": 2}));
+    a.decide("acceptances", "d", json!({"document": "sdk", "version": 1}));
+    // A refused decision records nothing and counts nothing.
+    let refused = a.app.post("/api/v1/subjects/a/acceptances", &a.write, &json!({"document": "terms", "version": 1}));
+    assert_eq!(refused.status, 409);
+    assert_eq!(a.app.delete_auth("/api/v1/subjects/b", &a.admin).status, 200);
+    let metrics = a.app.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    let body = &metrics.body;
+    for line in [
+        r#"assent_events_recorded_total{kind="accepted",document="terms"} 2"#,
+        r#"assent_events_recorded_total{kind="declined",document="terms"} 1"#,
+        r#"assent_events_recorded_total{kind="accepted",document="sdk"} 1"#,
+        r#"assent_events_recorded_total{kind="erased",document=""} 1"#,
+        r#"assent_subjects{document="terms",state="accepted"} 1"#,
+        r#"assent_subjects{document="terms",state="declined"} 1"#,
+        r#"assent_subjects{document="terms",state="never"} 2"#,
+        r#"assent_subjects{document="sdk",state="accepted"} 1"#,
+        r#"assent_subjects{document="sdk",state="never"} 3"#,
+    ] {
+        assert!(body.contains(line), "missing `{line}` in:\n{body}");
+    }
+    // The log's size is the checkpoint's second line.
+    let size: u64 = a.app.get_auth("/api/v1/log/checkpoint", &a.read).body.lines().nth(1).unwrap().parse().unwrap();
+    assert!(body.contains(&format!("assent_log_leaves {size}")), "log size {size}:\n{body}");
+    assert!(body.contains(r#"assent_db_connections{state="idle"}"#), "{body}");
+}
+
 fn csv_exports_are_spreadsheet_safe_and_complete(backend: Backend) {
     let a = audit(&backend);
     let nasty = "=HYPERLINK(\"http://x\",\"y\"), 用户 \"quoted\"";
@@ -405,6 +439,7 @@ on_both_databases!(
     bad_audit_queries_are_refused,
     pagination_is_exact_while_events_arrive,
     coverage_counts_known_subjects,
+    metrics_carry_the_business_figures,
     csv_exports_are_spreadsheet_safe_and_complete,
     exports_stream_in_bounded_memory,
     admin_needs_a_session_and_refuses_wrong_keys,

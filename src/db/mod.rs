@@ -243,6 +243,12 @@ impl Db {
         self.backend
     }
 
+    /// The pool's connections: open, and of those idle.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
     /// A connection for blocking code (the CLI, start-up).
     pub fn get(&self) -> Result<PooledConnection, DbError> {
         Ok(self.pool.get()?)

@@ -42,10 +42,12 @@ enum Job {
 pub struct Recorder {
     db: Db,
     lane: Option<Sender<Job>>,
+    /// Counts what is committed (`events_recorded` in `/metrics`).
+    metrics: std::sync::Arc<crate::routes::metrics::Metrics>,
 }
 
 impl Recorder {
-    pub fn new(db: Db) -> Self {
+    pub fn new(db: Db, metrics: std::sync::Arc<crate::routes::metrics::Metrics>) -> Self {
         let lane = (db.backend() == "sqlite").then(|| {
             let (tx, rx) = channel();
             let writer = db.clone();
@@ -56,11 +58,19 @@ impl Recorder {
                 .ok()
                 .map(|_| tx)
         });
-        Self { db, lane: lane.flatten() }
+        Self { db, lane: lane.flatten(), metrics }
     }
 
     /// Records a decision; returns once it is committed.
     pub async fn record(&self, decision: NewDecision) -> Result<Recorded, RecordError> {
+        let recorded = self.record_uncounted(decision).await;
+        if let Ok(Recorded::Created(r)) = &recorded {
+            self.metrics.recorded([(r.kind.as_str(), r.document.as_deref())]);
+        }
+        recorded
+    }
+
+    async fn record_uncounted(&self, decision: NewDecision) -> Result<Recorded, RecordError> {
         if let Some(lane) = &self.lane {
             let (tx, rx) = oneshot::channel();
             if lane.send(Job::Decide(Box::new(decision), tx)).is_ok() {
@@ -74,8 +84,27 @@ impl Recorder {
             .map_err(|e| RecordError::Db(DbError::Task(e.to_string())))?
     }
 
+    /// Records several decisions in one transaction: all of them, or none (the consent page's
+    /// answer on every agreement it showed).
+    pub async fn record_all(&self, decisions: Vec<NewDecision>) -> Result<Vec<Recorded>, RecordError> {
+        let recorded = self.db.run(move |c| super::record_many(c, &decisions, Utc::now())).await?;
+        self.metrics.recorded(recorded.iter().filter_map(|r| match r {
+            Recorded::Created(r) => Some((r.kind.as_str(), r.document.as_deref())),
+            Recorded::Replayed(_) => None,
+        }));
+        Ok(recorded)
+    }
+
     /// Erases a subject's personal data; returns once the erasure is committed and logged.
     pub async fn erase(&self, job: EraseJob) -> Result<super::Erasure, RecordError> {
+        let erasure = self.erase_uncounted(job).await;
+        if erasure.is_ok() {
+            self.metrics.recorded([("erased", None)]);
+        }
+        erasure
+    }
+
+    async fn erase_uncounted(&self, job: EraseJob) -> Result<super::Erasure, RecordError> {
         if let Some(lane) = &self.lane {
             let (tx, rx) = oneshot::channel();
             if lane.send(Job::Erase(Box::new(job), tx)).is_ok() {

@@ -506,7 +506,7 @@ pub async fn answer(
         decisions.push(decide::plan(&catalog, &state.subject_keys, ask, now).map_err(ApiError::from)?);
     }
     // One transaction for the whole answer: every agreement is recorded, or none is.
-    let recorded = state.db.run(move |c| ledger::record_many(c, &decisions, Utc::now())).await;
+    let recorded = state.recorder.record_all(decisions).await;
     let receipts: Vec<String> = match recorded {
         Ok(all) => {
             all.into_iter().map(|(Recorded::Created(r) | Recorded::Replayed(r))| r.event_id.to_string()).collect()

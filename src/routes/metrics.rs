@@ -1,4 +1,5 @@
-//! Liveness and Prometheus metrics: request counts and latencies per route pattern.
+//! Liveness and Prometheus metrics: request counts and latencies per route pattern, and the
+//! business figures of contract §10 (events recorded, subjects per state, the log, the pool).
 
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use actix_web::{HttpResponse, web};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -26,10 +28,32 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub kind: String,
+    /// '' for events about no document (erasure requests, erasures).
+    pub document: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub document: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub state: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
+    events: Family<EventLabels, Counter>,
+    subjects: Family<StateLabels, Gauge>,
+    log_leaves: Gauge,
+    pool: Family<PoolLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -41,7 +65,23 @@ impl Default for Metrics {
         });
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer an HTTP request", durations.clone());
-        Self { registry, requests, durations }
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events_recorded",
+            "Events this server recorded (committed), by kind and document",
+            events.clone(),
+        );
+        let subjects = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "subjects",
+            "Known subjects per agreement and state, as coverage counts them (read at each scrape)",
+            subjects.clone(),
+        );
+        let log_leaves = Gauge::default();
+        registry.register("log_leaves", "Leaves in the transparency log", log_leaves.clone());
+        let pool = Family::<PoolLabels, Gauge>::default();
+        registry.register("db_connections", "Database pool connections, busy and idle", pool.clone());
+        Self { registry, requests, durations, events, subjects, log_leaves, pool }
     }
 }
 
@@ -51,6 +91,36 @@ impl Metrics {
             .get_or_create(&RequestLabels { method: method.to_owned(), route: route.to_owned(), status })
             .inc();
         self.durations.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
+    }
+
+    /// Counts events once they are committed.
+    pub fn recorded<'a>(&self, events: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) {
+        for (kind, document) in events {
+            let labels = EventLabels { kind: kind.to_owned(), document: document.unwrap_or_default().to_owned() };
+            self.events.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Sets the figures read at a scrape.
+    fn set_figures(&self, figures: &Figures, pool: (u32, u32)) {
+        for (document, coverage) in &figures.coverage {
+            let states = [
+                ("accepted", coverage.accepted),
+                ("pending", coverage.pending),
+                ("expired", coverage.expired),
+                ("never", coverage.never),
+                ("declined", coverage.declined),
+                ("withdrawn", coverage.withdrawn),
+            ];
+            for (state, n) in states {
+                let labels = StateLabels { document: document.clone(), state: state.to_owned() };
+                self.subjects.get_or_create(&labels).set(n);
+            }
+        }
+        self.log_leaves.set(i64::try_from(figures.log_leaves).unwrap_or(i64::MAX));
+        let (open, idle) = pool;
+        self.pool.get_or_create(&PoolLabels { state: "busy".into() }).set(i64::from(open.saturating_sub(idle)));
+        self.pool.get_or_create(&PoolLabels { state: "idle".into() }).set(i64::from(idle));
     }
 
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
@@ -82,8 +152,36 @@ pub async fn record(
     Ok(res)
 }
 
+/// What a scrape reads from the database: each agreement's coverage (a sum over a few groups, see
+/// `crate::coverage`) and the log's size.
+struct Figures {
+    coverage: Vec<(String, crate::coverage::Coverage)>,
+    log_leaves: u64,
+}
+
 /// `GET /metrics`
 pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
+    let figures = match state.catalog.get(&state.db).await {
+        Ok(catalog) => {
+            state
+                .db
+                .run(move |c| -> Result<Figures, crate::db::DbError> {
+                    let now = chrono::Utc::now();
+                    let mut coverage = Vec::new();
+                    for doc in crate::domain::rules::agreements(&catalog) {
+                        coverage.push((doc.slug.to_string(), crate::coverage::coverage(c, &catalog, doc, now)?));
+                    }
+                    Ok(Figures { coverage, log_leaves: crate::log::head(c)?.size })
+                })
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match figures {
+        Ok(f) => state.metrics.set_figures(&f, state.db.pool_state()),
+        // The HTTP figures are still worth serving; the business ones keep their last values.
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read the business figures"),
+    }
     match state.metrics.encode() {
         Ok(text) => {
             HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(text)
