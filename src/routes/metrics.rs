@@ -47,6 +47,9 @@ pub struct PoolLabels {
 }
 
 pub struct Metrics {
+    /// When the business figures were last read: a scrape within a few seconds of it reuses them,
+    /// so that requests to this public endpoint cannot keep the database busy.
+    figures_read: std::sync::Mutex<Option<Instant>>,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
@@ -74,14 +77,23 @@ impl Default for Metrics {
         let subjects = Family::<StateLabels, Gauge>::default();
         registry.register(
             "subjects",
-            "Known subjects per agreement and state, as coverage counts them (read at each scrape)",
+            "Known subjects per agreement and state, as coverage counts them (read at a scrape, at most every 5 s)",
             subjects.clone(),
         );
         let log_leaves = Gauge::default();
         registry.register("log_leaves", "Leaves in the transparency log", log_leaves.clone());
         let pool = Family::<PoolLabels, Gauge>::default();
         registry.register("db_connections", "Database pool connections, busy and idle", pool.clone());
-        Self { registry, requests, durations, events, subjects, log_leaves, pool }
+        Self {
+            figures_read: std::sync::Mutex::new(None),
+            registry,
+            requests,
+            durations,
+            events,
+            subjects,
+            log_leaves,
+            pool,
+        }
     }
 }
 
@@ -102,7 +114,7 @@ impl Metrics {
     }
 
     /// Sets the figures read at a scrape.
-    fn set_figures(&self, figures: &Figures, pool: (u32, u32)) {
+    fn set_figures(&self, figures: &Figures) {
         for (document, coverage) in &figures.coverage {
             let states = [
                 ("accepted", coverage.accepted),
@@ -118,7 +130,10 @@ impl Metrics {
             }
         }
         self.log_leaves.set(i64::try_from(figures.log_leaves).unwrap_or(i64::MAX));
-        let (open, idle) = pool;
+    }
+
+    /// Sets the pool's figures (no query: every scrape).
+    fn set_pool(&self, (open, idle): (u32, u32)) {
         self.pool.get_or_create(&PoolLabels { state: "busy".into() }).set(i64::from(open.saturating_sub(idle)));
         self.pool.get_or_create(&PoolLabels { state: "idle".into() }).set(i64::from(idle));
     }
@@ -159,8 +174,38 @@ struct Figures {
     log_leaves: u64,
 }
 
+/// How long business figures read at a scrape are reused.
+const FIGURES_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Metrics {
+    /// Whether this scrape should read the business figures again (and, if so, marks them read).
+    fn figures_due(&self) -> bool {
+        match self.figures_read.lock() {
+            Ok(mut read) if read.is_none_or(|t| t.elapsed() >= FIGURES_FOR) => {
+                *read = Some(Instant::now());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// `GET /metrics`
 pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
+    if state.metrics.figures_due() {
+        read_figures(&state).await;
+    }
+    state.metrics.set_pool(state.db.pool_state());
+    match state.metrics.encode() {
+        Ok(text) => {
+            HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(text)
+        }
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+/// Reads the business figures into the gauges.
+async fn read_figures(state: &AppState) {
     let figures = match state.catalog.get(&state.db).await {
         Ok(catalog) => {
             state
@@ -178,15 +223,9 @@ pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
         Err(e) => Err(e),
     };
     match figures {
-        Ok(f) => state.metrics.set_figures(&f, state.db.pool_state()),
+        Ok(f) => state.metrics.set_figures(&f),
         // The HTTP figures are still worth serving; the business ones keep their last values.
         Err(e) => tracing::warn!(error = %e, "metrics: could not read the business figures"),
-    }
-    match state.metrics.encode() {
-        Ok(text) => {
-            HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(text)
-        }
-        Err(_) => HttpResponse::InternalServerError().finish(),
     }
 }
 
