@@ -24,7 +24,7 @@ use crate::domain::rules::{self, Decision, State};
 use crate::domain::{Catalog, Covered, DocumentInfo, Slug, VersionNumber};
 
 /// How many subjects stand in each state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tally {
     pub accepted: i64,
     pub pending: i64,
@@ -53,7 +53,7 @@ impl Tally {
 }
 
 /// `GET /api/v1/documents/{slug}/coverage`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Coverage {
     pub as_of: String,
     pub total: i64,

@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::{Acceptance, Audience, Catalog, DocumentInfo, Slug, VersionInfo, VersionNumber};
 
 /// One version an event covers, with the content hash of what the subject was shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Covered {
+    #[schema(value_type = String)]
     pub document: Slug,
     pub sha256: String,
+    #[schema(value_type = u32, minimum = 1)]
     pub version: VersionNumber,
 }
 
@@ -31,7 +33,7 @@ pub enum Decision {
 }
 
 /// Where a subject stands on one agreement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Accepted,

@@ -102,7 +102,7 @@ fn csv_row(event: &Event) -> Result<Vec<String>, DbError> {
 
 /// One event as every front end shows it (API, `/me`, exports, the CLI): the receipt, how it
 /// was recorded, the evidence, and what the chain commits to in place of personal values.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     #[serde(flatten)]
     pub receipt: Receipt,
@@ -116,14 +116,14 @@ pub struct EventView {
     pub hashes: HashesView,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EvidenceView {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub locale: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HashesView {
     pub subject: String,
     pub ip: Option<String>,

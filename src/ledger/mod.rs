@@ -68,7 +68,7 @@ fn mac(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 /// What kind of decision an event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Accepted,
@@ -154,7 +154,7 @@ pub enum Action {
 }
 
 /// The answer to a recorded decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub event_id: i64,
     /// The subject id; `null` once erased.
@@ -536,7 +536,7 @@ pub fn erasure_request(subject: SubjectId, subject_key: String, evidence: Eviden
 }
 
 /// What an erasure did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Erasure {
     pub subject: String,
     /// Events whose personal data was deleted.
@@ -545,6 +545,7 @@ pub struct Erasure {
     /// The erasure's own leaf in the log.
     pub log_index: Option<i64>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub receipt: Receipt,
 }
 

@@ -22,7 +22,7 @@ use super::markdown::{SafeHtml, options, sanitizer};
 const DEADLINE: Duration = Duration::from_millis(500);
 
 /// How two blocks at one place compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
     Unchanged,
@@ -32,7 +32,7 @@ pub enum Change {
 }
 
 /// A run of text in a changed block: kept, inserted or deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Segment {
     pub op: &'static str,
     pub text: String,

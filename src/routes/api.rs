@@ -4,22 +4,28 @@ use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use super::errors::ErrorBody;
 use super::{ApiError, AppState, lookup};
 use crate::db::versions::version_text;
 use crate::domain::{Locale, Slug, VersionInfo};
 use crate::views::rfc3339;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DocumentJson {
+    #[schema(value_type = String)]
     pub slug: Slug,
     pub title: String,
     pub current_version: Option<u32>,
     pub upcoming_version: Option<u32>,
+    /// `required` or `informational`.
     pub acceptance: &'static str,
+    #[schema(value_type = Option<String>)]
     pub part_of: Option<Slug>,
 }
 
 /// `GET /api/v1/documents`
+#[utoipa::path(get, path = "/api/v1/documents", tag = "documents",
+    responses((status = 200, description = "Every published document", body = [DocumentJson]), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn list_documents(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let catalog = state.catalog.get(&state.db).await?;
     let now = Utc::now();
@@ -38,7 +44,7 @@ pub async fn list_documents(state: web::Data<AppState>) -> Result<HttpResponse, 
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VersionJson {
     pub version: u32,
     pub title: String,
@@ -46,6 +52,7 @@ pub struct VersionJson {
     pub material: bool,
     pub summary: Option<String>,
     pub sha256: String,
+    #[schema(value_type = Vec<String>)]
     pub locales: Vec<Locale>,
 }
 
@@ -64,6 +71,8 @@ impl From<&VersionInfo> for VersionJson {
 }
 
 /// `GET /api/v1/documents/{slug}/versions`
+#[utoipa::path(get, path = "/api/v1/documents/{slug}/versions", tag = "documents", params(("slug" = String, Path, description = "The document's slug")),
+    responses((status = 200, description = "Every version, oldest first", body = [VersionJson]), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn list_versions(state: web::Data<AppState>, slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
@@ -76,11 +85,12 @@ pub struct LocaleQuery {
     pub locale: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VersionTextJson {
     #[serde(flatten)]
     pub meta: VersionJson,
     /// The locale of this text; absent for the original.
+    #[schema(value_type = Option<String>)]
     pub locale: Option<Locale>,
     /// The Markdown body (after the front matter).
     pub markdown: String,
@@ -91,6 +101,9 @@ pub struct VersionTextJson {
 }
 
 /// `GET /api/v1/documents/{slug}/versions/{n}?locale=`
+#[utoipa::path(get, path = "/api/v1/documents/{slug}/versions/{version}", tag = "documents",
+    params(("slug" = String, Path, description = "The document's slug"), ("version" = String, Path, description = "A version number"), ("locale" = Option<String>, Query, description = "A translation's BCP 47 tag")),
+    responses((status = 200, description = "The version, its Markdown and sanitised HTML", body = VersionTextJson), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn show_version(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

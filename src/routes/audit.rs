@@ -8,15 +8,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::require;
+use super::errors::ErrorBody;
 use super::{ApiError, AppState, lookup};
 use crate::db::ledger::{EventFilter, event_horizon, list_events};
 use crate::db::to_stored_time;
 use crate::domain::rules;
 use crate::domain::{Audience, Catalog, Scope, Slug, SubjectId, parse_effective};
-use crate::ledger::export::{Format, event_json, export};
+use crate::ledger::export::{EventView, Format, export};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,7 +93,21 @@ fn decode_cursor(raw: &str) -> Result<i64, ApiError> {
     text.strip_prefix(CURSOR_PREFIX).and_then(|n| n.parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(bad)
 }
 
+/// A page of events.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct EventsPage {
+    pub events: Vec<EventView>,
+    /// Pass as `after` for the next page; `null` when the page is not full.
+    pub next: Option<String>,
+}
+
 /// `GET /api/v1/events?document=&version=&kind=&subject=&since=&until=&after=&limit=`
+#[utoipa::path(get, path = "/api/v1/events", tag = "audit", security(("bearer" = [])),
+    params(("document" = Option<String>, Query), ("version" = Option<String>, Query), ("kind" = Option<String>, Query),
+        ("subject" = Option<String>, Query), ("since" = Option<String>, Query, description = "A date or an RFC 3339 time, inclusive"),
+        ("until" = Option<String>, Query, description = "Exclusive"), ("after" = Option<String>, Query, description = "A cursor from `next`"),
+        ("limit" = Option<String>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, description = "Events, oldest first (read scope)", body = EventsPage), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -122,12 +136,16 @@ pub async fn list(
         })
         .await?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| encode_cursor(r.row.id))).flatten();
-    let events = rows.iter().map(event_json).collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(json!({"events": events, "next": next})))
+    let events = rows.iter().map(EventView::of).collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(EventsPage { events, next }))
 }
 
 /// `GET /api/v1/documents/{slug}/versions/{n}/stats`: of the subjects whose latest acceptance
 /// covered version n, how many stand where now.
+#[utoipa::path(get, path = "/api/v1/documents/{slug}/versions/{version}/stats", tag = "audit", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The document's slug"), ("version" = String, Path, description = "A version number")),
+    responses((status = 200, description = "Of the subjects whose latest acceptance covered the version, their state now (read scope)", body = crate::coverage::Tally),
+        (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn stats(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -152,6 +170,10 @@ pub async fn stats(
 
 /// `GET /api/v1/documents/{slug}/coverage[?audience=]`: every known subject counted once, in
 /// the state its status gives it now.
+#[utoipa::path(get, path = "/api/v1/documents/{slug}/coverage", tag = "audit", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The document's slug"), ("audience" = Option<String>, Query, description = "Checks that the agreement applies to this audience")),
+    responses((status = 200, description = "Every known subject, in the state its status gives it now (read scope)", body = crate::coverage::Coverage),
+        (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 422, description = "A part or an informational document", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn coverage(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -199,6 +221,12 @@ impl std::io::Write for ChunkSender {
 }
 
 /// `GET /api/v1/export?format=csv|jsonl&since=&until=&document=` (admin): streamed.
+#[utoipa::path(get, path = "/api/v1/export", tag = "audit", security(("bearer" = [])),
+    params(("format" = Option<String>, Query, description = "`csv` (default) or `jsonl`"), ("document" = Option<String>, Query),
+        ("since" = Option<String>, Query), ("until" = Option<String>, Query)),
+    responses((status = 200, description = "Every matching event, streamed (admin scope)", 
+        content((String = "text/csv"), (String = "application/x-ndjson"))),
+        (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn export_events(
     state: web::Data<AppState>,
     req: HttpRequest,

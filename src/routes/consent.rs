@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::auth::require;
+use super::errors::ErrorBody;
 use super::subjects::EvidenceBody;
 use super::{ApiError, AppState, PageError};
 use crate::consent::{Claims, TokenError, seal, sign, unseal, verify};
@@ -31,7 +32,7 @@ pub const MAX_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
 // ---- links ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkBody {
     pub subject: String,
@@ -40,7 +41,7 @@ pub struct LinkBody {
     pub audience: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LinkJson {
     pub url: String,
     pub expires_at: String,
@@ -88,6 +89,9 @@ fn base_url(state: &AppState, req: &HttpRequest) -> String {
 }
 
 /// `POST /api/v1/consent-links`
+#[utoipa::path(post, path = "/api/v1/consent-links", tag = "subjects", security(("bearer" = [])), request_body = LinkBody,
+    responses((status = 201, description = "A signed consent link (write scope)", body = LinkJson), (status = 400, description = "A bad subject, return_to, ttl or audience", body = ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn create_link(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -8,6 +8,7 @@ use askama_web::WebTemplate;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use super::errors::ErrorBody;
 use super::lookup::{self, LookupError};
 use super::{ApiError, AppState, PageError};
 use crate::changes::DocumentDiff;
@@ -125,7 +126,7 @@ pub async fn show_diff(
 }
 
 /// A changed block in the API's shape.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct HunkJson<'a> {
     pub kind: Change,
     pub section: Option<&'a str>,
@@ -136,8 +137,9 @@ pub struct HunkJson<'a> {
     pub deletions: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DiffJson<'a> {
+    #[schema(value_type = String)]
     pub document: &'a Slug,
     pub from: u32,
     pub to: u32,
@@ -148,6 +150,11 @@ pub struct DiffJson<'a> {
 }
 
 /// `GET /api/v1/documents/{slug}/diff?from=A&to=B`; `Accept: text/x-diff` for the unified diff.
+#[utoipa::path(get, path = "/api/v1/documents/{slug}/diff", tag = "documents",
+    params(("slug" = String, Path, description = "The document's slug"), ("from" = Option<String>, Query, description = "The older version (default: the one before `to`)"),
+        ("to" = Option<String>, Query, description = "The newer version (default: the current one)")),
+    responses((status = 200, description = "What changed; with `Accept: text/x-diff`, the unified diff as text", 
+        content((DiffJson = "application/json"), (String = "text/x-diff"))), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn api_diff(
     state: web::Data<AppState>,
     slug: web::Path<String>,

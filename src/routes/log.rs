@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::auth::require;
+use super::errors::ErrorBody;
 use super::{ApiError, AppState};
 use crate::domain::Scope;
 use crate::log::{self, ProofError};
@@ -25,6 +26,8 @@ fn text(body: String) -> HttpResponse {
 }
 
 /// `GET /api/v1/log/key`: the verifier key in signed-note form (public).
+#[utoipa::path(get, path = "/api/v1/log/key", tag = "log",
+    responses((status = 200, description = "The verifier key: name+keyid+base64", body = String, content_type = "text/plain")))]
 pub async fn key(state: web::Data<AppState>) -> HttpResponse {
     text(format!("{}\n", state.log_key.verifier()))
 }
@@ -36,6 +39,8 @@ pub async fn newest_checkpoint(state: &AppState) -> Result<String, ApiError> {
 }
 
 /// `GET /api/v1/log/checkpoint`
+#[utoipa::path(get, path = "/api/v1/log/checkpoint", tag = "log", security(("bearer" = [])),
+    responses((status = 200, description = "The newest signed checkpoint (read scope)", body = String, content_type = "text/plain"), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn checkpoint(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     require(&state, &req, Scope::Read).await?;
     Ok(text(newest_checkpoint(&state).await?))
@@ -47,14 +52,17 @@ pub struct InclusionQuery {
     pub size: u64,
 }
 
-#[derive(Serialize)]
-struct InclusionJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InclusionJson {
     index: u64,
     size: u64,
     hashes: Vec<String>,
 }
 
 /// `GET /api/v1/log/proof/inclusion?index=I&size=N`
+#[utoipa::path(get, path = "/api/v1/log/proof/inclusion", tag = "log", security(("bearer" = [])),
+    params(("index" = u64, Query), ("size" = u64, Query)),
+    responses((status = 200, description = "The audit path of a leaf (read scope)", body = InclusionJson), (status = 400, description = "Out of range", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn inclusion(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -72,14 +80,17 @@ pub struct ConsistencyQuery {
     pub size: u64,
 }
 
-#[derive(Serialize)]
-struct ConsistencyJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConsistencyJson {
     from: u64,
     size: u64,
     hashes: Vec<String>,
 }
 
 /// `GET /api/v1/log/proof/consistency?from=M&size=N`
+#[utoipa::path(get, path = "/api/v1/log/proof/consistency", tag = "log", security(("bearer" = [])),
+    params(("from" = u64, Query), ("size" = u64, Query)),
+    responses((status = 200, description = "A consistency proof (read scope)", body = ConsistencyJson), (status = 400, description = "Out of range", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn consistency(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -97,18 +108,21 @@ pub struct LeavesQuery {
     pub end: u64,
 }
 
-#[derive(Serialize)]
-struct LeafJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LeafJson {
     index: i64,
     data: String,
 }
 
-#[derive(Serialize)]
-struct LeavesJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LeavesJson {
     leaves: Vec<LeafJson>,
 }
 
 /// `GET /api/v1/log/leaves?start=A&end=B`: at most 1,000 leaves, each its exact bytes in base64.
+#[utoipa::path(get, path = "/api/v1/log/leaves", tag = "log", security(("bearer" = [])),
+    params(("start" = u64, Query), ("end" = u64, Query)),
+    responses((status = 200, description = "Leaves' exact bytes in base64, at most 1,000 (read scope)", body = LeavesJson), (status = 400, description = "Out of range", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn leaves(
     state: web::Data<AppState>,
     req: HttpRequest,

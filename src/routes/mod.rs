@@ -13,6 +13,7 @@ pub mod feed;
 pub mod log;
 mod lookup;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod record;
 pub mod subjects;
@@ -109,6 +110,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/log/proof/inclusion", web::get().to(log::inclusion))
                 .route("/log/proof/consistency", web::get().to(log::consistency))
                 .route("/log/leaves", web::get().to(log::leaves))
+                .route("/openapi.json", web::get().to(openapi::document))
                 .default_service(web::to(api_not_found)),
         )
         .default_service(web::to(page_not_found));

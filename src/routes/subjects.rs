@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::auth::require;
+use super::errors::ErrorBody;
 use super::{ApiError, AppState};
 use crate::db::ledger::events_of;
 use crate::domain::rules::{self, AudienceError, Refusal, State};
@@ -26,8 +27,8 @@ fn subject(req: &HttpRequest) -> Result<SubjectId, ApiError> {
     SubjectId::parse(&decoded).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-#[derive(Serialize)]
-struct DocumentStatusJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DocumentStatusJson {
     slug: String,
     state: State,
     accepted_version: Option<u32>,
@@ -36,8 +37,9 @@ struct DocumentStatusJson {
     required_since: Option<String>,
 }
 
-#[derive(Serialize)]
-struct StatusJson<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatusJson<'a> {
+    #[schema(value_type = String)]
     subject: &'a SubjectId,
     up_to_date: bool,
     documents: Vec<DocumentStatusJson>,
@@ -62,6 +64,9 @@ impl From<AudienceError> for ApiError {
 }
 
 /// `GET /api/v1/subjects/{id}/status[?audience=]`: is this subject up to date?
+#[utoipa::path(get, path = "/api/v1/subjects/{subject}/status", tag = "subjects", security(("bearer" = [])),
+    params(("subject" = String, Path, description = "The subject id, percent-encoded"), ("audience" = Option<String>, Query, description = "Only the agreements of this audience")),
+    responses((status = 200, description = "Whether the subject is up to date (read scope)", body = StatusJson), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn status(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -92,7 +97,7 @@ pub async fn status(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceBody {
     pub ip: Option<String>,
@@ -114,7 +119,7 @@ impl EvidenceBody {
     }
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     pub document: String,
@@ -169,6 +174,13 @@ impl From<RecordError> for ApiError {
 }
 
 /// `POST /api/v1/subjects/{id}/acceptances`
+#[utoipa::path(post, path = "/api/v1/subjects/{subject}/acceptances", tag = "subjects", security(("bearer" = [])),
+    params(("subject" = String, Path, description = "The subject id, percent-encoded")), request_body = DecisionBody,
+    responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
+        (status = 200, description = "The same idempotency key and request again: the first receipt", body = crate::ledger::Receipt),
+        (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 409, description = "Superseded, or a step backwards", body = ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = ErrorBody),
+        (status = 422, description = "Not an agreement, or an idempotency key reused for another request", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn accept(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -178,6 +190,12 @@ pub async fn accept(
 }
 
 /// `POST /api/v1/subjects/{id}/declines`
+#[utoipa::path(post, path = "/api/v1/subjects/{subject}/declines", tag = "subjects", security(("bearer" = [])),
+    params(("subject" = String, Path, description = "The subject id, percent-encoded")), request_body = DecisionBody,
+    responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
+        (status = 200, description = "A replay", body = crate::ledger::Receipt), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody),
+        (status = 409, description = "Superseded", body = ErrorBody), (status = 413, description = "A body over 16 KiB", body = ErrorBody),
+        (status = 422, description = "Not an agreement, or an idempotency key reused", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn decline(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -187,6 +205,12 @@ pub async fn decline(
 }
 
 /// `POST /api/v1/subjects/{id}/withdrawals`
+#[utoipa::path(post, path = "/api/v1/subjects/{subject}/withdrawals", tag = "subjects", security(("bearer" = [])),
+    params(("subject" = String, Path, description = "The subject id, percent-encoded")), request_body = DecisionBody,
+    responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
+        (status = 200, description = "A replay", body = crate::ledger::Receipt), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody),
+        (status = 409, description = "Nothing stands accepted", body = ErrorBody), (status = 413, description = "A body over 16 KiB", body = ErrorBody),
+        (status = 422, description = "Not an agreement, or an idempotency key reused", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn withdraw(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -232,6 +256,8 @@ async fn decide(
 }
 
 /// `GET /api/v1/subjects/{id}/events`: every event of the subject, oldest first.
+#[utoipa::path(get, path = "/api/v1/subjects/{subject}/events", tag = "subjects", security(("bearer" = [])), params(("subject" = String, Path, description = "The subject id, percent-encoded")),
+    responses((status = 200, description = "Every event of the subject, oldest first (read scope)", body = [crate::ledger::export::EventView]), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Read).await?;
     let subject = subject(&req)?;
@@ -263,6 +289,8 @@ fn unbound(key: &crate::ledger::keys::Authenticated, what: &str) -> Result<(), A
 }
 
 /// `DELETE /api/v1/subjects/{id}`: erase the subject's personal data (admin).
+#[utoipa::path(delete, path = "/api/v1/subjects/{subject}", tag = "subjects", security(("bearer" = [])), params(("subject" = String, Path, description = "The subject id, percent-encoded")),
+    responses((status = 200, description = "The subject's personal data is erased (admin scope)", body = crate::ledger::Erasure), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn erase(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Admin).await?;
     unbound(&key, "erase a subject, whose record spans every audience")?;
@@ -273,12 +301,14 @@ pub async fn erase(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     Ok(HttpResponse::Ok().json(erasure))
 }
 
-#[derive(Serialize)]
-struct ErasureRequestsJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErasureRequestsJson {
     requests: Vec<EventView>,
 }
 
 /// `GET /api/v1/erasure-requests`: requests from `/me` not yet followed by an erasure (admin).
+#[utoipa::path(get, path = "/api/v1/erasure-requests", tag = "subjects", security(("bearer" = [])),
+    responses((status = 200, description = "Erasure requests not yet carried out (admin scope)", body = ErasureRequestsJson), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn erasure_requests(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Admin).await?;
     unbound(&key, "list erasure requests, which concern every audience")?;

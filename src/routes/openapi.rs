@@ -1,0 +1,73 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of every `/api/v1` route, generated from
+//! the handlers' annotations and the types they serialise (contract §10).
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{api, audit, consent, diffs, log, subjects};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Assent",
+        description = "Versioned policies, what changed between versions, and a verifiable record of which version each subject accepted. Errors are `{\"error\": {\"code\", \"message\"}}` with a 4xx status; a 5xx is a fault of Assent's own. Times are RFC 3339 UTC."
+    ),
+    paths(
+        api::list_documents,
+        api::list_versions,
+        api::show_version,
+        diffs::api_diff,
+        audit::list,
+        audit::stats,
+        audit::coverage,
+        audit::export_events,
+        subjects::status,
+        subjects::accept,
+        subjects::decline,
+        subjects::withdraw,
+        subjects::events,
+        subjects::erase,
+        subjects::erasure_requests,
+        consent::create_link,
+        log::key,
+        log::checkpoint,
+        log::inclusion,
+        log::consistency,
+        log::leaves,
+        document,
+    ),
+    modifiers(&Bearer)
+)]
+pub struct ApiDoc;
+
+/// The `bearer` scheme: `Authorization: Bearer KEY` (`assent keys create`).
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: `read` for GET, `write` for POST, `admin` for both and more"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `GET /api/v1/openapi.json` (public).
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
+pub async fn document() -> HttpResponse {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => HttpResponse::Ok().content_type("application/json").body(json),
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document does not serialise");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
