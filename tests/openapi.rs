@@ -82,4 +82,22 @@ fn the_document_covers_every_api_route(backend: Backend) {
     assert!(schemas["ErrorBody"]["properties"]["error"].is_object(), "{}", schemas["ErrorBody"]);
 }
 
-on_both_databases!(the_document_covers_every_api_route);
+/// A method no route declares, on a path that has routes: 405 with `Allow` (from the document).
+fn other_methods_are_405_with_allow(backend: Backend) {
+    let app = TestApp::spawn(&backend);
+    let key = app.key("admin", "admin");
+    let r = app.post_raw("/api/v1/documents", Some(&key), "{}");
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    assert_eq!(r.json()["error"]["code"], "method_not_allowed");
+    let r = app.delete_auth("/api/v1/subjects/someone/status", &key);
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = app.get_auth("/api/v1/subjects/someone/acceptances", &key);
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert_eq!(r.header("allow"), Some("POST"));
+    assert_eq!(app.get_auth("/api/v1/no/such/thing", &key).status, 404);
+    assert_eq!(app.get_auth("/api/v1/documents/x/y/z/w", &key).status, 404);
+}
+
+on_both_databases!(the_document_covers_every_api_route, other_methods_are_405_with_allow);

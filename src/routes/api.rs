@@ -71,7 +71,7 @@ impl From<&VersionInfo> for VersionJson {
 }
 
 /// `GET /api/v1/documents/{slug}/versions`
-#[utoipa::path(get, path = "/api/v1/documents/{slug}/versions", tag = "documents", params(("slug" = String, Path, description = "The document's slug")),
+#[utoipa::path(get, path = "/api/v1/documents/{slug}/versions", tag = "documents", params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$")),
     responses((status = 200, description = "Every version, oldest first", body = [VersionJson]), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn list_versions(state: web::Data<AppState>, slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let catalog = state.catalog.get(&state.db).await?;
@@ -102,7 +102,7 @@ pub struct VersionTextJson {
 
 /// `GET /api/v1/documents/{slug}/versions/{n}?locale=`
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/versions/{version}", tag = "documents",
-    params(("slug" = String, Path, description = "The document's slug"), ("version" = String, Path, description = "A version number"), ("locale" = Option<String>, Query, description = "A translation's BCP 47 tag")),
+    params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("version" = String, Path, description = "A version number", pattern = "^[1-9][0-9]{0,8}$"), ("locale" = Option<String>, Query, description = "A translation's BCP 47 tag")),
     responses((status = 200, description = "The version, its Markdown and sanitised HTML", body = VersionTextJson), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn show_version(
     state: web::Data<AppState>,

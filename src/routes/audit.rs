@@ -143,7 +143,7 @@ pub async fn list(
 /// `GET /api/v1/documents/{slug}/versions/{n}/stats`: of the subjects whose latest acceptance
 /// covered version n, how many stand where now.
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/versions/{version}/stats", tag = "audit", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The document's slug"), ("version" = String, Path, description = "A version number")),
+    params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("version" = String, Path, description = "A version number", pattern = "^[1-9][0-9]{0,8}$")),
     responses((status = 200, description = "Of the subjects whose latest acceptance covered the version, their state now (read scope)", body = crate::coverage::Tally),
         (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn stats(
@@ -171,7 +171,7 @@ pub async fn stats(
 /// `GET /api/v1/documents/{slug}/coverage[?audience=]`: every known subject counted once, in
 /// the state its status gives it now.
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/coverage", tag = "audit", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The document's slug"), ("audience" = Option<String>, Query, description = "Checks that the agreement applies to this audience")),
+    params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("audience" = Option<String>, Query, description = "Checks that the agreement applies to this audience")),
     responses((status = 200, description = "Every known subject, in the state its status gives it now (read scope)", body = crate::coverage::Coverage),
         (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 422, description = "A part or an informational document", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn coverage(

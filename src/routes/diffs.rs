@@ -151,7 +151,7 @@ pub struct DiffJson<'a> {
 
 /// `GET /api/v1/documents/{slug}/diff?from=A&to=B`; `Accept: text/x-diff` for the unified diff.
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/diff", tag = "documents",
-    params(("slug" = String, Path, description = "The document's slug"), ("from" = Option<String>, Query, description = "The older version (default: the one before `to`)"),
+    params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("from" = Option<String>, Query, description = "The older version (default: the one before `to`)"),
         ("to" = Option<String>, Query, description = "The newer version (default: the current one)")),
     responses((status = 200, description = "What changed; with `Accept: text/x-diff`, the unified diff as text", 
         content((DiffJson = "application/json"), (String = "text/x-diff"))), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]

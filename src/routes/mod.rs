@@ -126,7 +126,20 @@ async fn stylesheet() -> HttpResponse {
         .body(STYLESHEET)
 }
 
+/// No route answers: 405 with `Allow` where the path has routes for other methods, 404 otherwise.
 async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if let Some(allow) = openapi::allowed_methods(req.path()) {
+        let error = ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} does not answer {}: it answers {allow}", req.path(), req.method()),
+        );
+        let mut response = actix_web::ResponseError::error_response(&error);
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(actix_web::http::header::ALLOW, value);
+        }
+        return Ok(response);
+    }
     Err(ApiError::not_found(format!("no API endpoint {} {}", req.method(), req.path())))
 }
 

@@ -71,3 +71,36 @@ pub async fn document() -> HttpResponse {
         }
     }
 }
+
+/// The methods the document declares for the route that `path` (a request path) matches, in
+/// `Allow` form (GET brings HEAD); `None` when no route matches. Read from the generated document,
+/// so it follows the route table.
+pub fn allowed_methods(path: &str) -> Option<String> {
+    static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, Vec<String>)>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let paths = doc.get("paths").and_then(|p| p.as_object()).cloned().unwrap_or_default();
+        paths
+            .into_iter()
+            .map(|(template, item)| {
+                let segments = template.split('/').map(str::to_owned).collect();
+                let mut methods: Vec<String> = item
+                    .as_object()
+                    .map(|ops| ops.keys().map(|m| m.to_ascii_uppercase()).collect())
+                    .unwrap_or_default();
+                if methods.iter().any(|m| m == "GET") {
+                    methods.push("HEAD".into());
+                }
+                (segments, methods)
+            })
+            .collect()
+    });
+    let asked: Vec<&str> = path.split('/').collect();
+    routes
+        .iter()
+        .find(|(segments, _)| {
+            segments.len() == asked.len()
+                && segments.iter().zip(&asked).all(|(t, a)| (t.starts_with('{') && !a.is_empty()) || t == a)
+        })
+        .map(|(_, methods)| methods.join(", "))
+}

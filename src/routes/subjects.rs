@@ -65,7 +65,7 @@ impl From<AudienceError> for ApiError {
 
 /// `GET /api/v1/subjects/{id}/status[?audience=]`: is this subject up to date?
 #[utoipa::path(get, path = "/api/v1/subjects/{subject}/status", tag = "subjects", security(("bearer" = [])),
-    params(("subject" = String, Path, description = "The subject id, percent-encoded"), ("audience" = Option<String>, Query, description = "Only the agreements of this audience")),
+    params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$"), ("audience" = Option<String>, Query, description = "Only the agreements of this audience")),
     responses((status = 200, description = "Whether the subject is up to date (read scope)", body = StatusJson), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn status(
     state: web::Data<AppState>,
@@ -175,7 +175,7 @@ impl From<RecordError> for ApiError {
 
 /// `POST /api/v1/subjects/{id}/acceptances`
 #[utoipa::path(post, path = "/api/v1/subjects/{subject}/acceptances", tag = "subjects", security(("bearer" = [])),
-    params(("subject" = String, Path, description = "The subject id, percent-encoded")), request_body = DecisionBody,
+    params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")), request_body = DecisionBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
         (status = 200, description = "The same idempotency key and request again: the first receipt", body = crate::ledger::Receipt),
         (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 409, description = "Superseded, or a step backwards", body = ErrorBody),
@@ -191,7 +191,7 @@ pub async fn accept(
 
 /// `POST /api/v1/subjects/{id}/declines`
 #[utoipa::path(post, path = "/api/v1/subjects/{subject}/declines", tag = "subjects", security(("bearer" = [])),
-    params(("subject" = String, Path, description = "The subject id, percent-encoded")), request_body = DecisionBody,
+    params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")), request_body = DecisionBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
         (status = 200, description = "A replay", body = crate::ledger::Receipt), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody),
         (status = 409, description = "Superseded", body = ErrorBody), (status = 413, description = "A body over 16 KiB", body = ErrorBody),
@@ -206,7 +206,7 @@ pub async fn decline(
 
 /// `POST /api/v1/subjects/{id}/withdrawals`
 #[utoipa::path(post, path = "/api/v1/subjects/{subject}/withdrawals", tag = "subjects", security(("bearer" = [])),
-    params(("subject" = String, Path, description = "The subject id, percent-encoded")), request_body = DecisionBody,
+    params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")), request_body = DecisionBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
         (status = 200, description = "A replay", body = crate::ledger::Receipt), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody),
         (status = 409, description = "Nothing stands accepted", body = ErrorBody), (status = 413, description = "A body over 16 KiB", body = ErrorBody),
@@ -256,7 +256,7 @@ async fn decide(
 }
 
 /// `GET /api/v1/subjects/{id}/events`: every event of the subject, oldest first.
-#[utoipa::path(get, path = "/api/v1/subjects/{subject}/events", tag = "subjects", security(("bearer" = [])), params(("subject" = String, Path, description = "The subject id, percent-encoded")),
+#[utoipa::path(get, path = "/api/v1/subjects/{subject}/events", tag = "subjects", security(("bearer" = [])), params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")),
     responses((status = 200, description = "Every event of the subject, oldest first (read scope)", body = [crate::ledger::export::EventView]), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Read).await?;
@@ -289,7 +289,7 @@ fn unbound(key: &crate::ledger::keys::Authenticated, what: &str) -> Result<(), A
 }
 
 /// `DELETE /api/v1/subjects/{id}`: erase the subject's personal data (admin).
-#[utoipa::path(delete, path = "/api/v1/subjects/{subject}", tag = "subjects", security(("bearer" = [])), params(("subject" = String, Path, description = "The subject id, percent-encoded")),
+#[utoipa::path(delete, path = "/api/v1/subjects/{subject}", tag = "subjects", security(("bearer" = [])), params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")),
     responses((status = 200, description = "The subject's personal data is erased (admin scope)", body = crate::ledger::Erasure), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn erase(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Admin).await?;
