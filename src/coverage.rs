@@ -65,6 +65,20 @@ pub struct Coverage {
     pub expired: i64,
 }
 
+impl Coverage {
+    /// Each state with its count, in the order the admin view and `/metrics` show them.
+    pub fn by_state(&self) -> [(&'static str, i64); 6] {
+        [
+            ("accepted", self.accepted),
+            ("pending", self.pending),
+            ("expired", self.expired),
+            ("never", self.never),
+            ("declined", self.declined),
+            ("withdrawn", self.withdrawn),
+        ]
+    }
+}
+
 /// Subjects who stand alike on one agreement: `n` of them, with this latest decision, whose
 /// latest acceptance covered `accepted` (none if they never accepted).
 #[derive(Debug, Clone)]

@@ -187,6 +187,8 @@ pub enum AudienceError {
     Unknown(Audience, String),
     #[error("this key is bound to the audience `{key}`; it cannot ask about `{asked}`")]
     OtherThanKeys { key: Audience, asked: Audience },
+    #[error("this key is bound to the audience `{key}`; it cannot {what}")]
+    Bound { key: Audience, what: &'static str },
 }
 
 /// The audience a request is restricted to: the one asked for (`?audience=`, or a consent
@@ -210,6 +212,34 @@ pub fn audience_for(
         return Err(AudienceError::Unknown(asked, known));
     }
     Ok(Some(asked))
+}
+
+/// Which events a request restricted to an audience sees: those about a document that applies
+/// to it (not those about no document, such as erasures, which concern every audience).
+/// Unrestricted, every event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visible(Option<Vec<Slug>>);
+
+impl Visible {
+    pub fn to(catalog: &Catalog, audience: Option<&Audience>) -> Self {
+        Self(
+            audience
+                .map(|_| catalog.documents.iter().filter(|d| d.applies_to(audience)).map(|d| d.slug.clone()).collect()),
+        )
+    }
+
+    /// Whether an event about `document` is seen.
+    pub fn sees(&self, document: Option<&str>) -> bool {
+        match &self.0 {
+            None => true,
+            Some(slugs) => document.is_some_and(|d| slugs.iter().any(|s| s.as_str() == d)),
+        }
+    }
+
+    /// The documents seen, when restricted.
+    pub fn documents(&self) -> Option<Vec<String>> {
+        self.0.as_ref().map(|slugs| slugs.iter().map(Slug::to_string).collect())
+    }
 }
 
 /// Checks that `doc` applies to `audience` (when a request is restricted to one).

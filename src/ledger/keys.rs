@@ -65,6 +65,16 @@ pub struct Authenticated {
     pub audience: Option<Audience>,
 }
 
+impl Authenticated {
+    /// Refuses a key bound to an audience for what concerns every audience (`what` it would do).
+    pub fn unbound(&self, what: &'static str) -> Result<(), crate::domain::rules::AudienceError> {
+        match &self.audience {
+            Some(a) => Err(crate::domain::rules::AudienceError::Bound { key: a.clone(), what }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The prefix of a presented key, if it has the shape of one.
 pub fn prefix_of(presented: &str) -> Option<&str> {
     let rest = presented.strip_prefix("assent_")?;

@@ -156,14 +156,7 @@ pub struct Segment {
 
 impl Bar {
     fn new(label: String, slug: String, version: u32, c: &crate::coverage::Coverage) -> Self {
-        let counts = [
-            ("accepted", c.accepted),
-            ("pending", c.pending),
-            ("expired", c.expired),
-            ("never", c.never),
-            ("declined", c.declined),
-            ("withdrawn", c.withdrawn),
-        ];
+        let counts = c.by_state();
         let total = counts.iter().map(|(_, n)| n).sum::<i64>().max(1) as f64;
         let mut offset = 0.0;
         let segments = counts

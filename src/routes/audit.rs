@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::auth::require;
 use super::errors::ErrorBody;
+use super::openapi::KeyedErrors;
 use super::{ApiError, AppState, lookup};
 use crate::db::ledger::{EventFilter, event_horizon, list_events};
 use crate::db::to_stored_time;
@@ -45,10 +46,8 @@ pub fn parse_filter(
         let doc = doc.ok_or_else(|| ApiError::not_found(format!("no published document `{d}`")))?;
         rules::within(doc, audience)?;
         f.document = Some(doc.slug.to_string());
-    } else if audience.is_some() {
-        // A key bound to an audience sees the events about that audience's documents only.
-        f.documents =
-            Some(catalog.documents.iter().filter(|d| d.applies_to(audience)).map(|d| d.slug.to_string()).collect());
+    } else {
+        f.documents = rules::Visible::to(catalog, audience).documents();
     }
     if let Some(v) = q.version.as_deref().filter(|s| !s.is_empty()) {
         f.version = Some(
@@ -107,7 +106,7 @@ pub struct EventsPage {
         ("subject" = Option<String>, Query), ("since" = Option<String>, Query, description = "A date or an RFC 3339 time, inclusive"),
         ("until" = Option<String>, Query, description = "Exclusive"), ("after" = Option<String>, Query, description = "A cursor from `next`"),
         ("limit" = Option<String>, Query, description = "1 to 1000, default 100")),
-    responses((status = 200, description = "Events, oldest first (read scope)", body = EventsPage), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+    responses((status = 200, description = "Events, oldest first (read scope)", body = EventsPage), KeyedErrors))]
 pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -145,7 +144,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/versions/{version}/stats", tag = "audit", security(("bearer" = [])),
     params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("version" = String, Path, description = "A version number", pattern = "^[1-9][0-9]{0,8}$")),
     responses((status = 200, description = "Of the subjects whose latest acceptance covered the version, their state now (read scope)", body = crate::coverage::Tally),
-        (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+        KeyedErrors))]
 pub async fn stats(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -173,7 +172,7 @@ pub async fn stats(
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/coverage", tag = "audit", security(("bearer" = [])),
     params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("audience" = Option<String>, Query, description = "Checks that the agreement applies to this audience")),
     responses((status = 200, description = "Every known subject, in the state its status gives it now (read scope)", body = crate::coverage::Coverage),
-        (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 422, description = "A part or an informational document", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+        KeyedErrors, (status = 422, description = "A part or an informational document", body = ErrorBody)))]
 pub async fn coverage(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -226,7 +225,7 @@ impl std::io::Write for ChunkSender {
         ("since" = Option<String>, Query), ("until" = Option<String>, Query)),
     responses((status = 200, description = "Every matching event, streamed (admin scope)", 
         content((String = "text/csv"), (String = "application/x-ndjson"))),
-        (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+        KeyedErrors))]
 pub async fn export_events(
     state: web::Data<AppState>,
     req: HttpRequest,

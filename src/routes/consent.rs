@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::auth::require;
 use super::errors::ErrorBody;
+use super::openapi::AccessErrors;
 use super::subjects::EvidenceBody;
 use super::{ApiError, AppState, PageError};
 use crate::consent::{Claims, TokenError, seal, sign, unseal, verify};
@@ -91,7 +92,7 @@ fn base_url(state: &AppState, req: &HttpRequest) -> String {
 /// `POST /api/v1/consent-links`
 #[utoipa::path(post, path = "/api/v1/consent-links", tag = "subjects", security(("bearer" = [])), request_body = LinkBody,
     responses((status = 201, description = "A signed consent link (write scope)", body = LinkJson), (status = 400, description = "A bad subject, return_to, ttl or audience", body = ErrorBody),
-        (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+        AccessErrors))]
 pub async fn create_link(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -8,8 +8,8 @@ use askama_web::WebTemplate;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::errors::ErrorBody;
 use super::lookup::{self, LookupError};
+use super::openapi::DocumentErrors;
 use super::{ApiError, AppState, PageError};
 use crate::changes::DocumentDiff;
 use crate::domain::{DocumentInfo, Slug, VersionInfo};
@@ -154,7 +154,7 @@ pub struct DiffJson<'a> {
     params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("from" = Option<String>, Query, description = "The older version (default: the one before `to`)"),
         ("to" = Option<String>, Query, description = "The newer version (default: the current one)")),
     responses((status = 200, description = "What changed; with `Accept: text/x-diff`, the unified diff as text", 
-        content((DiffJson = "application/json"), (String = "text/x-diff"))), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+        content((DiffJson = "application/json"), (String = "text/x-diff"))), DocumentErrors))]
 pub async fn api_diff(
     state: web::Data<AppState>,
     slug: web::Path<String>,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::require;
 use super::errors::ErrorBody;
+use super::openapi::AccessErrors;
 use super::{ApiError, AppState};
 use crate::domain::Scope;
 use crate::log::{self, ProofError};
@@ -40,7 +41,7 @@ pub async fn newest_checkpoint(state: &AppState) -> Result<String, ApiError> {
 
 /// `GET /api/v1/log/checkpoint`
 #[utoipa::path(get, path = "/api/v1/log/checkpoint", tag = "log", security(("bearer" = [])),
-    responses((status = 200, description = "The newest signed checkpoint (read scope)", body = String, content_type = "text/plain"), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+    responses((status = 200, description = "The newest signed checkpoint (read scope)", body = String, content_type = "text/plain"), AccessErrors))]
 pub async fn checkpoint(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     require(&state, &req, Scope::Read).await?;
     Ok(text(newest_checkpoint(&state).await?))
@@ -62,7 +63,7 @@ pub struct InclusionJson {
 /// `GET /api/v1/log/proof/inclusion?index=I&size=N`
 #[utoipa::path(get, path = "/api/v1/log/proof/inclusion", tag = "log", security(("bearer" = [])),
     params(("index" = u64, Query), ("size" = u64, Query)),
-    responses((status = 200, description = "The audit path of a leaf (read scope)", body = InclusionJson), (status = 400, description = "Out of range", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+    responses((status = 200, description = "The audit path of a leaf (read scope)", body = InclusionJson), (status = 400, description = "Out of range", body = ErrorBody), AccessErrors))]
 pub async fn inclusion(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -90,7 +91,7 @@ pub struct ConsistencyJson {
 /// `GET /api/v1/log/proof/consistency?from=M&size=N`
 #[utoipa::path(get, path = "/api/v1/log/proof/consistency", tag = "log", security(("bearer" = [])),
     params(("from" = u64, Query), ("size" = u64, Query)),
-    responses((status = 200, description = "A consistency proof (read scope)", body = ConsistencyJson), (status = 400, description = "Out of range", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+    responses((status = 200, description = "A consistency proof (read scope)", body = ConsistencyJson), (status = 400, description = "Out of range", body = ErrorBody), AccessErrors))]
 pub async fn consistency(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -122,7 +123,7 @@ pub struct LeavesJson {
 /// `GET /api/v1/log/leaves?start=A&end=B`: at most 1,000 leaves, each its exact bytes in base64.
 #[utoipa::path(get, path = "/api/v1/log/leaves", tag = "log", security(("bearer" = [])),
     params(("start" = u64, Query), ("end" = u64, Query)),
-    responses((status = 200, description = "Leaves' exact bytes in base64, at most 1,000 (read scope)", body = LeavesJson), (status = 400, description = "Out of range", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+    responses((status = 200, description = "Leaves' exact bytes in base64, at most 1,000 (read scope)", body = LeavesJson), (status = 400, description = "Out of range", body = ErrorBody), AccessErrors))]
 pub async fn leaves(
     state: web::Data<AppState>,
     req: HttpRequest,

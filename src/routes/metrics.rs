@@ -116,15 +116,7 @@ impl Metrics {
     /// Sets the figures read at a scrape.
     fn set_figures(&self, figures: &Figures) {
         for (document, coverage) in &figures.coverage {
-            let states = [
-                ("accepted", coverage.accepted),
-                ("pending", coverage.pending),
-                ("expired", coverage.expired),
-                ("never", coverage.never),
-                ("declined", coverage.declined),
-                ("withdrawn", coverage.withdrawn),
-            ];
-            for (state, n) in states {
+            for (state, n) in coverage.by_state() {
                 let labels = StateLabels { document: document.clone(), state: state.to_owned() };
                 self.subjects.get_or_create(&labels).set(n);
             }

@@ -5,6 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::errors::ErrorBody;
 use super::{api, audit, consent, diffs, log, subjects};
 
 #[derive(OpenApi)]
@@ -103,4 +104,58 @@ pub fn allowed_methods(path: &str) -> Option<String> {
                 && segments.iter().zip(&asked).all(|(t, a)| (t.starts_with('{') && !a.is_empty()) || t == a)
         })
         .map(|(_, methods)| methods.join(", "))
+}
+
+// The error answers routes share, for the document only (no handler builds these: errors are
+// `ApiError`, which answers with an `ErrorBody`).
+
+/// The errors of a public document route.
+#[allow(dead_code)]
+#[derive(utoipa::IntoResponses)]
+pub enum DocumentErrors {
+    /// A malformed value
+    #[response(status = 400)]
+    BadRequest(ErrorBody<'static>),
+    /// No such document or version
+    #[response(status = 404)]
+    NotFound(ErrorBody<'static>),
+    /// The database is not answering
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
+}
+
+/// The errors of a route that needs a key.
+#[allow(dead_code)]
+#[derive(utoipa::IntoResponses)]
+pub enum KeyedErrors {
+    /// A malformed value
+    #[response(status = 400)]
+    BadRequest(ErrorBody<'static>),
+    /// No valid key
+    #[response(status = 401)]
+    Unauthorized(ErrorBody<'static>),
+    /// The key's scope or audience does not allow it
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'static>),
+    /// No such document or version
+    #[response(status = 404)]
+    NotFound(ErrorBody<'static>),
+    /// The database is not answering
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
+}
+
+/// The errors of a keyed route without parameters to get wrong.
+#[allow(dead_code)]
+#[derive(utoipa::IntoResponses)]
+pub enum AccessErrors {
+    /// No valid key
+    #[response(status = 401)]
+    Unauthorized(ErrorBody<'static>),
+    /// The key's scope or audience does not allow it
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'static>),
+    /// The database is not answering
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::require;
 use super::errors::ErrorBody;
+use super::openapi::{AccessErrors, KeyedErrors};
 use super::{ApiError, AppState};
 use crate::db::ledger::events_of;
 use crate::domain::rules::{self, AudienceError, Refusal, State};
@@ -53,7 +54,7 @@ pub struct AudienceQuery {
 impl From<AudienceError> for ApiError {
     fn from(e: AudienceError) -> Self {
         match e {
-            AudienceError::OtherThanKeys { .. } => {
+            AudienceError::OtherThanKeys { .. } | AudienceError::Bound { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "other_audience", e.to_string())
             }
             AudienceError::Invalid(_) | AudienceError::Unknown(..) => {
@@ -66,7 +67,7 @@ impl From<AudienceError> for ApiError {
 /// `GET /api/v1/subjects/{id}/status[?audience=]`: is this subject up to date?
 #[utoipa::path(get, path = "/api/v1/subjects/{subject}/status", tag = "subjects", security(("bearer" = [])),
     params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$"), ("audience" = Option<String>, Query, description = "Only the agreements of this audience")),
-    responses((status = 200, description = "Whether the subject is up to date (read scope)", body = StatusJson), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+    responses((status = 200, description = "Whether the subject is up to date (read scope)", body = StatusJson), KeyedErrors))]
 pub async fn status(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -178,9 +179,9 @@ impl From<RecordError> for ApiError {
     params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")), request_body = DecisionBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
         (status = 200, description = "The same idempotency key and request again: the first receipt", body = crate::ledger::Receipt),
-        (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 409, description = "Superseded, or a step backwards", body = ErrorBody),
+        KeyedErrors, (status = 409, description = "Superseded, or a step backwards", body = ErrorBody),
         (status = 413, description = "A body over 16 KiB", body = ErrorBody),
-        (status = 422, description = "Not an agreement, or an idempotency key reused for another request", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+        (status = 422, description = "Not an agreement, or an idempotency key reused for another request", body = ErrorBody)))]
 pub async fn accept(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -193,9 +194,9 @@ pub async fn accept(
 #[utoipa::path(post, path = "/api/v1/subjects/{subject}/declines", tag = "subjects", security(("bearer" = [])),
     params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")), request_body = DecisionBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
-        (status = 200, description = "A replay", body = crate::ledger::Receipt), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody),
+        (status = 200, description = "A replay", body = crate::ledger::Receipt), KeyedErrors,
         (status = 409, description = "Superseded", body = ErrorBody), (status = 413, description = "A body over 16 KiB", body = ErrorBody),
-        (status = 422, description = "Not an agreement, or an idempotency key reused", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+        (status = 422, description = "Not an agreement, or an idempotency key reused", body = ErrorBody)))]
 pub async fn decline(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -208,9 +209,9 @@ pub async fn decline(
 #[utoipa::path(post, path = "/api/v1/subjects/{subject}/withdrawals", tag = "subjects", security(("bearer" = [])),
     params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")), request_body = DecisionBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
-        (status = 200, description = "A replay", body = crate::ledger::Receipt), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody),
+        (status = 200, description = "A replay", body = crate::ledger::Receipt), KeyedErrors,
         (status = 409, description = "Nothing stands accepted", body = ErrorBody), (status = 413, description = "A body over 16 KiB", body = ErrorBody),
-        (status = 422, description = "Not an agreement, or an idempotency key reused", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+        (status = 422, description = "Not an agreement, or an idempotency key reused", body = ErrorBody)))]
 pub async fn withdraw(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -257,43 +258,28 @@ async fn decide(
 
 /// `GET /api/v1/subjects/{id}/events`: every event of the subject, oldest first.
 #[utoipa::path(get, path = "/api/v1/subjects/{subject}/events", tag = "subjects", security(("bearer" = [])), params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")),
-    responses((status = 200, description = "Every event of the subject, oldest first (read scope)", body = [crate::ledger::export::EventView]), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+    responses((status = 200, description = "Every event of the subject, oldest first (read scope)", body = [crate::ledger::export::EventView]), KeyedErrors))]
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Read).await?;
     let subject = subject(&req)?;
     let who = state.subject_keys.key(&subject);
     let rows = state.db.run(move |c| events_of(c, &who)).await?;
-    // A key bound to an audience sees the events about that audience's documents only.
     let catalog = state.catalog.get(&state.db).await?;
-    let seen = |doc: &Option<String>| match (&key.audience, doc) {
-        (Some(a), Some(d)) => {
-            crate::domain::Slug::parse(d).ok().and_then(|s| catalog.document(&s)).is_some_and(|d| d.applies_to(Some(a)))
-        }
-        (Some(_), None) => false,
-        (None, _) => true,
-    };
-    let out = rows.iter().filter(|e| seen(&e.row.document)).map(EventView::of).collect::<Result<Vec<_>, _>>()?;
+    let visible = rules::Visible::to(&catalog, key.audience.as_ref());
+    let out = rows
+        .iter()
+        .filter(|e| visible.sees(e.row.document.as_deref()))
+        .map(EventView::of)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(out))
-}
-
-/// Refuses a key bound to an audience for what concerns every audience.
-fn unbound(key: &crate::ledger::keys::Authenticated, what: &str) -> Result<(), ApiError> {
-    match &key.audience {
-        Some(a) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "other_audience",
-            format!("this key is bound to the audience `{a}`; it cannot {what}"),
-        )),
-        None => Ok(()),
-    }
 }
 
 /// `DELETE /api/v1/subjects/{id}`: erase the subject's personal data (admin).
 #[utoipa::path(delete, path = "/api/v1/subjects/{subject}", tag = "subjects", security(("bearer" = [])), params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")),
-    responses((status = 200, description = "The subject's personal data is erased (admin scope)", body = crate::ledger::Erasure), (status = 400, description = "A malformed value", body = ErrorBody), (status = 404, description = "No such document or version", body = ErrorBody), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+    responses((status = 200, description = "The subject's personal data is erased (admin scope)", body = crate::ledger::Erasure), KeyedErrors))]
 pub async fn erase(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Admin).await?;
-    unbound(&key, "erase a subject, whose record spans every audience")?;
+    key.unbound("erase a subject, whose record spans every audience")?;
     let subject = subject(&req)?;
     let subject_key = state.subject_keys.key(&subject);
     let job = ledger::lane::EraseJob { subject, subject_key, recorded_by: key.name, method: Method::Api };
@@ -308,10 +294,10 @@ pub struct ErasureRequestsJson {
 
 /// `GET /api/v1/erasure-requests`: requests from `/me` not yet followed by an erasure (admin).
 #[utoipa::path(get, path = "/api/v1/erasure-requests", tag = "subjects", security(("bearer" = [])),
-    responses((status = 200, description = "Erasure requests not yet carried out (admin scope)", body = ErasureRequestsJson), (status = 401, description = "No valid key", body = ErrorBody), (status = 403, description = "The key's scope or audience does not allow it", body = ErrorBody), (status = 503, description = "The database is not answering", body = ErrorBody)))]
+    responses((status = 200, description = "Erasure requests not yet carried out (admin scope)", body = ErasureRequestsJson), AccessErrors))]
 pub async fn erasure_requests(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Admin).await?;
-    unbound(&key, "list erasure requests, which concern every audience")?;
+    key.unbound("list erasure requests, which concern every audience")?;
     let rows = state.db.run(|c| crate::db::ledger::open_erasure_requests(c, 1_000)).await?;
     let requests = rows.iter().map(EventView::of).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(ErasureRequestsJson { requests }))
