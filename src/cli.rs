@@ -75,6 +75,26 @@ pub struct Cli {
     #[arg(long, global = true, env = "ASSENT_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Let webhooks call loopback and private addresses (refused by default: a registered URL
+    /// could otherwise reach into the servers' own network).
+    #[arg(long, global = true, env = "ASSENT_WEBHOOK_ALLOW_PRIVATE", value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
+    pub webhook_allow_private: bool,
+
+    /// For tests: how long a webhook endpoint has to answer (default 10s).
+    #[arg(long, global = true, env = "ASSENT_WEBHOOK_TIMEOUT", default_value = "10s", hide = true)]
+    pub webhook_timeout: String,
+
+    /// For tests: the first delay before a failed webhook delivery is retried (default 10s;
+    /// later delays grow from it, up to an hour).
+    #[arg(long, global = true, env = "ASSENT_WEBHOOK_RETRY_FIRST", default_value = "10s", hide = true)]
+    pub webhook_retry_first: String,
+
+    /// For tests: how long a failing webhook delivery is retried before it is marked failed
+    /// (default 24h).
+    #[arg(long, global = true, env = "ASSENT_WEBHOOK_RETRY_PERIOD", default_value = "24h", hide = true)]
+    pub webhook_retry_period: String,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -161,6 +181,9 @@ pub enum Command {
         #[arg(long)]
         document: Option<String>,
     },
+    /// Manage webhook endpoints (contract §9): deliveries of events and new versions, signed.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Print a signed consent link for a subject.
     Link {
         /// The subject id, exactly as the host application knows it.
@@ -184,6 +207,41 @@ pub enum LogCommand {
     Checkpoint,
     /// Print the verifier key that checks the checkpoints' signatures.
     Key,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Register an endpoint and print its id and signing secret (shown only now).
+    Add {
+        /// Where to POST deliveries: http or https, at most 2 KiB; not a private address unless
+        /// ASSENT_WEBHOOK_ALLOW_PRIVATE=1.
+        url: String,
+        /// What to announce, comma-separated: accepted, declined, withdrawn, erased,
+        /// erasure_requested, published.
+        #[arg(long, value_delimiter = ',', required = true)]
+        events: Vec<String>,
+    },
+    /// List endpoints, with how many deliveries wait and how many failed.
+    List,
+    /// Remove an endpoint; what it still had to deliver is cancelled.
+    Remove { id: i64 },
+    /// An endpoint's delivery log, newest first.
+    Deliveries {
+        id: i64,
+        /// Only deliveries in this state: pending, delivered, failed or cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        /// How many to show.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Retry failed deliveries of an endpoint: every one, or one with --delivery.
+    Retry {
+        id: i64,
+        /// One failed delivery (its id in `assent webhooks deliveries`).
+        #[arg(long)]
+        delivery: Option<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +291,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     settings.trusted_proxies =
         crate::consent::TrustedProxies::parse(&cli.trusted_proxies).context("ASSENT_TRUSTED_PROXIES")?;
     settings.public_url = cli.public_url.clone().filter(|u| !u.is_empty());
+    let duration = |raw: &str, name: &str| {
+        humantime::parse_duration(raw.trim())
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| format!("{name} `{raw}`: use a duration above zero, such as 10s, 500ms or 24h"))
+    };
+    settings.webhooks = crate::webhooks::WebhookSettings {
+        allow_private: cli.webhook_allow_private,
+        timeout: duration(&cli.webhook_timeout, "ASSENT_WEBHOOK_TIMEOUT")?,
+        retry: crate::webhooks::RetryPolicy {
+            first: duration(&cli.webhook_retry_first, "ASSENT_WEBHOOK_RETRY_FIRST")?,
+            period: duration(&cli.webhook_retry_period, "ASSENT_WEBHOOK_RETRY_PERIOD")?,
+            ..Default::default()
+        },
+    };
     settings.evidence_retention = match cli.evidence_retention.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => Some(
@@ -255,6 +328,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Verify { checkpoints, verifier_key }) => verify(&settings, &checkpoints, verifier_key.as_deref()),
         Some(Command::Log(command)) => log(&settings, command),
         Some(Command::Erase { subject }) => erase(&settings, &subject),
+        Some(Command::Webhooks(command)) => webhooks(&settings, command),
         Some(Command::Link { subject, return_to, ttl, audience }) => {
             link(&settings, &subject, &return_to, &ttl, audience.as_deref())
         }
@@ -526,6 +600,72 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Who the command line is, in what it records: `cli:$USER`.
+fn cli_user() -> String {
+    std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into())
+}
+
+fn webhooks(settings: &Settings, command: WebhooksCommand) -> anyhow::Result<ExitCode> {
+    use crate::webhooks::{self as hooks, Subscription, WebhookError};
+    let reads = matches!(command, WebhooksCommand::List | WebhooksCommand::Deliveries { .. });
+    let mut conn = if reads { open_existing(settings)? } else { open(settings)? };
+    let mut out = std::io::stdout().lock();
+    let now = chrono::Utc::now();
+    let result = match command {
+        WebhooksCommand::Add { url, events } => Subscription::parse(&events)
+            .and_then(|s| hooks::register(&mut conn, &url, s, &cli_user(), settings.webhooks.allow_private, now))
+            .map(|r| {
+                let types: Vec<&str> = r.events.iter().map(|t| t.as_str()).collect();
+                let _ = writeln!(out, "{}", r.secret);
+                eprintln!(
+                    "Webhook {} registered for {} ({}). Its secret, above, is shown only now: deliveries are signed with it (Standard Webhooks).",
+                    r.id,
+                    r.url,
+                    types.join(", ")
+                );
+            }),
+        WebhooksCommand::List => hooks::list(&mut conn).map(|endpoints| {
+            let _ = writeln!(out, "{:<6} {:<8} {:<7} {:<21} {:<44} URL", "ID", "PENDING", "FAILED", "CREATED", "EVENTS");
+            for e in endpoints {
+                let types: Vec<&str> = e.events.iter().map(|t| t.as_str()).collect();
+                let _ =
+                    writeln!(out, "{:<6} {:<8} {:<7} {:<21} {:<44} {}", e.id, e.pending, e.failed, e.created_at, types.join(","), e.url);
+            }
+        }),
+        WebhooksCommand::Remove { id } => hooks::remove(&mut conn, id, now).map(|()| {
+            let _ = writeln!(out, "removed webhook {id}; what it still had to deliver is cancelled");
+        }),
+        WebhooksCommand::Deliveries { id, state, limit } => {
+            hooks::deliveries(&mut conn, id, state.as_deref(), None, limit.clamp(1, 1000)).map(|page| {
+                let _ = writeln!(out, "{:<8} {:<18} {:<10} {:<8} {:<21} LAST ERROR", "ID", "TYPE", "STATE", "ATTEMPTS", "LAST ATTEMPT");
+                for d in page.deliveries {
+                    let _ = writeln!(
+                        out,
+                        "{:<8} {:<18} {:<10} {:<8} {:<21} {}",
+                        d.id,
+                        d.event_type.as_str(),
+                        d.state,
+                        d.attempts,
+                        d.last_attempt_at.as_deref().unwrap_or("-"),
+                        d.last_error.as_deref().unwrap_or("-")
+                    );
+                }
+            })
+        }
+        WebhooksCommand::Retry { id, delivery } => hooks::retry(&mut conn, id, delivery, now).map(|n| {
+            let _ = writeln!(out, "{n} failed deliveries are pending again; a running server sends them within seconds");
+        }),
+    };
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(WebhookError::Db(e)) => Err(e).context("webhooks"),
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn history(settings: &Settings, subject: &str, json: bool) -> anyhow::Result<ExitCode> {
     let subject = SubjectId::parse(subject)?;
     let mut conn = open_existing(settings)?;
@@ -637,8 +777,7 @@ fn erase(settings: &Settings, subject: &str) -> anyhow::Result<ExitCode> {
     let mut conn = open_existing(settings)?;
     let keys = crate::startup::Keys::load(&mut conn, settings, IfMissing::Generate)?;
     let key = keys.subject_keys.key(&subject);
-    let by = std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
-    match crate::ledger::erase(&mut conn, &subject, &key, &by, crate::ledger::Method::Cli, chrono::Utc::now()) {
+    match crate::ledger::erase(&mut conn, &subject, &key, &cli_user(), crate::ledger::Method::Cli, chrono::Utc::now()) {
         Ok(e) => {
             println!(
                 "erased the personal data of {} events; the erasure is log leaf {}",

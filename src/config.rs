@@ -34,6 +34,8 @@ pub struct Settings {
     pub trusted_proxies: crate::consent::TrustedProxies,
     /// The address people reach this server at, for links (`ASSENT_PUBLIC_URL`).
     pub public_url: Option<String>,
+    /// Webhook delivery (`ASSENT_WEBHOOK_*`).
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             return_origins: Default::default(),
             trusted_proxies: Default::default(),
             public_url: None,
+            webhooks: Default::default(),
         }
     }
 }

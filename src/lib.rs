@@ -17,6 +17,7 @@
 //! - [`ledger`]: decisions as append-only, hash-chained events; receipts; API keys; `verify`.
 //! - [`crash`]: crash points for the crash tests (`ASSENT_CRASH_AT`).
 //! - [`consent`]: signed consent links, allowed return origins, the client address behind proxies.
+//! - [`webhooks`]: the outbox of deliveries, signing, retries, and where a webhook may be sent.
 //! - [`routes`]: pages, JSON API, metrics; one route table.
 //! - [`startup`]: builds the app and binds it; [`config`] holds the settings; [`cli`] the commands.
 
@@ -35,3 +36,4 @@ pub mod render;
 pub mod routes;
 pub mod startup;
 pub mod views;
+pub mod webhooks;

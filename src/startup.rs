@@ -54,8 +54,9 @@ impl Application {
             start_coverage_folding(db.clone());
         }
         let metrics = Arc::new(Metrics::default());
+        let webhooks = crate::webhooks::deliver::start(db.clone(), settings.webhooks.clone(), metrics.clone());
         let state = web::Data::new(AppState {
-            recorder: crate::ledger::lane::Recorder::new(db.clone(), metrics.clone()),
+            recorder: crate::ledger::lane::Recorder::new(db.clone(), metrics.clone(), webhooks),
             db,
             settings: Arc::new(settings.clone()),
             metrics,

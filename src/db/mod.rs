@@ -11,6 +11,7 @@ pub mod log;
 pub mod prepared;
 pub mod schema;
 pub mod versions;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -150,3 +150,19 @@ statement! {
          WHERE subject_documents.highest_accepted IS NULL OR subject_documents.highest_accepted <= excluded.highest_accepted",
     }
 }
+
+statement! {
+    /// The outbox: one delivery of an event for every endpoint subscribed to its type
+    /// (`events_like` is `%,accepted,%`), in the event's own transaction.
+    pub struct EnqueueEvent<'a> {
+        "INSERT INTO webhook_deliveries (endpoint_id, event_type, event_id, subject, created_at, state, attempts, \
+         retry_since, next_attempt_at) SELECT id, ", event_type: &'a str => Text,
+        ", ", event_id: i64 => BigInt,
+        ", ", subject: Option<&'a str> => Nullable<Text>,
+        ", ", created_at: chrono::NaiveDateTime => Timestamp,
+        ", 'pending', 0, ", retry_since: chrono::NaiveDateTime => Timestamp,
+        ", ", next_attempt_at: chrono::NaiveDateTime => Timestamp,
+        " FROM webhook_endpoints WHERE removed_at IS NULL AND events LIKE ", events_like: &'a str => Text,
+        ; "",
+    }
+}

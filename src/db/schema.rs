@@ -149,3 +149,38 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(events, event_personal, log_leaves);
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> BigInt,
+        url -> Text,
+        events -> Text,
+        secret -> Text,
+        created_at -> Timestamp,
+        created_by -> Text,
+        removed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        endpoint_id -> BigInt,
+        event_type -> Text,
+        event_id -> Nullable<BigInt>,
+        version_id -> Nullable<BigInt>,
+        subject -> Nullable<Text>,
+        created_at -> Timestamp,
+        state -> Text,
+        attempts -> Integer,
+        retry_since -> Timestamp,
+        next_attempt_at -> Nullable<Timestamp>,
+        lease -> Nullable<Text>,
+        last_attempt_at -> Nullable<Timestamp>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(webhook_endpoints, webhook_deliveries);

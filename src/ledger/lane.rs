@@ -44,10 +44,16 @@ pub struct Recorder {
     lane: Option<Sender<Job>>,
     /// Counts what is committed (`events_recorded` in `/metrics`).
     metrics: std::sync::Arc<crate::routes::metrics::Metrics>,
+    /// Wakes this server's webhook deliveries once something committed.
+    webhooks: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Recorder {
-    pub fn new(db: Db, metrics: std::sync::Arc<crate::routes::metrics::Metrics>) -> Self {
+    pub fn new(
+        db: Db,
+        metrics: std::sync::Arc<crate::routes::metrics::Metrics>,
+        webhooks: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
         let lane = (db.backend() == "sqlite").then(|| {
             let (tx, rx) = channel();
             let writer = db.clone();
@@ -58,7 +64,12 @@ impl Recorder {
                 .ok()
                 .map(|_| tx)
         });
-        Self { db, lane: lane.flatten(), metrics }
+        Self { db, lane: lane.flatten(), metrics, webhooks }
+    }
+
+    /// Wakes this server's webhook deliveries (something new is due).
+    pub fn wake_webhooks(&self) {
+        self.webhooks.notify_one();
     }
 
     /// Records a decision; returns once it is committed.
@@ -66,6 +77,7 @@ impl Recorder {
         let recorded = self.record_uncounted(decision).await;
         if let Ok(Recorded::Created(r)) = &recorded {
             self.metrics.recorded([(r.kind.as_str(), r.document.as_deref())]);
+            self.webhooks.notify_one();
         }
         recorded
     }
@@ -92,6 +104,9 @@ impl Recorder {
             Recorded::Created(r) => Some((r.kind.as_str(), r.document.as_deref())),
             Recorded::Replayed(_) => None,
         }));
+        if recorded.iter().any(|r| matches!(r, Recorded::Created(_))) {
+            self.webhooks.notify_one();
+        }
         Ok(recorded)
     }
 
@@ -100,6 +115,7 @@ impl Recorder {
         let erasure = self.erase_uncounted(job).await;
         if erasure.is_ok() {
             self.metrics.recorded([("erased", None)]);
+            self.webhooks.notify_one();
         }
         erasure
     }

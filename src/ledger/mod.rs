@@ -400,6 +400,17 @@ fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result
         )?;
     }
     set_head(conn, a.subject_key, seq, &hash)?;
+    // The outbox (contract §9): a delivery per subscribed endpoint, in this same transaction, so
+    // one exists exactly when the event committed. An erasure's delivery keeps the subject id,
+    // which the erased event no longer holds, until it is delivered.
+    let erased_subject = (a.kind == Kind::Erased).then(|| a.subject.as_str());
+    crate::db::webhooks::enqueue_event(
+        conn,
+        crate::webhooks::EventType::of(a.kind).as_str(),
+        event_id,
+        erased_subject,
+        recorded_at,
+    )?;
     // SQLite's one writer integrates its events in this same transaction (`created_events`);
     // on PostgreSQL, servers share the queue.
     if let DbConnection::Postgres(_) = conn {

@@ -64,7 +64,7 @@ pub fn sync(conn: &mut DbConnection, set: &PolicySet, now: DateTime<Utc>) -> Res
                         None => {
                             let rendered = render::render(&file.body);
                             let document_id = ensure_document(conn, &doc.slug, now)?;
-                            insert_version(conn, document_id, &NewVersion {
+                            let version_id = insert_version(conn, document_id, &NewVersion {
                                 number: file.number,
                                 locale,
                                 title,
@@ -81,6 +81,9 @@ pub fn sync(conn: &mut DbConnection, set: &PolicySet, now: DateTime<Utc>) -> Res
                                 html: &rendered.html,
                                 toc: &rendered.toc,
                             }, now)?;
+                            // The outbox: announced to the endpoints subscribed to `published`, in
+                            // this transaction.
+                            crate::db::webhooks::enqueue_version(conn, version_id, crate::db::to_stored_time(now))?;
                             report.published.push(match locale {
                                 Some(l) => format!("{} v{} ({l})", doc.slug, file.number),
                                 None => format!("{} v{}", doc.slug, file.number),

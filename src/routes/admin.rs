@@ -466,3 +466,136 @@ pub async fn record(
     }
     Ok(html(StatusCode::OK, view.render()))
 }
+
+/// A failed delivery, as the webhooks page lists it.
+pub struct FailureLine {
+    pub id: i64,
+    pub kind: &'static str,
+    pub attempts: i32,
+    pub last_attempt: String,
+    pub last_error: String,
+}
+
+pub struct EndpointLine {
+    pub id: i64,
+    pub url: String,
+    pub events: String,
+    pub created: String,
+    pub created_by: String,
+    pub pending: i64,
+    pub failed: i64,
+    /// The newest failed deliveries.
+    pub failures: Vec<FailureLine>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_webhooks.html")]
+struct WebhooksPage {
+    who: String,
+    admin: bool,
+    endpoints: Vec<EndpointLine>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct WebhooksQuery {
+    pub retried: Option<usize>,
+}
+
+/// How many failed deliveries the page lists per endpoint.
+const FAILURES_SHOWN: i64 = 20;
+
+/// `GET /admin/webhooks`: endpoints, what waits, and the failed deliveries with their last error.
+pub async fn webhooks(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<WebhooksQuery>,
+) -> Result<HttpResponse, PageError> {
+    let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
+    let listed = state
+        .db
+        .run(|c| -> Result<_, crate::webhooks::WebhookError> {
+            let mut out = Vec::new();
+            for e in crate::webhooks::list(c)? {
+                let failed = crate::webhooks::deliveries(c, e.id, Some("failed"), None, FAILURES_SHOWN)?;
+                out.push((e, failed.deliveries));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(webhook_page_error)?;
+    let time = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| human_time(t.with_timezone(&Utc)))
+            .unwrap_or_else(|_| t.to_owned())
+    };
+    let endpoints = listed
+        .into_iter()
+        .map(|(e, failed)| EndpointLine {
+            id: e.id,
+            url: e.url,
+            events: e.events.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
+            created: time(&e.created_at),
+            created_by: e.created_by,
+            pending: e.pending,
+            failed: e.failed,
+            failures: failed
+                .into_iter()
+                .map(|d| FailureLine {
+                    id: d.id,
+                    kind: d.event_type.as_str(),
+                    attempts: d.attempts,
+                    last_attempt: d.last_attempt_at.as_deref().map(time).unwrap_or_else(|| "-".into()),
+                    last_error: d.last_error.unwrap_or_default(),
+                })
+                .collect(),
+        })
+        .collect();
+    let notice = q.retried.map(|n| match n {
+        1 => "1 failed delivery is pending again: it is sent within seconds.".to_owned(),
+        n => format!("{n} failed deliveries are pending again: they are sent within seconds."),
+    });
+    let page = WebhooksPage { who: who.name, admin: who.scope == Scope::Admin, endpoints, notice };
+    Ok(html(StatusCode::OK, page.render()))
+}
+
+fn webhook_page_error(e: crate::webhooks::WebhookError) -> PageError {
+    match e {
+        crate::webhooks::WebhookError::Db(db) => db.into(),
+        crate::webhooks::WebhookError::NoEndpoint(_) | crate::webhooks::WebhookError::NoFailedDelivery { .. } => {
+            PageError::not_found(e.to_string())
+        }
+        other => PageError::bad_request(other.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RetryForm {
+    pub endpoint: i64,
+    pub delivery: Option<i64>,
+}
+
+/// `POST /admin/webhooks/retry`: retry one failed delivery, or every failed one of an endpoint
+/// (admin keys only).
+pub async fn retry_webhooks(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<RetryForm>,
+) -> Result<HttpResponse, PageError> {
+    same_origin(&req)?;
+    let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
+    if who.scope != Scope::Admin {
+        return Err(PageError {
+            status: StatusCode::FORBIDDEN,
+            message: "Retrying deliveries needs an admin key.".into(),
+        });
+    }
+    let RetryForm { endpoint, delivery } = form.into_inner();
+    let n = state
+        .db
+        .run(move |c| crate::webhooks::retry(c, endpoint, delivery, Utc::now()))
+        .await
+        .map_err(webhook_page_error)?;
+    state.recorder.wake_webhooks();
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/admin/webhooks?retried={n}"))).finish())
+}

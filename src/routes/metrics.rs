@@ -42,6 +42,11 @@ pub struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub state: String,
 }
@@ -57,6 +62,8 @@ pub struct Metrics {
     subjects: Family<StateLabels, Gauge>,
     log_leaves: Gauge,
     pool: Family<PoolLabels, Gauge>,
+    webhook_attempts: Family<OutcomeLabels, Counter>,
+    webhook_deliveries: Family<PoolLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -84,6 +91,18 @@ impl Default for Metrics {
         registry.register("log_leaves", "Leaves in the transparency log", log_leaves.clone());
         let pool = Family::<PoolLabels, Gauge>::default();
         registry.register("db_connections", "Database pool connections, busy and idle", pool.clone());
+        let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts this server made, by outcome: delivered, retried (failed, to be tried again), failed (given up)",
+            webhook_attempts.clone(),
+        );
+        let webhook_deliveries = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries waiting (pending) and given up on (failed), over every server (read at a scrape, at most every 5 s)",
+            webhook_deliveries.clone(),
+        );
         Self {
             figures_read: std::sync::Mutex::new(None),
             registry,
@@ -93,6 +112,8 @@ impl Default for Metrics {
             subjects,
             log_leaves,
             pool,
+            webhook_attempts,
+            webhook_deliveries,
         }
     }
 }
@@ -113,6 +134,13 @@ impl Metrics {
         }
     }
 
+    /// Counts webhook attempts by outcome, once their outcome is written.
+    pub fn webhook_attempts<'a>(&self, outcomes: impl IntoIterator<Item = &'a str>) {
+        for outcome in outcomes {
+            self.webhook_attempts.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
+        }
+    }
+
     /// Sets the figures read at a scrape.
     fn set_figures(&self, figures: &Figures) {
         for (document, coverage) in &figures.coverage {
@@ -122,6 +150,9 @@ impl Metrics {
             }
         }
         self.log_leaves.set(i64::try_from(figures.log_leaves).unwrap_or(i64::MAX));
+        let (pending, failed) = figures.webhooks;
+        self.webhook_deliveries.get_or_create(&PoolLabels { state: "pending".into() }).set(pending);
+        self.webhook_deliveries.get_or_create(&PoolLabels { state: "failed".into() }).set(failed);
     }
 
     /// Sets the pool's figures (no query: every scrape).
@@ -164,6 +195,8 @@ pub async fn record(
 struct Figures {
     coverage: Vec<(String, crate::coverage::Coverage)>,
     log_leaves: u64,
+    /// Webhook deliveries pending and failed.
+    webhooks: (i64, i64),
 }
 
 /// How long business figures read at a scrape are reused.
@@ -208,7 +241,11 @@ async fn read_figures(state: &AppState) {
                     for doc in crate::domain::rules::agreements(&catalog) {
                         coverage.push((doc.slug.to_string(), crate::coverage::coverage(c, &catalog, doc, now)?));
                     }
-                    Ok(Figures { coverage, log_leaves: crate::log::head(c)?.size })
+                    Ok(Figures {
+                        coverage,
+                        log_leaves: crate::log::head(c)?.size,
+                        webhooks: crate::db::webhooks::open_counts(c, None)?,
+                    })
                 })
                 .await
         }

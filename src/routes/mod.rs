@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod pages;
 pub mod record;
 pub mod subjects;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -83,6 +84,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/events", web::get().to(admin::events))
         .route("/admin/subjects", web::get().to(admin::subject))
         .route("/admin/export", web::get().to(admin::export))
+        .route("/admin/webhooks", web::get().to(admin::webhooks))
+        .route("/admin/webhooks/retry", web::post().to(admin::retry_webhooks))
         .route("/feed.atom", web::get().to(feed::atom))
         .route("/healthz", web::get().to(metrics::healthz))
         .route("/metrics", web::get().to(metrics::prometheus))
@@ -110,6 +113,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/log/proof/inclusion", web::get().to(log::inclusion))
                 .route("/log/proof/consistency", web::get().to(log::consistency))
                 .route("/log/leaves", web::get().to(log::leaves))
+                .route("/webhooks", web::post().to(webhooks::register))
+                .route("/webhooks", web::get().to(webhooks::list))
+                .route("/webhooks/{id}", web::delete().to(webhooks::remove))
+                .route("/webhooks/{id}/deliveries", web::get().to(webhooks::deliveries))
+                .route("/webhooks/{id}/retry", web::post().to(webhooks::retry))
                 .route("/openapi.json", web::get().to(openapi::document))
                 .default_service(web::to(api_not_found)),
         )

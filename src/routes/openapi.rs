@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::errors::ErrorBody;
-use super::{api, audit, consent, diffs, log, subjects};
+use super::{api, audit, consent, diffs, log, subjects, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +36,11 @@ use super::{api, audit, consent, diffs, log, subjects};
         log::inclusion,
         log::consistency,
         log::leaves,
+        webhooks::register,
+        webhooks::list,
+        webhooks::remove,
+        webhooks::deliveries,
+        webhooks::retry,
         document,
     ),
     modifiers(&Bearer)

@@ -1,0 +1,311 @@
+//! Sending deliveries, on a thread of its own with its own small runtime, so that nothing an
+//! endpoint does (answer slowly, never answer, reset the connection) reaches the HTTP workers or
+//! the recording path. The loop:
+//!
+//! 1. for each endpoint with room (at most [`PER_ENDPOINT`] deliveries in flight each, so that a
+//!    slow endpoint's backlog cannot hold up the others), take its due deliveries under a lease
+//!    (`db::webhooks::claim`) and read what each announces;
+//! 2. send each, signed, with the timeout; no transaction is open while it waits;
+//! 3. write the outcomes of whatever finished, in one transaction: delivered, due again later,
+//!    or given up;
+//! 4. wait for the next finished send, a wake-up (this server recorded something) or the poll
+//!    interval (another server or the command line did).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::{Secret, WebhookSettings, address, webhook_id};
+use crate::db::webhooks::{self as rows, AttemptResult, DeliveryRow, Next};
+use crate::db::{Db, DbError, from_stored_time, to_stored_time};
+use crate::routes::metrics::Metrics;
+
+/// Most deliveries in flight to one endpoint, per server.
+pub const PER_ENDPOINT: usize = 16;
+/// Most bytes of an answer read (the rest is dropped); its start is kept as the error's detail.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Starts delivering on a thread of its own; returns what wakes it when this server has
+/// recorded something (so that a delivery need not wait for the poll).
+pub fn start(db: Db, settings: WebhookSettings, metrics: Arc<Metrics>) -> Arc<Notify> {
+    let wake = Arc::new(Notify::new());
+    let woken = wake.clone();
+    let run = move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "no runtime for webhook deliveries: none will be sent by this server");
+                return;
+            }
+        };
+        runtime.block_on(Loop::new(db, settings, metrics, woken).run());
+    };
+    if let Err(e) = std::thread::Builder::new().name("assent-webhooks".into()).spawn(run) {
+        tracing::error!(error = %e, "no webhook thread: no deliveries will be sent by this server");
+    }
+    wake
+}
+
+/// A delivery taken by this server, with what it needs to be sent.
+struct Job {
+    row: DeliveryRow,
+    url: String,
+    secret: Option<Secret>,
+    /// None when what it announces could not be read.
+    body: Option<String>,
+    lease: String,
+}
+
+/// What became of one send.
+struct Outcome {
+    id: i64,
+    endpoint_id: i64,
+    lease: String,
+    retry_since: DateTime<Utc>,
+    at: DateTime<Utc>,
+    status: Option<u16>,
+    /// None when delivered.
+    error: Option<String>,
+}
+
+struct Loop {
+    db: Db,
+    settings: WebhookSettings,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    /// Deliveries in flight per endpoint.
+    busy: HashMap<i64, usize>,
+}
+
+impl Loop {
+    fn new(db: Db, settings: WebhookSettings, metrics: Arc<Metrics>, wake: Arc<Notify>) -> Self {
+        Self { db, settings, metrics, wake, busy: HashMap::new() }
+    }
+
+    async fn run(mut self) {
+        let client = match client(&self.settings) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "no HTTP client for webhook deliveries: none will be sent by this server");
+                return;
+            }
+        };
+        // Often enough for the shortest retry delay; a server's own events wake it at once.
+        let poll = self.settings.retry.first.clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let mut sending: JoinSet<Outcome> = JoinSet::new();
+        loop {
+            match self.take().await {
+                Ok(jobs) => {
+                    for job in jobs {
+                        *self.busy.entry(job.row.endpoint_id).or_default() += 1;
+                        sending.spawn(send(client.clone(), job, self.settings.clone()));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not take webhook deliveries; will try again"),
+            }
+            let mut finished = Vec::new();
+            tokio::select! {
+                Some(done) = sending.join_next(), if !sending.is_empty() => finished.push(done),
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+            while let Some(done) = sending.try_join_next() {
+                finished.push(done);
+            }
+            let outcomes: Vec<Outcome> = finished
+                .into_iter()
+                .filter_map(|r| r.map_err(|e| tracing::error!(error = %e, "a webhook send stopped")).ok())
+                .collect();
+            if !outcomes.is_empty() {
+                self.write(outcomes).await;
+            }
+        }
+    }
+
+    /// Takes the due deliveries of every endpoint with room, and reads what each announces.
+    async fn take(&self) -> Result<Vec<Job>, DbError> {
+        let busy = self.busy.clone();
+        let timeout = self.settings.timeout;
+        self.db
+            .run(move |conn| {
+                let now = Utc::now();
+                // Past the timeout with room to spare: no other server takes a delivery while
+                // this one may still be sending it.
+                let lease_until =
+                    now + chrono::Duration::from_std(timeout * 2 + Duration::from_secs(5)).unwrap_or_default();
+                let lease = hex::encode(crate::ledger::keys::random_bytes::<8>()?);
+                let mut jobs = Vec::new();
+                for endpoint in rows::endpoints(conn)? {
+                    let room = PER_ENDPOINT.saturating_sub(busy.get(&endpoint.id).copied().unwrap_or(0));
+                    if room == 0 {
+                        continue;
+                    }
+                    let taken = rows::claim(
+                        conn,
+                        endpoint.id,
+                        room as i64,
+                        to_stored_time(now),
+                        &lease,
+                        to_stored_time(lease_until),
+                    )?;
+                    if taken.is_empty() {
+                        continue;
+                    }
+                    let mut bodies = super::bodies(conn, &taken)?;
+                    for row in taken {
+                        jobs.push(Job {
+                            body: bodies.remove(&row.id),
+                            url: endpoint.url.clone(),
+                            secret: Secret::parse(&endpoint.secret),
+                            lease: lease.clone(),
+                            row,
+                        });
+                    }
+                }
+                if !jobs.is_empty() {
+                    crate::crash::point("webhook-taken");
+                }
+                Ok(jobs)
+            })
+            .await
+    }
+
+    /// Writes what became of each send, and counts it.
+    async fn write(&mut self, outcomes: Vec<Outcome>) {
+        let mut results = Vec::with_capacity(outcomes.len());
+        let mut counted = Vec::with_capacity(outcomes.len());
+        for o in &outcomes {
+            if let Some(n) = self.busy.get_mut(&o.endpoint_id) {
+                *n = n.saturating_sub(1);
+            }
+            let next = match &o.error {
+                None => Next::Delivered,
+                Some(_) => match self.settings.retry.next(o.retry_since, o.at, jitter()) {
+                    Some(at) => Next::RetryAt(to_stored_time(at)),
+                    None => Next::Failed,
+                },
+            };
+            counted.push(match next {
+                Next::Delivered => "delivered",
+                Next::RetryAt(_) => "retried",
+                Next::Failed => "failed",
+                Next::Cancelled => "cancelled",
+            });
+            results.push(AttemptResult {
+                id: o.id,
+                lease: o.lease.clone(),
+                at: to_stored_time(o.at),
+                status: o.status.map(i32::from),
+                error: o.error.clone(),
+                next,
+            });
+        }
+        match self.db.run(move |c| rows::record_attempts(c, &results)).await {
+            Ok(_) => self.metrics.webhook_attempts(counted),
+            // The leases run out and the deliveries are sent again: at least once.
+            Err(e) => tracing::warn!(error = %e, "could not write webhook outcomes; they will be sent again"),
+        }
+    }
+}
+
+/// A number in `[0, 1)` for spreading retries.
+fn jitter() -> f64 {
+    crate::ledger::keys::random_bytes::<4>().map(|b| f64::from(u32::from_le_bytes(b)) / 4_294_967_296.0).unwrap_or(0.5)
+}
+
+/// The HTTP client: the timeout, no redirects followed (a redirect is an answer that is not
+/// 2xx), no proxy from the environment (the address connected to must be the one checked), and
+/// the guarded resolver.
+fn client(settings: &WebhookSettings) -> Result<reqwest::Client, reqwest::Error> {
+    // rustls with ring (no C toolchain beyond what SQLite needs); installed once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(address::Guarded { allow_private: settings.allow_private }))
+        .user_agent(concat!("Assent-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+async fn send(client: reqwest::Client, job: Job, settings: WebhookSettings) -> Outcome {
+    let at = Utc::now();
+    let outcome = |status: Option<u16>, error: Option<String>| Outcome {
+        id: job.row.id,
+        endpoint_id: job.row.endpoint_id,
+        lease: job.lease.clone(),
+        retry_since: from_stored_time(job.row.retry_since),
+        at,
+        status,
+        error,
+    };
+    let (Some(body), Some(secret)) = (&job.body, &job.secret) else {
+        return outcome(None, Some("what this delivery announces could not be read".into()));
+    };
+    // An address in the URL is connected to without asking the resolver: check it here.
+    if !settings.allow_private
+        && let Ok(url) = url::Url::parse(&job.url)
+        && let Some(host) = url.host()
+        && let Some(ip) = address::literal(&host)
+        && !address::is_public(ip)
+    {
+        return outcome(None, Some(address::Refusal::Private { host: host.to_string() }.to_string()));
+    }
+    let id = webhook_id(job.row.id);
+    let timestamp = at.timestamp();
+    let signature = secret.sign(&id, timestamp, body.as_bytes());
+    let sent = client
+        .post(&job.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body.clone())
+        .send()
+        .await;
+    match sent {
+        Ok(mut answer) => {
+            let status = answer.status();
+            // Read a little of the answer (bounded: the endpoint decides how much it sends).
+            let mut read = Vec::new();
+            while read.len() < MAX_ANSWER_BYTES {
+                match answer.chunk().await {
+                    Ok(Some(chunk)) => read.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            if status.is_success() {
+                outcome(Some(status.as_u16()), None)
+            } else {
+                let detail: String = String::from_utf8_lossy(&read).chars().take(200).collect();
+                let what = if status.is_redirection() { " (redirects are not followed)" } else { "" };
+                let detail = if detail.trim().is_empty() { String::new() } else { format!(": {}", detail.trim()) };
+                outcome(Some(status.as_u16()), Some(format!("answered {status}{what}{detail}")))
+            }
+        }
+        Err(e) => outcome(None, Some(describe(&e, settings.timeout))),
+    }
+}
+
+/// A failed request in a sentence, with its causes (the resolver's refusal among them).
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {}", humantime::format_duration(timeout));
+    }
+    let mut text = if e.is_connect() { "could not connect".to_owned() } else { "the request failed".to_owned() };
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
