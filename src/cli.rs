@@ -653,7 +653,8 @@ fn webhooks(settings: &Settings, command: WebhooksCommand) -> anyhow::Result<Exi
             })
         }
         WebhooksCommand::Retry { id, delivery } => hooks::retry(&mut conn, id, delivery, now).map(|n| {
-            let _ = writeln!(out, "{n} failed deliveries are pending again; a running server sends them within seconds");
+            let what = if n == 1 { "1 failed delivery is".to_owned() } else { format!("{n} failed deliveries are") };
+            let _ = writeln!(out, "{what} pending again; a running server sends them within seconds");
         }),
     };
     match result {

@@ -2,7 +2,8 @@
 //! restarted; every acknowledged event and erasure must be there and `assent verify` clean. And
 //! the crash points (`ASSENT_CRASH_AT`, see `src/crash.rs`): a process that dies inside an
 //! erasure, between a commit and the log, or half-way through integrating leaves the old state or
-//! the new one, never a mixture, and `verify` passes.
+//! the new one, never a mixture, and `verify` passes. Webhook deliveries outlive a SIGKILL and a
+//! crash between taking a delivery and sending it, and none is sent for what did not commit.
 
 mod common;
 
@@ -23,8 +24,14 @@ fn start(db: &str, policies: &Path) -> (Child, String) {
 
 /// Starts `assent serve`, set to die at the crash point `at` (none when empty).
 fn start_crashing(db: &str, policies: &Path, at: &str) -> (Child, String) {
+    start_with(db, policies, at, &[])
+}
+
+/// Starts `assent serve` with more environment.
+fn start_with(db: &str, policies: &Path, at: &str, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_assent"))
         .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
+        .envs(env.iter().copied())
         .env("ASSENT_CRASH_AT", at)
         .env("ASSENT_DATABASE_URL", db)
         .env("ASSENT_POLICIES", policies)
@@ -301,4 +308,94 @@ fn crash_points_leave_the_old_state_or_the_new(backend: Backend) {
     assert!(!report.contains("wait to enter the log"), "{report}");
 }
 
-on_both_databases!(durable_after_sigkill, crash_points_leave_the_old_state_or_the_new);
+/// The settings the webhook crash test runs servers with: the receiver is on 127.0.0.1, and the
+/// delays are short (a 1 s timeout makes a lease of 7 s).
+const HOOKS: [(&str, &str); 3] =
+    [("ASSENT_WEBHOOK_ALLOW_PRIVATE", "1"), ("ASSENT_WEBHOOK_TIMEOUT", "1s"), ("ASSENT_WEBHOOK_RETRY_FIRST", "200ms")];
+
+fn webhook_deliveries_survive_crashes(backend: Backend) {
+    use common::receiver::{Behaviour, Receiver};
+    let db = TestDatabase::create(&backend);
+    let policies = tempfile::tempdir().unwrap();
+    copy_dir(&shipped_policies(), policies.path());
+    let key =
+        String::from_utf8(assent(&["keys", "create", "host", "--scope", "write"], &db.url, policies.path()).stdout)
+            .unwrap()
+            .trim()
+            .to_owned();
+    let receiver = Receiver::start(Behaviour::Status(500));
+    let added = Command::new(env!("CARGO_BIN_EXE_assent"))
+        .args(["webhooks", "add", &receiver.url, "--events", "accepted,erased"])
+        .envs(HOOKS)
+        .env("ASSENT_DATABASE_URL", &db.url)
+        .env("ASSENT_POLICIES", policies.path())
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", text(&added));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let accept = |address: &str, subject: &str| {
+        agent
+            .post(format!("{address}/api/v1/subjects/{subject}/acceptances"))
+            .header("Authorization", &format!("Bearer {key}"))
+            .header("Content-Type", "application/json")
+            .send(json!({"document": "service-agreement", "version": 1}).to_string())
+    };
+    let event_id = |resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>| -> i64 {
+        let mut resp = resp.expect("answered");
+        assert_eq!(resp.status().as_u16(), 201);
+        let receipt: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        receipt["event_id"].as_i64().unwrap()
+    };
+
+    // Acknowledged while the receiver fails, then SIGKILL: nothing delivered yet, all still owed.
+    let (mut server, address) = start_with(&db.url, policies.path(), "", &HOOKS);
+    let acked: Vec<i64> = (0..40).map(|i| event_id(accept(&address, &format!("hooked-{i}")))).collect();
+    receiver.wait_until(Duration::from_secs(10), |seen| seen.len() >= 5);
+    server.kill().expect("SIGKILL");
+    let _ = server.wait();
+    // An erasure that dies before its commit announces nothing.
+    let out = assent_crashing(&["erase", "hooked-0"], "erase-before-commit", &db.url, policies.path());
+    assert!(died(&out), "{}", text(&out));
+
+    receiver.answer_with(Behaviour::Ok);
+    let (mut server, _) = start_with(&db.url, policies.path(), "", &HOOKS);
+    let delivered = receiver.wait_for_delivered(acked.len(), Duration::from_secs(30));
+    let _ = server.kill();
+    let _ = server.wait();
+    let ids: std::collections::HashSet<i64> =
+        delivered.iter().map(|s| s.json()["data"]["event_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, acked.iter().copied().collect(), "every acknowledged event was delivered after the restart");
+    assert!(
+        receiver.seen().iter().all(|s| !s.body.contains("\"erased\"")),
+        "the erasure that never committed was announced"
+    );
+
+    // A server that dies after taking a delivery, before sending it: the next one sends it once
+    // the lease has passed.
+    let before = receiver.seen().len();
+    let (mut server, address) = start_with(&db.url, policies.path(), "webhook-taken", &HOOKS);
+    let _ = accept(&address, "taken");
+    let status = server.wait().expect("the server died");
+    assert!(!status.success(), "it died at the crash point");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(receiver.seen().len(), before, "nothing was sent before the crash");
+    let (mut server, _) = start_with(&db.url, policies.path(), "", &HOOKS);
+    let seen = receiver.wait_until(Duration::from_secs(30), |seen| {
+        seen.iter().any(|s| s.delivered() && s.json()["data"]["subject"] == "taken")
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let taken: Vec<_> = seen.iter().filter(|s| s.body.contains("\"taken\"")).collect();
+    assert_eq!(taken.len(), 1, "sent once: {taken:?}");
+    verified(&db.url, policies.path(), "after the webhook crashes");
+}
+
+on_both_databases!(
+    durable_after_sigkill,
+    crash_points_leave_the_old_state_or_the_new,
+    webhook_deliveries_survive_crashes
+);

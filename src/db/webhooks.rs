@@ -176,7 +176,9 @@ pub fn open_counts(conn: &mut DbConnection, endpoint_id: Option<i64>) -> Result<
 /// Takes up to `limit` of an endpoint's due deliveries for this server: each gets `lease` and is
 /// not due again until `lease_until`, so no other server takes it meanwhile (and if this one
 /// dies, another takes it after that). On PostgreSQL, rows another server is taking at the same
-/// moment are skipped (`SKIP LOCKED`), not waited for.
+/// moment are skipped (`SKIP LOCKED`), not waited for; and an event is announced only once the
+/// log has taken it in (it commits first, and is integrated right after), so that what is sent
+/// carries its `log_index`.
 pub fn claim(
     conn: &mut DbConnection,
     endpoint_id: i64,
@@ -207,7 +209,9 @@ pub fn claim(
     };
     let sql = format!(
         "UPDATE webhook_deliveries SET next_attempt_at = $1, lease = $2 WHERE id IN (SELECT id FROM webhook_deliveries \
-         WHERE endpoint_id = $3 AND state = 'pending' AND next_attempt_at <= $4 ORDER BY next_attempt_at LIMIT $5{locking}) \
+         WHERE endpoint_id = $3 AND state = 'pending' AND next_attempt_at <= $4 \
+         AND (event_id IS NULL OR EXISTS (SELECT 1 FROM log_leaves WHERE log_leaves.event_id = webhook_deliveries.event_id)) \
+         ORDER BY next_attempt_at LIMIT $5{locking}) \
          RETURNING {COLUMNS}"
     );
     conn.write_transaction(|conn| {

@@ -2,6 +2,8 @@
 //! database that is dropped afterwards) and its own real server on a random port.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -83,6 +85,14 @@ impl TestDatabase {
                 Self { url, admin_url: Some(admin.clone()), name, _dir: dir }
             }
         }
+    }
+}
+
+impl TestDatabase {
+    /// Another handle on a database that a test already made (a second server on it); dropping
+    /// it leaves the database alone.
+    pub fn shared(url: &str) -> Self {
+        Self { url: url.to_owned(), admin_url: None, name: String::new(), _dir: tempfile::tempdir().expect("temp dir") }
     }
 }
 
@@ -168,6 +178,17 @@ impl TestApp {
         let policies = tempfile::tempdir().expect("temp dir");
         fill(policies.path());
         let db = TestDatabase::create(backend);
+        let mut settings = Settings::new(db.url.clone(), policies.path());
+        configure(&mut settings);
+        Self::start(policies, db, settings)
+    }
+
+    /// A second server on this one's database, with a copy of its policy folder (several
+    /// servers on one PostgreSQL).
+    pub fn another_server(&self, configure: impl FnOnce(&mut Settings)) -> Self {
+        let policies = tempfile::tempdir().expect("temp dir");
+        copy_dir(self.policies.path(), policies.path());
+        let db = TestDatabase::shared(&self.db.url);
         let mut settings = Settings::new(db.url.clone(), policies.path());
         configure(&mut settings);
         Self::start(policies, db, settings)
