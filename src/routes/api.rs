@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::ErrorBody;
 use super::openapi::DocumentErrors;
+use super::params::{SlugPath, SlugVersionPath};
 use super::{ApiError, AppState, lookup};
 use crate::db::versions::version_text;
 use crate::domain::{Locale, Slug, VersionInfo};
@@ -72,7 +73,7 @@ impl From<&VersionInfo> for VersionJson {
 }
 
 /// `GET /api/v1/documents/{slug}/versions`
-#[utoipa::path(get, path = "/api/v1/documents/{slug}/versions", tag = "documents", params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$")),
+#[utoipa::path(get, path = "/api/v1/documents/{slug}/versions", tag = "documents", params(SlugPath),
     responses((status = 200, description = "Every version, oldest first", body = [VersionJson]), DocumentErrors))]
 pub async fn list_versions(state: web::Data<AppState>, slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let catalog = state.catalog.get(&state.db).await?;
@@ -103,7 +104,7 @@ pub struct VersionTextJson {
 
 /// `GET /api/v1/documents/{slug}/versions/{n}?locale=`
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/versions/{version}", tag = "documents",
-    params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("version" = String, Path, description = "A version number", pattern = "^[1-9][0-9]{0,8}$"), ("locale" = Option<String>, Query, description = "A translation's BCP 47 tag")),
+    params(SlugVersionPath, ("locale" = Option<String>, Query, description = "A translation's BCP 47 tag (empty, or the original's: the original)", max_length = 35, pattern = "^([A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*)?$")),
     responses((status = 200, description = "The version, its Markdown and sanitised HTML", body = VersionTextJson), DocumentErrors))]
 pub async fn show_version(
     state: web::Data<AppState>,

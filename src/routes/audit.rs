@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::auth::require;
 use super::errors::ErrorBody;
 use super::openapi::KeyedErrors;
+use super::params::{EventFilterParams, SlugPath, SlugVersionPath};
 use super::{ApiError, AppState, lookup};
 use crate::db::ledger::{EventFilter, event_horizon, list_events};
 use crate::db::to_stored_time;
@@ -79,33 +80,35 @@ pub fn parse_filter(
     Ok(f)
 }
 
-const CURSOR_PREFIX: &str = "c1:";
-
+/// The cursor of a page: the last event id it holds. Cursors of earlier builds (`c1:ID` in
+/// base64url) are still read.
 fn encode_cursor(id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{id}"))
+    id.to_string()
 }
 
 fn decode_cursor(raw: &str) -> Result<i64, ApiError> {
-    let bad = || ApiError::bad_request("`after` is not a cursor from this API");
+    let bad = || ApiError::bad_request("`after` is not a cursor from this API (pass `next` of the page before)");
+    if raw.bytes().all(|b| b.is_ascii_digit()) {
+        return raw.parse::<i64>().map_err(|_| bad());
+    }
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix(CURSOR_PREFIX).and_then(|n| n.parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(bad)
+    text.strip_prefix("c1:").and_then(|n| n.parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(bad)
 }
 
 /// A page of events.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct EventsPage {
     pub events: Vec<EventView>,
-    /// Pass as `after` for the next page; `null` when the page is not full.
+    /// Pass as `after` for the next page (the last event id on this one); `null` when the page
+    /// is not full.
     pub next: Option<String>,
 }
 
 /// `GET /api/v1/events?document=&version=&kind=&subject=&since=&until=&after=&limit=`
 #[utoipa::path(get, path = "/api/v1/events", tag = "audit", security(("bearer" = [])),
-    params(("document" = Option<String>, Query), ("version" = Option<String>, Query), ("kind" = Option<String>, Query),
-        ("subject" = Option<String>, Query), ("since" = Option<String>, Query, description = "A date or an RFC 3339 time, inclusive"),
-        ("until" = Option<String>, Query, description = "Exclusive"), ("after" = Option<String>, Query, description = "A cursor from `next`"),
-        ("limit" = Option<String>, Query, description = "1 to 1000, default 100")),
+    params(EventFilterParams, ("after" = Option<String>, Query, description = "`next` of the page before (an event id): the events after it", pattern = "^[0-9]{0,18}$"),
+        ("limit" = Option<String>, Query, description = "1 to 1000, default 100", pattern = "^([1-9][0-9]{0,2}|1000)?$")),
     responses((status = 200, description = "Events, oldest first (read scope)", body = EventsPage), KeyedErrors))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -142,7 +145,7 @@ pub async fn list(
 /// `GET /api/v1/documents/{slug}/versions/{n}/stats`: of the subjects whose latest acceptance
 /// covered version n, how many stand where now.
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/versions/{version}/stats", tag = "audit", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("version" = String, Path, description = "A version number", pattern = "^[1-9][0-9]{0,8}$")),
+    params(SlugVersionPath),
     responses((status = 200, description = "Of the subjects whose latest acceptance covered the version, their state now (read scope)", body = crate::coverage::Tally),
         KeyedErrors))]
 pub async fn stats(
@@ -170,7 +173,7 @@ pub async fn stats(
 /// `GET /api/v1/documents/{slug}/coverage[?audience=]`: every known subject counted once, in
 /// the state its status gives it now.
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/coverage", tag = "audit", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("audience" = Option<String>, Query, description = "Checks that the agreement applies to this audience")),
+    params(SlugPath, ("audience" = Option<String>, Query, description = "Checks that the agreement applies to this audience")),
     responses((status = 200, description = "Every known subject, in the state its status gives it now (read scope)", body = crate::coverage::Coverage),
         KeyedErrors, (status = 422, description = "A part or an informational document", body = ErrorBody)))]
 pub async fn coverage(
@@ -221,8 +224,7 @@ impl std::io::Write for ChunkSender {
 
 /// `GET /api/v1/export?format=csv|jsonl&since=&until=&document=` (admin): streamed.
 #[utoipa::path(get, path = "/api/v1/export", tag = "audit", security(("bearer" = [])),
-    params(("format" = Option<String>, Query, description = "`csv` (default) or `jsonl`"), ("document" = Option<String>, Query),
-        ("since" = Option<String>, Query), ("until" = Option<String>, Query)),
+    params(("format" = Option<String>, Query, description = "`csv` (default) or `jsonl`", pattern = "^(csv|jsonl)$"), EventFilterParams),
     responses((status = 200, description = "Every matching event, streamed (admin scope)", 
         content((String = "text/csv"), (String = "application/x-ndjson"))),
         KeyedErrors))]

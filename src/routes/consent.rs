@@ -36,9 +36,17 @@ pub const MAX_TTL_SECONDS: i64 = 7 * 24 * 3600;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkBody {
+    /// The subject id: 1 to 256 bytes of UTF-8 without control characters.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$")]
     pub subject: String,
+    /// Where the page sends the subject afterwards: an absolute URL on one of the origins in
+    /// `ASSENT_ALLOWED_RETURN_ORIGINS` (this server's document names them).
     pub return_to: String,
+    /// How long the link works, in seconds (default 3600, at most 7 days).
+    #[schema(minimum = 1, maximum = 604800)]
+    #[serde(default, deserialize_with = "super::params::whole_or_none")]
     pub ttl_seconds: Option<i64>,
+    /// Ask only about this audience's documents (this server's document names them).
     pub audience: Option<String>,
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lookup::{self, LookupError};
 use super::openapi::DocumentErrors;
+use super::params::SlugPath;
 use super::{ApiError, AppState, PageError};
 use crate::changes::DocumentDiff;
 use crate::domain::{DocumentInfo, Slug, VersionInfo};
@@ -151,8 +152,8 @@ pub struct DiffJson<'a> {
 
 /// `GET /api/v1/documents/{slug}/diff?from=A&to=B`; `Accept: text/x-diff` for the unified diff.
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/diff", tag = "documents",
-    params(("slug" = String, Path, description = "The document's slug", pattern = "^[a-z0-9][a-z0-9-]{0,63}$"), ("from" = Option<String>, Query, description = "The older version (default: the one before `to`)"),
-        ("to" = Option<String>, Query, description = "The newer version (default: the current one)")),
+    params(SlugPath, ("from" = Option<String>, Query, description = "The older version (default: the one before `to`)", pattern = "^([1-9][0-9]{0,8})?$"),
+        ("to" = Option<String>, Query, description = "The newer version (default: the current one)", pattern = "^([1-9][0-9]{0,8})?$")),
     responses((status = 200, description = "What changed; with `Accept: text/x-diff`, the unified diff as text", 
         content((DiffJson = "application/json"), (String = "text/x-diff"))), DocumentErrors))]
 pub async fn api_diff(

@@ -62,7 +62,7 @@ pub struct InclusionJson {
 
 /// `GET /api/v1/log/proof/inclusion?index=I&size=N`
 #[utoipa::path(get, path = "/api/v1/log/proof/inclusion", tag = "log", security(("bearer" = [])),
-    params(("index" = u64, Query), ("size" = u64, Query)),
+    params(("index" = u64, Query, description = "The leaf, below `size`"), ("size" = u64, Query, description = "A tree size, at most the newest checkpoint's")),
     responses((status = 200, description = "The audit path of a leaf (read scope)", body = InclusionJson), (status = 400, description = "Out of range", body = ErrorBody), AccessErrors))]
 pub async fn inclusion(
     state: web::Data<AppState>,
@@ -90,7 +90,7 @@ pub struct ConsistencyJson {
 
 /// `GET /api/v1/log/proof/consistency?from=M&size=N`
 #[utoipa::path(get, path = "/api/v1/log/proof/consistency", tag = "log", security(("bearer" = [])),
-    params(("from" = u64, Query), ("size" = u64, Query)),
+    params(("from" = u64, Query, description = "The older tree size, at most `size`"), ("size" = u64, Query, description = "A tree size, at most the newest checkpoint's")),
     responses((status = 200, description = "A consistency proof (read scope)", body = ConsistencyJson), (status = 400, description = "Out of range", body = ErrorBody), AccessErrors))]
 pub async fn consistency(
     state: web::Data<AppState>,
@@ -122,7 +122,7 @@ pub struct LeavesJson {
 
 /// `GET /api/v1/log/leaves?start=A&end=B`: at most 1,000 leaves, each its exact bytes in base64.
 #[utoipa::path(get, path = "/api/v1/log/leaves", tag = "log", security(("bearer" = [])),
-    params(("start" = u64, Query), ("end" = u64, Query)),
+    params(("start" = u64, Query, description = "The first leaf, at most `end`"), ("end" = u64, Query, description = "The leaf after the last, at most the tree's size (at most 1,000 leaves are returned)")),
     responses((status = 200, description = "Leaves' exact bytes in base64, at most 1,000 (read scope)", body = LeavesJson), (status = 400, description = "Out of range", body = ErrorBody), AccessErrors))]
 pub async fn leaves(
     state: web::Data<AppState>,

@@ -15,6 +15,7 @@ mod lookup;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+mod params;
 pub mod record;
 pub mod subjects;
 pub mod webhooks;

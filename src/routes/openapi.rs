@@ -1,11 +1,13 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of every `/api/v1` route, generated from
 //! the handlers' annotations and the types they serialise (contract §10).
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
+use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::errors::ErrorBody;
+use super::{ApiError, AppState};
 use super::{api, audit, consent, diffs, log, subjects, webhooks};
 
 #[derive(OpenApi)]
@@ -65,17 +67,54 @@ impl Modify for Bearer {
     }
 }
 
-/// `GET /api/v1/openapi.json` (public).
+/// `GET /api/v1/openapi.json` (public): the document, with what only this server knows filled
+/// in (its audiences, its allowed return origins).
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
-pub async fn document() -> HttpResponse {
-    match ApiDoc::openapi().to_json() {
-        Ok(json) => HttpResponse::Ok().content_type("application/json").body(json),
-        Err(e) => {
-            tracing::error!(error = %e, "the OpenAPI document does not serialise");
-            HttpResponse::InternalServerError().finish()
+pub async fn document(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let catalog = state.catalog.get(&state.db).await?;
+    let audiences: Vec<String> = catalog.audiences().iter().map(|a| a.as_str().to_owned()).collect();
+    let doc = served(&audiences, state.settings.return_origins.origins())
+        .map_err(|e| ApiError::from(crate::db::DbError::Task(format!("the OpenAPI document: {e}"))))?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(doc))
+}
+
+/// The document as this server serves it: every parameter or field named `audience` takes one of
+/// `audiences`, and a consent link's `return_to` must start with one of `origins`.
+pub fn served(audiences: &[String], origins: &[String]) -> Result<String, serde_json::Error> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+    // Empty means none, as from a form.
+    let names: Vec<Value> =
+        audiences.iter().map(|a| Value::String(a.clone())).chain([Value::String(String::new())]).collect();
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for operation in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut()) {
+            let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) else { continue };
+            for p in parameters.iter_mut().filter(|p| p["name"] == "audience") {
+                p["schema"]["enum"] = Value::Array(names.clone());
+            }
         }
     }
+    if let Some(link) = doc.pointer_mut("/components/schemas/LinkBody/properties") {
+        let mut nullable = names.clone();
+        nullable.push(Value::Null);
+        link["audience"]["enum"] = Value::Array(nullable);
+        if !origins.is_empty() {
+            let escaped: Vec<String> = origins.iter().map(|o| regex_escape(o)).collect();
+            link["return_to"]["pattern"] = Value::String(format!("^(?:{})(?:[/?#][!-~]*)?$", escaped.join("|")));
+        }
+    }
+    serde_json::to_string(&doc)
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The methods the document declares for the route that `path` (a request path) matches, in

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::require;
 use super::errors::ErrorBody;
 use super::openapi::{AccessErrors, KeyedErrors};
+use super::params::{IpAddress, SubjectPath};
 use super::{ApiError, AppState};
 use crate::db::ledger::events_of;
 use crate::domain::rules::{self, AudienceError, Refusal, State};
@@ -66,7 +67,7 @@ impl From<AudienceError> for ApiError {
 
 /// `GET /api/v1/subjects/{id}/status[?audience=]`: is this subject up to date?
 #[utoipa::path(get, path = "/api/v1/subjects/{subject}/status", tag = "subjects", security(("bearer" = [])),
-    params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$"), ("audience" = Option<String>, Query, description = "Only the agreements of this audience")),
+    params(SubjectPath, ("audience" = Option<String>, Query, description = "Only the agreements of this audience")),
     responses((status = 200, description = "Whether the subject is up to date (read scope)", body = StatusJson), KeyedErrors))]
 pub async fn status(
     state: web::Data<AppState>,
@@ -98,11 +99,17 @@ pub async fn status(
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// What the host application saw of the subject's client.
 #[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceBody {
+    #[schema(value_type = Option<IpAddress>, inline)]
     pub ip: Option<String>,
+    /// At most 1,024 bytes, without control characters.
+    #[schema(max_length = 1024, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub user_agent: Option<String>,
+    /// The language the subject read the document in (as sent), at most 64 bytes.
+    #[schema(max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub locale: Option<String>,
 }
 
@@ -120,14 +127,47 @@ impl EvidenceBody {
     }
 }
 
-#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+/// An acceptance or a decline.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
+    /// The agreement (a slug).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$", example = "service-agreement")]
     pub document: String,
-    pub version: Option<u32>,
+    /// The current version, or an upcoming one.
+    #[schema(minimum = 1, example = 1)]
+    #[serde(deserialize_with = "super::params::whole")]
+    pub version: u32,
     #[serde(default)]
     pub evidence: EvidenceBody,
+    /// The same key again returns the first receipt: 1 to 200 bytes without control characters,
+    /// not starting with `consent:` (the consent page's own).
+    #[schema(min_length = 1, max_length = 200, pattern = "^(?!consent:)[^\\u0000-\\u001f\\u007f-\\u009f]+$")]
     pub idempotency_key: Option<String>,
+}
+
+/// A withdrawal of the standing acceptance of an agreement.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalBody {
+    /// The agreement (a slug).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$", example = "service-agreement")]
+    pub document: String,
+    #[serde(default)]
+    pub evidence: EvidenceBody,
+    #[schema(min_length = 1, max_length = 200, pattern = "^(?!consent:)[^\\u0000-\\u001f\\u007f-\\u009f]+$")]
+    pub idempotency_key: Option<String>,
+}
+
+/// A decision as it was sent, in the one form the request hash has always been taken over (so
+/// that keys recorded by earlier builds still replay): `{document, version, evidence,
+/// idempotency_key}`, `version` null for a withdrawal.
+#[derive(Serialize)]
+struct Sent<'a> {
+    document: &'a str,
+    version: Option<u32>,
+    evidence: &'a EvidenceBody,
+    idempotency_key: &'a Option<String>,
 }
 
 impl From<Refusal> for ApiError {
@@ -176,7 +216,7 @@ impl From<RecordError> for ApiError {
 
 /// `POST /api/v1/subjects/{id}/acceptances`
 #[utoipa::path(post, path = "/api/v1/subjects/{subject}/acceptances", tag = "subjects", security(("bearer" = [])),
-    params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")), request_body = DecisionBody,
+    params(SubjectPath), request_body = DecisionBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
         (status = 200, description = "The same idempotency key and request again: the first receipt", body = crate::ledger::Receipt),
         KeyedErrors, (status = 409, description = "Superseded, or a step backwards", body = ErrorBody),
@@ -187,12 +227,14 @@ pub async fn accept(
     req: HttpRequest,
     body: web::Json<DecisionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    decide(state, req, body.into_inner(), ledger::Kind::Accepted).await
+    let body = body.into_inner();
+    decide(state, req, body.document, Some(body.version), body.evidence, body.idempotency_key, ledger::Kind::Accepted)
+        .await
 }
 
 /// `POST /api/v1/subjects/{id}/declines`
 #[utoipa::path(post, path = "/api/v1/subjects/{subject}/declines", tag = "subjects", security(("bearer" = [])),
-    params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")), request_body = DecisionBody,
+    params(SubjectPath), request_body = DecisionBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
         (status = 200, description = "A replay", body = crate::ledger::Receipt), KeyedErrors,
         (status = 409, description = "Superseded", body = ErrorBody), (status = 413, description = "A body over 16 KiB", body = ErrorBody),
@@ -202,12 +244,14 @@ pub async fn decline(
     req: HttpRequest,
     body: web::Json<DecisionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    decide(state, req, body.into_inner(), ledger::Kind::Declined).await
+    let body = body.into_inner();
+    decide(state, req, body.document, Some(body.version), body.evidence, body.idempotency_key, ledger::Kind::Declined)
+        .await
 }
 
 /// `POST /api/v1/subjects/{id}/withdrawals`
 #[utoipa::path(post, path = "/api/v1/subjects/{subject}/withdrawals", tag = "subjects", security(("bearer" = [])),
-    params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")), request_body = DecisionBody,
+    params(SubjectPath), request_body = WithdrawalBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
         (status = 200, description = "A replay", body = crate::ledger::Receipt), KeyedErrors,
         (status = 409, description = "Nothing stands accepted", body = ErrorBody), (status = 413, description = "A body over 16 KiB", body = ErrorBody),
@@ -215,29 +259,35 @@ pub async fn decline(
 pub async fn withdraw(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<DecisionBody>,
+    body: web::Json<WithdrawalBody>,
 ) -> Result<HttpResponse, ApiError> {
-    decide(state, req, body.into_inner(), ledger::Kind::Withdrawn).await
+    let body = body.into_inner();
+    decide(state, req, body.document, None, body.evidence, body.idempotency_key, ledger::Kind::Withdrawn).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn decide(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: DecisionBody,
+    document: String,
+    version: Option<u32>,
+    evidence: EvidenceBody,
+    idempotency_key: Option<String>,
     kind: ledger::Kind,
 ) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Write).await?;
     // The request as sent, for telling a retry from a different request under one key.
-    let sent =
-        body.idempotency_key.as_ref().map(|_| serde_json::json!({"kind": kind.as_str(), "body": &body}).to_string());
+    let sent = idempotency_key.as_ref().map(|_| {
+        let body = Sent { document: &document, version, evidence: &evidence, idempotency_key: &idempotency_key };
+        serde_json::json!({"kind": kind.as_str(), "body": body}).to_string()
+    });
     let ask = Ask {
         subject: subject(&req)?,
-        document: body.document,
+        document,
         kind,
-        version: body.version,
-        evidence: body.evidence.minimised(&state).map_err(|e| ApiError::bad_request(e.to_string()))?,
-        idempotency_key: body
-            .idempotency_key
+        version,
+        evidence: evidence.minimised(&state).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        idempotency_key: idempotency_key
             .as_deref()
             .map(IdempotencyKey::parse)
             .transpose()
@@ -257,7 +307,7 @@ async fn decide(
 }
 
 /// `GET /api/v1/subjects/{id}/events`: every event of the subject, oldest first.
-#[utoipa::path(get, path = "/api/v1/subjects/{subject}/events", tag = "subjects", security(("bearer" = [])), params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")),
+#[utoipa::path(get, path = "/api/v1/subjects/{subject}/events", tag = "subjects", security(("bearer" = [])), params(SubjectPath),
     responses((status = 200, description = "Every event of the subject, oldest first (read scope)", body = [crate::ledger::export::EventView]), KeyedErrors))]
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Read).await?;
@@ -275,7 +325,7 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
 }
 
 /// `DELETE /api/v1/subjects/{id}`: erase the subject's personal data (admin).
-#[utoipa::path(delete, path = "/api/v1/subjects/{subject}", tag = "subjects", security(("bearer" = [])), params(("subject" = String, Path, description = "The subject id (1 to 256 bytes of UTF-8 without control characters), percent-encoded", min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f]+$")),
+#[utoipa::path(delete, path = "/api/v1/subjects/{subject}", tag = "subjects", security(("bearer" = [])), params(SubjectPath),
     responses((status = 200, description = "The subject's personal data is erased (admin scope)", body = crate::ledger::Erasure), KeyedErrors))]
 pub async fn erase(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Admin).await?;

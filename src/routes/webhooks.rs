@@ -44,8 +44,9 @@ fn endpoint_id(raw: &str) -> Result<i64, ApiError> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookBody {
-    /// `http` or `https`, at most 2 KiB; not a private address unless the server allows them.
-    #[schema(max_length = 2048)]
+    /// `http` or `https`, at most 2 KiB; its host must resolve to public addresses only, unless
+    /// the server allows private ones (`ASSENT_WEBHOOK_ALLOW_PRIVATE`).
+    #[schema(max_length = 2048, pattern = "^https?://[^\\s/?#@]+([/?#][!-~]*)?$")]
     pub url: String,
     /// The types to announce.
     #[schema(min_items = 1)]
@@ -88,7 +89,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 /// `DELETE /api/v1/webhooks/{id}`: remove an endpoint; what it still had to deliver is
 /// cancelled (admin).
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "The endpoint's id", minimum = 1)),
+    params(("id" = i64, Path, description = "The endpoint's id", minimum = 1, maximum = 9223372036854775807_i64)),
     responses((status = 204, description = "Removed (admin scope)"), KeyedErrors))]
 pub async fn remove(
     state: web::Data<AppState>,
@@ -111,10 +112,10 @@ pub struct DeliveriesQuery {
 
 /// `GET /api/v1/webhooks/{id}/deliveries?state=&before=&limit=`: the delivery log (admin).
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "The endpoint's id", minimum = 1),
-        ("state" = Option<String>, Query, description = "Only deliveries in this state", pattern = "^(pending|delivered|failed|cancelled)$"),
-        ("before" = Option<i64>, Query, description = "A delivery id from `next`: older deliveries", minimum = 1),
-        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100", minimum = 1, maximum = 1000)),
+    params(("id" = i64, Path, description = "The endpoint's id", minimum = 1, maximum = 9223372036854775807_i64),
+        ("state" = Option<String>, Query, description = "Only deliveries in this state", pattern = "^(pending|delivered|failed|cancelled)?$"),
+        ("before" = Option<String>, Query, description = "`next` of the page before (a delivery id): older deliveries", pattern = "^([1-9][0-9]{0,17})?$"),
+        ("limit" = Option<String>, Query, description = "1 to 1000, default 100", pattern = "^([1-9][0-9]{0,2}|1000)?$")),
     responses((status = 200, description = "Deliveries, newest first, with their attempts and last error (admin scope)", body = DeliveryPage), KeyedErrors))]
 pub async fn deliveries(
     state: web::Data<AppState>,
@@ -148,7 +149,8 @@ pub async fn deliveries(
 #[serde(deny_unknown_fields)]
 pub struct RetryBody {
     /// One failed delivery to retry; without it, every failed delivery of the endpoint.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9223372036854775807_i64)]
+    #[serde(default, deserialize_with = "super::params::whole_or_none")]
     pub delivery: Option<i64>,
 }
 
@@ -161,7 +163,7 @@ pub struct RetriedJson {
 /// `POST /api/v1/webhooks/{id}/retry`: make failed deliveries pending again, due now, with a new
 /// retry period (admin).
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/retry", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "The endpoint's id", minimum = 1)), request_body = RetryBody,
+    params(("id" = i64, Path, description = "The endpoint's id", minimum = 1, maximum = 9223372036854775807_i64)), request_body = RetryBody,
     responses((status = 200, description = "Pending again (admin scope)", body = RetriedJson), KeyedErrors,
         (status = 413, description = "A body over 16 KiB", body = ErrorBody)))]
 pub async fn retry(
