@@ -68,6 +68,37 @@ fn the_document_covers_every_api_route(backend: Backend) {
             assert!(!errors.is_empty(), "{method} {path} documents no error");
         }
     }
+    // The scope a keyed route names is the one it needs: a key of the scope below is refused.
+    let below = [("write", app.key("reader", "read")), ("admin", app.key("writer", "write"))];
+    for (method, path) in &routes {
+        let Some(security) = doc["paths"][path][method]["security"].as_array() else { continue };
+        let scopes: Vec<&str> =
+            security.iter().flat_map(|s| s["bearer"].as_array().unwrap()).filter_map(Value::as_str).collect();
+        assert!(matches!(scopes[..], ["read"] | ["write"] | ["admin"]), "{method} {path}: scopes {scopes:?}");
+        let Some((_, key)) = below.iter().find(|(scope, _)| *scope == scopes[0]) else { continue };
+        let url = path
+            .replace("{slug}", "service-agreement")
+            .replace("{version}", "1")
+            .replace("{subject}", "someone")
+            .replace("{id}", "1");
+        let r = match method.as_str() {
+            "get" => app.get_auth(&url, key),
+            // A well-formed body: the scope is what refuses it.
+            "post" => {
+                let body = match path.rsplit('/').next().unwrap() {
+                    "consent-links" => r#"{"subject": "someone", "return_to": "http://127.0.0.1:3000/"}"#,
+                    "acceptances" | "declines" => r#"{"document": "service-agreement", "version": 1}"#,
+                    "withdrawals" => r#"{"document": "service-agreement"}"#,
+                    "webhooks" => r#"{"url": "https://example.com/hook", "events": ["accepted"]}"#,
+                    _ => "{}",
+                };
+                app.post_raw(&url, Some(key), body)
+            }
+            "delete" => app.delete_auth(&url, key),
+            other => panic!("{other} {path}: no request for this method"),
+        };
+        assert_eq!(r.status, 403, "{method} {path} with a key of the scope below {}: {}", scopes[0], r.body);
+    }
     // Schemas come from the types the handlers serialise.
     let schemas = &doc["components"]["schemas"];
     for (name, field) in
@@ -100,4 +131,51 @@ fn other_methods_are_405_with_allow(backend: Backend) {
     assert_eq!(app.get_auth("/api/v1/documents/x/y/z/w", &key).status, 404);
 }
 
-on_both_databases!(the_document_covers_every_api_route, other_methods_are_405_with_allow);
+/// `/api`: the reference a person reads, from the same document: every operation with the key it
+/// needs, every schema it names, links that land, no script.
+fn the_reference_page_shows_every_operation(backend: Backend) {
+    let app = TestApp::spawn(&backend);
+    let doc: Value = app.get("/api/v1/openapi.json").json();
+    let r = app.get("/api");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.content_type.starts_with("text/html"), "{}", r.content_type);
+    let page = &r.body;
+    assert!(!page.contains("<script"), "the reference runs no script");
+    assert!(page.contains("href=\"/assets/assent.css\""), "in the site's style");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let heading = format!(">{}</span> <code>{}</code></h3>", method.to_uppercase(), path.replace('&', "&amp;"));
+            let at = page.find(&heading).unwrap_or_else(|| panic!("{method} {path} is not on /api"));
+            // The access line right under the heading.
+            let access = &page[at..at + 400];
+            match op["security"][0]["bearer"][0].as_str() {
+                Some(scope) => {
+                    assert!(access.contains(&format!("A key of scope {scope}")), "{method} {path}: {access}")
+                }
+                None => assert!(access.contains("Public: no key"), "{method} {path}: {access}"),
+            }
+        }
+    }
+    // Every in-page link lands on an id of the page, and every schema has its section.
+    for target in page.split("href=\"#").skip(1).map(|rest| rest.split('"').next().unwrap()) {
+        assert!(page.contains(&format!("id=\"{target}\"")), "a link to #{target}, which is not on the page");
+    }
+    for name in doc["components"]["schemas"].as_object().unwrap().keys() {
+        assert!(page.contains(&format!("<code>{name}</code></h3>")), "schema {name} is not on /api");
+    }
+    // What a reader needs to call a route: the parameter, its rule, the body's fields.
+    assert!(page.contains("<code>idempotency_key</code>"), "DecisionBody's fields are listed");
+    assert!(
+        page.contains("one of accepted, declined, withdrawn, erased, erasure_requested, published"),
+        "webhook events"
+    );
+    let head = app.head("/api");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+}
+
+on_both_databases!(
+    the_document_covers_every_api_route,
+    other_methods_are_405_with_allow,
+    the_reference_page_shows_every_operation
+);

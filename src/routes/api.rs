@@ -25,6 +25,8 @@ pub struct DocumentJson {
     pub part_of: Option<Slug>,
 }
 
+/// Every document, with its current and upcoming version.
+///
 /// `GET /api/v1/documents`
 #[utoipa::path(get, path = "/api/v1/documents", tag = "documents",
     responses((status = 200, description = "Every published document", body = [DocumentJson]), (status = 503, description = "The database is not answering", body = ErrorBody)))]
@@ -72,6 +74,8 @@ impl From<&VersionInfo> for VersionJson {
     }
 }
 
+/// Every version of a document, oldest first.
+///
 /// `GET /api/v1/documents/{slug}/versions`
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/versions", tag = "documents", params(SlugPath),
     responses((status = 200, description = "Every version, oldest first", body = [VersionJson]), DocumentErrors))]
@@ -102,6 +106,8 @@ pub struct VersionTextJson {
     pub source_sha256: String,
 }
 
+/// One version: its Markdown and sanitised HTML, or a translation's.
+///
 /// `GET /api/v1/documents/{slug}/versions/{n}?locale=`
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/versions/{version}", tag = "documents",
     params(SlugVersionPath, ("locale" = Option<String>, Query, description = "A translation's BCP 47 tag (empty, or the original's: the original)", max_length = 35, pattern = "^([A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*)?$")),

@@ -105,8 +105,10 @@ pub struct EventsPage {
     pub next: Option<String>,
 }
 
+/// Events, oldest first, filtered and paged.
+///
 /// `GET /api/v1/events?document=&version=&kind=&subject=&since=&until=&after=&limit=`
-#[utoipa::path(get, path = "/api/v1/events", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/events", tag = "audit", security(("bearer" = ["read"])),
     params(EventFilterParams, ("after" = Option<String>, Query, description = "`next` of the page before (an event id): the events after it", pattern = "^[0-9]{0,18}$"),
         ("limit" = Option<String>, Query, description = "1 to 1000, default 100", pattern = "^([1-9][0-9]{0,2}|1000)?$")),
     responses((status = 200, description = "Events, oldest first (read scope)", body = EventsPage), KeyedErrors))]
@@ -142,9 +144,10 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(EventsPage { events, next }))
 }
 
-/// `GET /api/v1/documents/{slug}/versions/{n}/stats`: of the subjects whose latest acceptance
-/// covered version n, how many stand where now.
-#[utoipa::path(get, path = "/api/v1/documents/{slug}/versions/{version}/stats", tag = "audit", security(("bearer" = [])),
+/// Of the subjects whose latest acceptance covered a version, how many stand where now.
+///
+/// `GET /api/v1/documents/{slug}/versions/{n}/stats`
+#[utoipa::path(get, path = "/api/v1/documents/{slug}/versions/{version}/stats", tag = "audit", security(("bearer" = ["read"])),
     params(SlugVersionPath),
     responses((status = 200, description = "Of the subjects whose latest acceptance covered the version, their state now (read scope)", body = crate::coverage::Tally),
         KeyedErrors))]
@@ -170,9 +173,10 @@ pub async fn stats(
     Ok(HttpResponse::Ok().json(tally))
 }
 
-/// `GET /api/v1/documents/{slug}/coverage[?audience=]`: every known subject counted once, in
-/// the state its status gives it now.
-#[utoipa::path(get, path = "/api/v1/documents/{slug}/coverage", tag = "audit", security(("bearer" = [])),
+/// An agreement's coverage: every known subject counted once, in the state its status gives it now.
+///
+/// `GET /api/v1/documents/{slug}/coverage[?audience=]`
+#[utoipa::path(get, path = "/api/v1/documents/{slug}/coverage", tag = "audit", security(("bearer" = ["read"])),
     params(SlugPath, ("audience" = Option<String>, Query, description = "Checks that the agreement applies to this audience")),
     responses((status = 200, description = "Every known subject, in the state its status gives it now (read scope)", body = crate::coverage::Coverage),
         KeyedErrors, (status = 422, description = "A part or an informational document", body = ErrorBody)))]
@@ -222,8 +226,10 @@ impl std::io::Write for ChunkSender {
     }
 }
 
-/// `GET /api/v1/export?format=csv|jsonl&since=&until=&document=` (admin): streamed.
-#[utoipa::path(get, path = "/api/v1/export", tag = "audit", security(("bearer" = [])),
+/// Every matching event, streamed as CSV or JSON lines (admin).
+///
+/// `GET /api/v1/export?format=csv|jsonl&since=&until=&document=`
+#[utoipa::path(get, path = "/api/v1/export", tag = "audit", security(("bearer" = ["admin"])),
     params(("format" = Option<String>, Query, description = "`csv` (default) or `jsonl`", pattern = "^(csv|jsonl)$"), EventFilterParams),
     responses((status = 200, description = "Every matching event, streamed (admin scope)", 
         content((String = "text/csv"), (String = "application/x-ndjson"))),

@@ -97,8 +97,10 @@ fn base_url(state: &AppState, req: &HttpRequest) -> String {
     })
 }
 
+/// A signed consent link that sends a subject through the consent page and back.
+///
 /// `POST /api/v1/consent-links`
-#[utoipa::path(post, path = "/api/v1/consent-links", tag = "subjects", security(("bearer" = [])), request_body = LinkBody,
+#[utoipa::path(post, path = "/api/v1/consent-links", tag = "subjects", security(("bearer" = ["write"])), request_body = LinkBody,
     responses((status = 201, description = "A signed consent link (write scope)", body = LinkJson), (status = 400, description = "A bad subject, return_to, ttl or audience", body = ErrorBody),
         AccessErrors))]
 pub async fn create_link(

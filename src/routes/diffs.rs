@@ -150,7 +150,9 @@ pub struct DiffJson<'a> {
     pub unified: &'a str,
 }
 
-/// `GET /api/v1/documents/{slug}/diff?from=A&to=B`; `Accept: text/x-diff` for the unified diff.
+/// What changed between two versions (`Accept: text/x-diff` for the unified diff).
+///
+/// `GET /api/v1/documents/{slug}/diff?from=A&to=B`
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/diff", tag = "documents",
     params(SlugPath, ("from" = Option<String>, Query, description = "The older version (default: the one before `to`)", pattern = "^([1-9][0-9]{0,8})?$"),
         ("to" = Option<String>, Query, description = "The newer version (default: the current one)", pattern = "^([1-9][0-9]{0,8})?$")),

@@ -26,7 +26,9 @@ fn text(body: String) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=utf-8").insert_header(("Cache-Control", "no-cache")).body(body)
 }
 
-/// `GET /api/v1/log/key`: the verifier key in signed-note form (public).
+/// The log's verifier key in signed-note form (public).
+///
+/// `GET /api/v1/log/key`
 #[utoipa::path(get, path = "/api/v1/log/key", tag = "log",
     responses((status = 200, description = "The verifier key: name+keyid+base64", body = String, content_type = "text/plain")))]
 pub async fn key(state: web::Data<AppState>) -> HttpResponse {
@@ -39,8 +41,10 @@ pub async fn newest_checkpoint(state: &AppState) -> Result<String, ApiError> {
     Ok(state.log_key.checkpoint(head.size, &head.root))
 }
 
+/// The log's newest signed checkpoint.
+///
 /// `GET /api/v1/log/checkpoint`
-#[utoipa::path(get, path = "/api/v1/log/checkpoint", tag = "log", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/log/checkpoint", tag = "log", security(("bearer" = ["read"])),
     responses((status = 200, description = "The newest signed checkpoint (read scope)", body = String, content_type = "text/plain"), AccessErrors))]
 pub async fn checkpoint(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     require(&state, &req, Scope::Read).await?;
@@ -60,8 +64,10 @@ pub struct InclusionJson {
     hashes: Vec<String>,
 }
 
+/// A leaf's RFC 9162 audit path in the tree of the first `size` leaves.
+///
 /// `GET /api/v1/log/proof/inclusion?index=I&size=N`
-#[utoipa::path(get, path = "/api/v1/log/proof/inclusion", tag = "log", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/log/proof/inclusion", tag = "log", security(("bearer" = ["read"])),
     params(("index" = u64, Query, description = "The leaf, below `size`"), ("size" = u64, Query, description = "A tree size, at most the newest checkpoint's")),
     responses((status = 200, description = "The audit path of a leaf (read scope)", body = InclusionJson), (status = 400, description = "Out of range", body = ErrorBody), AccessErrors))]
 pub async fn inclusion(
@@ -88,8 +94,10 @@ pub struct ConsistencyJson {
     hashes: Vec<String>,
 }
 
+/// The RFC 9162 proof that the tree of `from` leaves is a prefix of that of `size`.
+///
 /// `GET /api/v1/log/proof/consistency?from=M&size=N`
-#[utoipa::path(get, path = "/api/v1/log/proof/consistency", tag = "log", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/log/proof/consistency", tag = "log", security(("bearer" = ["read"])),
     params(("from" = u64, Query, description = "The older tree size, at most `size`"), ("size" = u64, Query, description = "A tree size, at most the newest checkpoint's")),
     responses((status = 200, description = "A consistency proof (read scope)", body = ConsistencyJson), (status = 400, description = "Out of range", body = ErrorBody), AccessErrors))]
 pub async fn consistency(
@@ -120,8 +128,10 @@ pub struct LeavesJson {
     leaves: Vec<LeafJson>,
 }
 
-/// `GET /api/v1/log/leaves?start=A&end=B`: at most 1,000 leaves, each its exact bytes in base64.
-#[utoipa::path(get, path = "/api/v1/log/leaves", tag = "log", security(("bearer" = [])),
+/// At most 1,000 leaves of the log, each its exact bytes in base64.
+///
+/// `GET /api/v1/log/leaves?start=A&end=B`
+#[utoipa::path(get, path = "/api/v1/log/leaves", tag = "log", security(("bearer" = ["read"])),
     params(("start" = u64, Query, description = "The first leaf, at most `end`"), ("end" = u64, Query, description = "The leaf after the last, at most the tree's size (at most 1,000 leaves are returned)")),
     responses((status = 200, description = "Leaves' exact bytes in base64, at most 1,000 (read scope)", body = LeavesJson), (status = 400, description = "Out of range", body = ErrorBody), AccessErrors))]
 pub async fn leaves(

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod pages;
 mod params;
 pub mod record;
+mod reference;
 pub mod subjects;
 pub mod webhooks;
 
@@ -87,6 +88,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/export", web::get().to(admin::export))
         .route("/admin/webhooks", web::get().to(admin::webhooks))
         .route("/admin/webhooks/retry", web::post().to(admin::retry_webhooks))
+        .route("/api", web::get().to(reference::reference))
         .route("/feed.atom", web::get().to(feed::atom))
         .route("/healthz", web::get().to(metrics::healthz))
         .route("/metrics", web::get().to(metrics::prometheus))

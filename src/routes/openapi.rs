@@ -45,6 +45,14 @@ use super::{api, audit, consent, diffs, log, subjects, webhooks};
         webhooks::retry,
         document,
     ),
+    tags(
+        (name = "documents", description = "Published policies, their versions and what changed between them. Public: no key."),
+        (name = "subjects", description = "Whether a subject is up to date, recording what it decided, consent links and erasure."),
+        (name = "audit", description = "Events, coverage, per-version figures and exports, for legal and privacy staff."),
+        (name = "log", description = "The Merkle log of every event and version: signed checkpoints and the proofs that check them."),
+        (name = "webhooks", description = "Endpoints told of events and publications as they commit (admin)."),
+        (name = "meta", description = "This document."),
+    ),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;
@@ -67,21 +75,27 @@ impl Modify for Bearer {
     }
 }
 
-/// `GET /api/v1/openapi.json` (public): the document, with what only this server knows filled
-/// in (its audiences, its allowed return origins).
+/// This document, with what only this server knows filled in (its audiences, its allowed return origins).
+///
+/// `GET /api/v1/openapi.json`
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
 pub async fn document(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let doc = this_server(&state).await?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(doc.to_string()))
+}
+
+/// The document as `state`'s server serves it (see [`served`]).
+pub async fn this_server(state: &AppState) -> Result<Value, ApiError> {
     let catalog = state.catalog.get(&state.db).await?;
     let audiences: Vec<String> = catalog.audiences().iter().map(|a| a.as_str().to_owned()).collect();
-    let doc = served(&audiences, state.settings.return_origins.origins())
-        .map_err(|e| ApiError::from(crate::db::DbError::Task(format!("the OpenAPI document: {e}"))))?;
-    Ok(HttpResponse::Ok().content_type("application/json").body(doc))
+    served(&audiences, state.settings.return_origins.origins())
+        .map_err(|e| ApiError::from(crate::db::DbError::Task(format!("the OpenAPI document: {e}"))))
 }
 
 /// The document as this server serves it: every parameter or field named `audience` takes one of
 /// `audiences`, and a consent link's `return_to` must start with one of `origins`.
-pub fn served(audiences: &[String], origins: &[String]) -> Result<String, serde_json::Error> {
+pub fn served(audiences: &[String], origins: &[String]) -> Result<Value, serde_json::Error> {
     let mut doc = serde_json::to_value(ApiDoc::openapi())?;
     // Empty means none, as from a form.
     let names: Vec<Value> =
@@ -103,7 +117,7 @@ pub fn served(audiences: &[String], origins: &[String]) -> Result<String, serde_
             link["return_to"]["pattern"] = Value::String(format!("^(?:{})(?:[/?#][!-~]*)?$", escaped.join("|")));
         }
     }
-    serde_json::to_string(&doc)
+    Ok(doc)
 }
 
 fn regex_escape(text: &str) -> String {

@@ -65,8 +65,10 @@ impl From<AudienceError> for ApiError {
     }
 }
 
-/// `GET /api/v1/subjects/{id}/status[?audience=]`: is this subject up to date?
-#[utoipa::path(get, path = "/api/v1/subjects/{subject}/status", tag = "subjects", security(("bearer" = [])),
+/// Is this subject up to date?
+///
+/// `GET /api/v1/subjects/{id}/status[?audience=]`
+#[utoipa::path(get, path = "/api/v1/subjects/{subject}/status", tag = "subjects", security(("bearer" = ["read"])),
     params(SubjectPath, ("audience" = Option<String>, Query, description = "Only the agreements of this audience")),
     responses((status = 200, description = "Whether the subject is up to date (read scope)", body = StatusJson), KeyedErrors))]
 pub async fn status(
@@ -214,8 +216,10 @@ impl From<RecordError> for ApiError {
     }
 }
 
+/// Record an acceptance.
+///
 /// `POST /api/v1/subjects/{id}/acceptances`
-#[utoipa::path(post, path = "/api/v1/subjects/{subject}/acceptances", tag = "subjects", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/subjects/{subject}/acceptances", tag = "subjects", security(("bearer" = ["write"])),
     params(SubjectPath), request_body = DecisionBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
         (status = 200, description = "The same idempotency key and request again: the first receipt", body = crate::ledger::Receipt),
@@ -232,8 +236,10 @@ pub async fn accept(
         .await
 }
 
+/// Record a decline.
+///
 /// `POST /api/v1/subjects/{id}/declines`
-#[utoipa::path(post, path = "/api/v1/subjects/{subject}/declines", tag = "subjects", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/subjects/{subject}/declines", tag = "subjects", security(("bearer" = ["write"])),
     params(SubjectPath), request_body = DecisionBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
         (status = 200, description = "A replay", body = crate::ledger::Receipt), KeyedErrors,
@@ -249,8 +255,10 @@ pub async fn decline(
         .await
 }
 
+/// Withdraw the standing acceptance of an agreement.
+///
 /// `POST /api/v1/subjects/{id}/withdrawals`
-#[utoipa::path(post, path = "/api/v1/subjects/{subject}/withdrawals", tag = "subjects", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/subjects/{subject}/withdrawals", tag = "subjects", security(("bearer" = ["write"])),
     params(SubjectPath), request_body = WithdrawalBody,
     responses((status = 201, description = "Recorded and committed (write scope)", body = crate::ledger::Receipt),
         (status = 200, description = "A replay", body = crate::ledger::Receipt), KeyedErrors,
@@ -306,8 +314,10 @@ async fn decide(
     }
 }
 
-/// `GET /api/v1/subjects/{id}/events`: every event of the subject, oldest first.
-#[utoipa::path(get, path = "/api/v1/subjects/{subject}/events", tag = "subjects", security(("bearer" = [])), params(SubjectPath),
+/// Every event of the subject, oldest first.
+///
+/// `GET /api/v1/subjects/{id}/events`
+#[utoipa::path(get, path = "/api/v1/subjects/{subject}/events", tag = "subjects", security(("bearer" = ["read"])), params(SubjectPath),
     responses((status = 200, description = "Every event of the subject, oldest first (read scope)", body = [crate::ledger::export::EventView]), KeyedErrors))]
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Read).await?;
@@ -324,8 +334,10 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
     Ok(HttpResponse::Ok().json(out))
 }
 
-/// `DELETE /api/v1/subjects/{id}`: erase the subject's personal data (admin).
-#[utoipa::path(delete, path = "/api/v1/subjects/{subject}", tag = "subjects", security(("bearer" = [])), params(SubjectPath),
+/// Erase the subject's personal data (admin).
+///
+/// `DELETE /api/v1/subjects/{id}`
+#[utoipa::path(delete, path = "/api/v1/subjects/{subject}", tag = "subjects", security(("bearer" = ["admin"])), params(SubjectPath),
     responses((status = 200, description = "The subject's personal data is erased (admin scope)", body = crate::ledger::Erasure), KeyedErrors))]
 pub async fn erase(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Admin).await?;
@@ -342,8 +354,10 @@ pub struct ErasureRequestsJson {
     requests: Vec<EventView>,
 }
 
-/// `GET /api/v1/erasure-requests`: requests from `/me` not yet followed by an erasure (admin).
-#[utoipa::path(get, path = "/api/v1/erasure-requests", tag = "subjects", security(("bearer" = [])),
+/// Erasure requests from `/me` not yet followed by an erasure (admin).
+///
+/// `GET /api/v1/erasure-requests`
+#[utoipa::path(get, path = "/api/v1/erasure-requests", tag = "subjects", security(("bearer" = ["admin"])),
     responses((status = 200, description = "Erasure requests not yet carried out (admin scope)", body = ErasureRequestsJson), AccessErrors))]
 pub async fn erasure_requests(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Admin).await?;

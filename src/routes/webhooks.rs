@@ -53,8 +53,10 @@ pub struct WebhookBody {
     pub events: Vec<EventType>,
 }
 
-/// `POST /api/v1/webhooks`: register an endpoint (admin).
-#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = WebhookBody,
+/// Register an endpoint (admin).
+///
+/// `POST /api/v1/webhooks`
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = ["admin"])), request_body = WebhookBody,
     responses((status = 201, description = "Registered; the secret is shown only now (admin scope)", body = Registered),
         (status = 400, description = "A URL that is not http(s), too long, or leads to a private address; an unknown event type", body = ErrorBody),
         AccessErrors, (status = 413, description = "A body over 16 KiB", body = ErrorBody)))]
@@ -77,8 +79,10 @@ pub struct WebhooksJson {
     webhooks: Vec<Endpoint>,
 }
 
-/// `GET /api/v1/webhooks`: every endpoint (admin).
-#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+/// Every endpoint (admin).
+///
+/// `GET /api/v1/webhooks`
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = ["admin"])),
     responses((status = 200, description = "Every endpoint, without secrets (admin scope)", body = WebhooksJson), AccessErrors))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     admin(&state, &req).await?;
@@ -86,9 +90,10 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(WebhooksJson { webhooks }))
 }
 
-/// `DELETE /api/v1/webhooks/{id}`: remove an endpoint; what it still had to deliver is
-/// cancelled (admin).
-#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+/// Remove an endpoint; what it still had to deliver is cancelled (admin).
+///
+/// `DELETE /api/v1/webhooks/{id}`
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = ["admin"])),
     params(("id" = i64, Path, description = "The endpoint's id", minimum = 1, maximum = 9223372036854775807_i64)),
     responses((status = 204, description = "Removed (admin scope)"), KeyedErrors))]
 pub async fn remove(
@@ -110,8 +115,10 @@ pub struct DeliveriesQuery {
     pub limit: Option<String>,
 }
 
-/// `GET /api/v1/webhooks/{id}/deliveries?state=&before=&limit=`: the delivery log (admin).
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+/// An endpoint's delivery log, newest first (admin).
+///
+/// `GET /api/v1/webhooks/{id}/deliveries?state=&before=&limit=`
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = ["admin"])),
     params(("id" = i64, Path, description = "The endpoint's id", minimum = 1, maximum = 9223372036854775807_i64),
         ("state" = Option<String>, Query, description = "Only deliveries in this state", pattern = "^(pending|delivered|failed|cancelled)?$"),
         ("before" = Option<String>, Query, description = "`next` of the page before (a delivery id): older deliveries", pattern = "^([1-9][0-9]{0,17})?$"),
@@ -160,9 +167,10 @@ pub struct RetriedJson {
     retried: usize,
 }
 
-/// `POST /api/v1/webhooks/{id}/retry`: make failed deliveries pending again, due now, with a new
-/// retry period (admin).
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/retry", tag = "webhooks", security(("bearer" = [])),
+/// Make failed deliveries pending again, due now, with a new retry period (admin).
+///
+/// `POST /api/v1/webhooks/{id}/retry`
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/retry", tag = "webhooks", security(("bearer" = ["admin"])),
     params(("id" = i64, Path, description = "The endpoint's id", minimum = 1, maximum = 9223372036854775807_i64)), request_body = RetryBody,
     responses((status = 200, description = "Pending again (admin scope)", body = RetriedJson), KeyedErrors,
         (status = 413, description = "A body over 16 KiB", body = ErrorBody)))]
