@@ -4,16 +4,27 @@
 //! `developers`): its users owe the documents that apply to developers, and nothing that only
 //! the SDK's end users owe. The status check and the consent link both name the audience.
 //!
+//! It also receives Assent's webhooks at `/webhooks/assent`: it checks each delivery's Standard
+//! Webhooks signature with the endpoint's secret (`ASSENT_WEBHOOK_SECRET`) and nothing else, refuses
+//! a bad or stale one with 401, and prints the event (a real app would, say, unlock the account
+//! when `accepted` arrives for a user, or delete its copy of their data on `erased`).
+//!
 //! ```sh
-//! # 1. Assent, allowing this app as a return origin, and a write key for it:
-//! ASSENT_ALLOWED_RETURN_ORIGINS=http://127.0.0.1:3000 cargo run --release &
+//! # 1. Assent, allowing this app as a return origin (and, since it runs on 127.0.0.1, as a
+//! #    webhook endpoint), and a write key for it:
+//! ASSENT_ALLOWED_RETURN_ORIGINS=http://127.0.0.1:3000 ASSENT_WEBHOOK_ALLOW_PRIVATE=1 cargo run --release &
 //! KEY=$(cargo run --release -- keys create host-app --scope write --audience developers)
-//! # 2. This app:
-//! ASSENT_KEY=$KEY cargo run --example host_app
-//! # 3. Open http://127.0.0.1:3000 and log in as anyone.
+//! # 2. The webhook endpoint; the secret is shown once:
+//! cargo run --release -- --webhook-allow-private webhooks add http://127.0.0.1:3000/webhooks/assent --events accepted,declined,withdrawn,erased
+//! # 3. This app:
+//! ASSENT_KEY=$KEY ASSENT_WEBHOOK_SECRET=whsec_... cargo run --example host_app
+//! # 4. Open http://127.0.0.1:3000 and log in as anyone.
 //! ```
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -23,6 +34,8 @@ struct Config {
     me: String,
     /// Whose documents this app asks about (contract §6).
     audience: String,
+    /// The webhook endpoint's secret, decoded (`whsec_` + base64); none: webhooks are refused.
+    webhook_key: Option<Vec<u8>>,
 }
 
 /// Escapes text for HTML (this example has no template engine; Assent itself uses askama).
@@ -125,6 +138,65 @@ async fn back(q: web::Query<Back>) -> HttpResponse {
     ))
 }
 
+/// How far a delivery's timestamp may be from now: an older one is a replay (Standard Webhooks).
+const TOLERANCE_SECONDS: i64 = 300;
+
+/// Whether `body` with these headers was signed with `key`: an HMAC-SHA256 over
+/// `webhook-id.webhook-timestamp.body`, in base64, among the `v1,` signatures of
+/// `webhook-signature` (space-separated; more than one while a secret is being rotated).
+fn signed(key: &[u8], req: &HttpRequest, body: &[u8], now: i64) -> Result<(), &'static str> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let (Some(id), Some(timestamp), Some(signatures)) =
+        (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"))
+    else {
+        return Err("missing webhook-id, webhook-timestamp or webhook-signature");
+    };
+    let sent: i64 = timestamp.parse().map_err(|_| "webhook-timestamp is not a number of seconds")?;
+    if (now - sent).abs() > TOLERANCE_SECONDS {
+        return Err("webhook-timestamp is too far from now");
+    }
+    for signature in signatures.split(' ').filter_map(|s| s.strip_prefix("v1,")) {
+        let Ok(given) = STANDARD.decode(signature) else { continue };
+        let Ok(mut mac) = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key) else { continue };
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        // Compared in constant time.
+        if mac.verify_slice(&given).is_ok() {
+            return Ok(());
+        }
+    }
+    Err("no signature matches")
+}
+
+/// `POST /webhooks/assent`: a delivery from Assent. A 2xx tells Assent it arrived; anything else
+/// (or no answer) makes it try again later, so the same `webhook-id` may come more than once.
+async fn webhook(config: web::Data<Config>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let Some(key) = &config.webhook_key else {
+        return HttpResponse::NotFound().body("no ASSENT_WEBHOOK_SECRET: webhooks are not taken\n");
+    };
+    if let Err(why) = signed(key, &req, &body, chrono::Utc::now().timestamp()) {
+        eprintln!("webhook refused: {why}");
+        return HttpResponse::Unauthorized().body(format!("{why}\n"));
+    }
+    let id = req.headers().get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+        return HttpResponse::BadRequest().body("not JSON\n");
+    };
+    let data = &event["data"];
+    let what = match event["type"].as_str().unwrap_or_default() {
+        "published" => format!("{} version {} published", data["document"], data["version"]),
+        kind => format!(
+            "{kind}: subject {} {} version {} (receipt {}, log index {})",
+            data["subject"], data["document"], data["version"], data["event_id"], data["log_index"]
+        ),
+    };
+    println!("webhook {id}: {what}");
+    HttpResponse::NoContent().finish()
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let bind = std::env::var("HOST_APP_BIND").unwrap_or_else(|_| "127.0.0.1:3000".into());
@@ -137,14 +209,28 @@ async fn main() -> std::io::Result<()> {
         key,
         me: format!("http://{bind}"),
         audience: std::env::var("ASSENT_AUDIENCE").unwrap_or_else(|_| "developers".into()),
+        webhook_key: match std::env::var("ASSENT_WEBHOOK_SECRET") {
+            Ok(secret) => match secret.strip_prefix("whsec_").map(|k| STANDARD.decode(k)) {
+                Some(Ok(key)) => Some(key),
+                _ => {
+                    eprintln!("ASSENT_WEBHOOK_SECRET is not a secret Assent showed (whsec_ and base64)");
+                    std::process::exit(2);
+                }
+            },
+            Err(_) => None,
+        },
     });
     println!("example host app at http://{bind} (Assent at {})", config.assent);
+    if config.webhook_key.is_none() {
+        println!("no ASSENT_WEBHOOK_SECRET: /webhooks/assent refuses deliveries");
+    }
     HttpServer::new(move || {
         App::new()
             .app_data(config.clone())
             .route("/", web::get().to(home))
             .route("/login", web::post().to(login))
             .route("/back", web::get().to(back))
+            .route("/webhooks/assent", web::post().to(webhook))
     })
     .bind(bind)?
     .run()

@@ -99,9 +99,20 @@ impl DatabaseUrl {
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            Self::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url)?)),
+            Self::Postgres(url) => {
+                prepare_tls();
+                Ok(DbConnection::Postgres(PgConnection::establish(url)?))
+            }
         }
     }
+}
+
+/// Call before the process's first PostgreSQL connection. libpq speaks TLS through the system's
+/// OpenSSL, which by default frees its locks in an `atexit` handler: a process that exits while
+/// the pool is still opening connections in the background (a short command, a test) then
+/// crashes inside libpq. Initialised this way first, OpenSSL registers no such handler.
+pub fn prepare_tls() {
+    openssl_sys::init();
 }
 
 /// Hides a password in a URL before it is printed.

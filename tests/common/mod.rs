@@ -77,6 +77,7 @@ impl TestDatabase {
             }
             Backend::Postgres(admin) => {
                 let name = format!("assent_test_{}", uuid::Uuid::new_v4().simple());
+                assent::db::prepare_tls();
                 let mut conn = PgConnection::establish(admin).expect("connect to the test PostgreSQL");
                 diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
                 let base = admin.split('?').next().unwrap_or(admin);
