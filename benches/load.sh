@@ -5,6 +5,9 @@
 #   benches/load.sh                         # SQLite in a temporary folder
 #   ASSENT_LOAD_DATABASE_URL=postgres://postgres@127.0.0.1:5432/assent_load benches/load.sh
 #   ASSENT_BIN=/path/to/an/older/assent benches/load.sh   # the same load against another build
+#   ASSENT_LOAD_WEBHOOK=slow benches/load.sh   # with one endpoint subscribed to acceptances that
+#                                              # answers after 1 s (fast: at once, and the delivery
+#                                              # latency under load and at 50 acceptances/s)
 #
 # Loopback only; every run is bounded in time (ASSENT_LOAD_SECONDS, default 10 per endpoint).
 set -euo pipefail
@@ -21,7 +24,11 @@ fi
 seconds=${ASSENT_LOAD_SECONDS:-10}
 connections=${ASSENT_LOAD_CONNECTIONS:-64}
 work=$(mktemp -d)
-trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+stop() {
+  for pid in ${server:-} ${receiver:-}; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap stop EXIT
 
 export ASSENT_DATABASE_URL=${ASSENT_LOAD_DATABASE_URL:-sqlite://$work/load.db}
 export ASSENT_POLICIES=${ASSENT_POLICIES:-./policies}
@@ -36,6 +43,16 @@ fi
 $bin sync >/dev/null
 export ASSENT_LOAD_KEY=$($bin keys create "load-$(date +%s)-$$" --scope write 2>/dev/null)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+webhook=${ASSENT_LOAD_WEBHOOK:-none}
+if [ "$webhook" != none ]; then
+  delay=0
+  [ "$webhook" = slow ] && delay=1
+  hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  python3 benches/webhooks.py receive "$hport" "$delay" "$work/latency" &
+  receiver=$!
+  export ASSENT_WEBHOOK_ALLOW_PRIVATE=1
+  $bin webhooks add "http://127.0.0.1:$hport/" --events accepted >/dev/null
+fi
 $bin serve --bind "127.0.0.1:$port" &
 server=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -52,9 +69,21 @@ run() {
   printf '| %-24s | %10s | %8s | %8s | %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0} non-2xx"
 }
 
-echo "database: ${ASSENT_DATABASE_URL%%:*}, $connections connections, ${seconds}s each, $(nproc) cores shared by client and server"
+echo "database: ${ASSENT_DATABASE_URL%%:*}, $connections connections, ${seconds}s each, $(nproc) cores shared by client and server, webhook endpoint: $webhook"
 printf '| %-24s | %10s | %8s | %8s |\n' "endpoint" "requests/s" "p50" "p99"
 run "GET /healthz" "http://127.0.0.1:$port/healthz"
 run "POST .../acceptances" -s benches/load/accept.lua "http://127.0.0.1:$port"
 run "GET .../status" -s benches/load/status.lua "http://127.0.0.1:$port"
+if [ "$webhook" = fast ]; then
+  # Wait for the backlog of the acceptance run to drain, then measure at a steady 50/s.
+  for _ in $(seq 1 120); do
+    [ "$($bin webhooks list | awk 'NR > 1 {print $NF}' | head -n 1)" = 0 ] && break
+    sleep 1
+  done
+  echo "delivery latency under the acceptance load: $(python3 benches/webhooks.py summary "$work/latency")"
+  before=$(wc -l <"$work/latency")
+  python3 benches/webhooks.py pace "http://127.0.0.1:$port" "$ASSENT_LOAD_KEY" 500 0.02
+  sleep 2
+  echo "delivery latency at 50 acceptances/s: $(python3 benches/webhooks.py summary "$work/latency" "$before")"
+fi
 $bin verify | tail -n 1

@@ -78,7 +78,7 @@ pub struct Cli {
     /// Let webhooks call loopback and private addresses (refused by default: a registered URL
     /// could otherwise reach into the servers' own network).
     #[arg(long, global = true, env = "ASSENT_WEBHOOK_ALLOW_PRIVATE", value_parser = clap::builder::BoolishValueParser::new(),
-        num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
+        num_args = 0..=1, require_equals = true, default_value_t = false, default_missing_value = "true")]
     pub webhook_allow_private: bool,
 
     /// For tests: how long a webhook endpoint has to answer (default 10s).

@@ -391,6 +391,15 @@ fn bad_webhook_input_is_refused(backend: Backend) {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown event type `nope`"));
+    // A loopback endpoint only with the flag, which takes no value unless given with `=`.
+    let add = ["webhooks", "add", "http://127.0.0.1:9/cli", "--events", "accepted"];
+    let out = assent(&add, &app.db.url, app.policies.path());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = assent(&[&["--webhook-allow-private"], &add[..]].concat(), &app.db.url, app.policies.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("whsec_"));
+    let out = assent(&[&["--webhook-allow-private=no"], &add[..]].concat(), &app.db.url, app.policies.path());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 fn new_versions_are_announced(backend: Backend) {

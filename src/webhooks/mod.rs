@@ -286,7 +286,7 @@ pub struct Endpoint {
     pub created_by: String,
     /// Deliveries waiting to be sent or retried.
     pub pending: i64,
-    /// Deliveries given up on (retry them with `POST …/deliveries/retry`).
+    /// Deliveries given up on (retry them with `POST /api/v1/webhooks/{id}/retry`).
     pub failed: i64,
 }
 

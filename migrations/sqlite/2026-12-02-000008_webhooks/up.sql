@@ -47,3 +47,6 @@ CREATE TABLE webhook_deliveries (
 -- backlog cannot hold up the others'.
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (endpoint_id, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
+-- Failed deliveries are counted at every metrics read and listed per endpoint; delivered rows,
+-- which are never pruned, are not read for either.
+CREATE INDEX webhook_deliveries_failed ON webhook_deliveries (endpoint_id) WHERE state = 'failed';
