@@ -36,6 +36,8 @@ struct Config {
     audience: String,
     /// The webhook endpoint's secret, decoded (`whsec_` + base64); none: webhooks are refused.
     webhook_key: Option<Vec<u8>>,
+    /// The latest delivery ids acted on.
+    seen: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 /// Escapes text for HTML (this example has no template engine; Assent itself uses askama).
@@ -138,8 +140,12 @@ async fn back(q: web::Query<Back>) -> HttpResponse {
     ))
 }
 
+/// How many delivery ids are remembered, to act on each once (a real app keeps them in its
+/// database, for longer than Assent retries: a day).
+const SEEN_KEPT: usize = 10_000;
+
 /// How far a delivery's timestamp may be from now: an older one is a replay (Standard Webhooks).
-const TOLERANCE_SECONDS: i64 = 300;
+const TOLERANCE_SECONDS: u64 = 300;
 
 /// Whether `body` with these headers was signed with `key`: an HMAC-SHA256 over
 /// `webhook-id.webhook-timestamp.body`, in base64, among the `v1,` signatures of
@@ -152,7 +158,7 @@ fn signed(key: &[u8], req: &HttpRequest, body: &[u8], now: i64) -> Result<(), &'
         return Err("missing webhook-id, webhook-timestamp or webhook-signature");
     };
     let sent: i64 = timestamp.parse().map_err(|_| "webhook-timestamp is not a number of seconds")?;
-    if (now - sent).abs() > TOLERANCE_SECONDS {
+    if now.abs_diff(sent) > TOLERANCE_SECONDS {
         return Err("webhook-timestamp is too far from now");
     }
     for signature in signatures.split(' ').filter_map(|s| s.strip_prefix("v1,")) {
@@ -185,6 +191,17 @@ async fn webhook(config: web::Data<Config>, req: HttpRequest, body: web::Bytes) 
     let Ok(event) = serde_json::from_slice::<Value>(&body) else {
         return HttpResponse::BadRequest().body("not JSON\n");
     };
+    // At least once: a delivery whose answer was lost comes again with the same id (and a
+    // signed one replayed within the tolerance would too). Act on each id once.
+    if let Ok(mut seen) = config.seen.lock() {
+        if seen.contains(&id.to_owned()) {
+            return HttpResponse::NoContent().finish();
+        }
+        if seen.len() == SEEN_KEPT {
+            seen.pop_front();
+        }
+        seen.push_back(id.to_owned());
+    }
     let data = &event["data"];
     let what = match event["type"].as_str().unwrap_or_default() {
         "published" => format!("{} version {} published", data["document"], data["version"]),
@@ -219,6 +236,7 @@ async fn main() -> std::io::Result<()> {
             },
             Err(_) => None,
         },
+        seen: Default::default(),
     });
     println!("example host app at http://{bind} (Assent at {})", config.assent);
     if config.webhook_key.is_none() {

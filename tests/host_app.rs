@@ -199,8 +199,19 @@ fn the_whole_integration_with_the_example_host_app(backend: Backend) {
     ];
     assert_eq!(post(&good), 204, "signed with the secret now: taken");
     host_app.wait_for("webhook msg_y: erased");
+    assert_eq!(post(&good), 204, "the same delivery again: taken, not acted on twice");
+    let huge = [
+        ("webhook-id", "msg_z".into()),
+        ("webhook-timestamp", i64::MIN.to_string()),
+        ("webhook-signature", "v1,AAAA".into()),
+    ];
+    assert_eq!(post(&huge), 401, "a timestamp at the edge of i64");
     let printed = host_app.printed();
     assert!(!printed.iter().any(|l| l.contains("webhook msg_x")), "a refused delivery was printed: {printed:?}");
+    assert!(
+        !printed.iter().any(|l| l.contains("webhook msg_y")),
+        "a repeated delivery was acted on twice: {printed:?}"
+    );
 }
 
 on_both_databases!(the_whole_integration_with_the_example_host_app);

@@ -243,17 +243,16 @@ pub enum Next {
     Delivered,
     RetryAt(NaiveDateTime),
     Failed,
-    /// The endpoint was removed meanwhile: nothing more is sent.
-    Cancelled,
 }
 
 /// Writes the outcome of attempts, in one transaction. Each is written only if the delivery is
 /// still this server's (`lease`): if its lease ran out and another server took it, that server
-/// writes the outcome. Returns how many were written.
-pub fn record_attempts(conn: &mut DbConnection, results: &[AttemptResult]) -> Result<usize, DbError> {
+/// writes the outcome (and a removed endpoint's deliveries are cancelled, lease and all). Returns,
+/// per result, whether it was written.
+pub fn record_attempts(conn: &mut DbConnection, results: &[AttemptResult]) -> Result<Vec<bool>, DbError> {
     use webhook_deliveries as d;
     conn.write_transaction(|conn| {
-        let mut written = 0;
+        let mut written = Vec::with_capacity(results.len());
         for r in results {
             let mine = d::table.filter(d::id.eq(r.id)).filter(d::lease.eq(r.lease.clone()));
             let common = (
@@ -263,7 +262,7 @@ pub fn record_attempts(conn: &mut DbConnection, results: &[AttemptResult]) -> Re
                 d::last_error.eq(r.error.clone()),
                 d::lease.eq(None::<String>),
             );
-            written += match r.next {
+            let rows = match r.next {
                 Next::Delivered => diesel::update(mine)
                     .set((
                         common,
@@ -280,15 +279,8 @@ pub fn record_attempts(conn: &mut DbConnection, results: &[AttemptResult]) -> Re
                 Next::Failed => diesel::update(mine)
                     .set((common, d::state.eq("failed"), d::next_attempt_at.eq(None::<NaiveDateTime>)))
                     .execute(conn)?,
-                Next::Cancelled => diesel::update(mine)
-                    .set((
-                        d::state.eq("cancelled"),
-                        d::next_attempt_at.eq(None::<NaiveDateTime>),
-                        d::lease.eq(None::<String>),
-                        d::subject.eq(None::<String>),
-                    ))
-                    .execute(conn)?,
             };
+            written.push(rows > 0);
         }
         Ok(written)
     })

@@ -512,6 +512,10 @@ pub async fn webhooks(
     q: web::Query<WebhooksQuery>,
 ) -> Result<HttpResponse, PageError> {
     let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
+    // Endpoint URLs can carry the receiver's own tokens: admin keys only, as in the API.
+    if who.scope != Scope::Admin {
+        return Err(PageError { status: StatusCode::FORBIDDEN, message: "Webhooks need an admin key.".into() });
+    }
     let listed = state
         .db
         .run(|c| -> Result<_, crate::webhooks::WebhookError> {

@@ -96,7 +96,7 @@ pub async fn this_server(state: &AppState) -> Result<Value, ApiError> {
 /// The document as this server serves it: every parameter or field named `audience` takes one of
 /// `audiences`, and a consent link's `return_to` must start with one of `origins`.
 pub fn served(audiences: &[String], origins: &[String]) -> Result<Value, serde_json::Error> {
-    let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+    let mut doc = generated()?;
     // Empty means none, as from a form.
     let names: Vec<Value> =
         audiences.iter().map(|a| Value::String(a.clone())).chain([Value::String(String::new())]).collect();
@@ -118,6 +118,16 @@ pub fn served(audiences: &[String], origins: &[String]) -> Result<Value, serde_j
         }
     }
     Ok(doc)
+}
+
+/// The document as the annotations make it: built once (it is the same until the binary changes).
+fn generated() -> Result<Value, serde_json::Error> {
+    static GENERATED: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    if let Some(doc) = GENERATED.get() {
+        return Ok(doc.clone());
+    }
+    let doc = serde_json::to_value(ApiDoc::openapi())?;
+    Ok(GENERATED.get_or_init(|| doc).clone())
 }
 
 fn regex_escape(text: &str) -> String {

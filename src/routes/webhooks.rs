@@ -49,8 +49,8 @@ pub struct WebhookBody {
     #[schema(max_length = 2048, pattern = "^https?://[^\\s/?#@]+([/?#][!-~]*)?$")]
     pub url: String,
     /// The types to announce.
-    #[schema(min_items = 1)]
-    pub events: Vec<EventType>,
+    #[schema(min_items = 1, value_type = Vec<EventType>)]
+    pub events: Vec<String>,
 }
 
 /// Register an endpoint (admin).
@@ -67,7 +67,7 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let key = admin(&state, &req).await?;
     let WebhookBody { url, events } = body.into_inner();
-    let subscription = Subscription::new(events)?;
+    let subscription = Subscription::parse(&events)?;
     let allow_private = state.settings.webhooks.allow_private;
     let registered =
         state.db.run(move |c| webhooks::register(c, &url, subscription, &key.name, allow_private, Utc::now())).await?;

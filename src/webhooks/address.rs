@@ -31,6 +31,7 @@ fn public_v4(a: Ipv4Addr) -> bool {
         || (b0 == 100 && (64..128).contains(&b1)) // shared address space (CGNAT), 100.64.0.0/10
         || (b0 == 192 && b1 == 0 && b2 == 0) // IETF protocol assignments, 192.0.0.0/24
         || (b0 == 198 && (b1 == 18 || b1 == 19)) // benchmarking, 198.18.0.0/15
+        || (b0 == 192 && b1 == 88 && b2 == 99) // 6to4 relay anycast (deprecated), 192.88.99.0/24
         || b0 >= 240) // reserved, 240.0.0.0/4
 }
 
@@ -45,9 +46,16 @@ fn public_v6(a: Ipv6Addr) -> bool {
         let [.., a0, a1, a2, a3] = a.octets();
         return public_v4(Ipv4Addr::new(a0, a1, a2, a3));
     }
+    // 6to4 (2002::/16) carries an IPv4 address in its next 32 bits.
+    if s[0] == 0x2002 {
+        let [_, _, a0, a1, a2, a3, ..] = a.octets();
+        return public_v4(Ipv4Addr::new(a0, a1, a2, a3));
+    }
     !(a.is_loopback()
         || a.is_unspecified()
         || a.is_multicast()
+        || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001) // local-use NAT64, 64:ff9b:1::/48
+        || (s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0) // IPv4-translated, ::ffff:0:0:0/96
         || (s[0] & 0xfe00) == 0xfc00 // unique local, fc00::/7
         || (s[0] & 0xffc0) == 0xfe80 // link-local, fe80::/10
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
@@ -168,6 +176,11 @@ mod tests {
             "::ffff:10.0.0.1",
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:a00:1::",
+            "64:ff9b:1::1",
+            "::ffff:0:a00:1",
+            "192.88.99.1",
         ] {
             assert!(!public(a), "{a} counted as public");
         }
@@ -175,9 +188,16 @@ mod tests {
 
     #[test]
     fn public_addresses_are_public() {
-        for a in
-            ["8.8.8.8", "1.1.1.1", "100.128.0.1", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
-        {
+        for a in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(public(a), "{a} counted as private");
         }
     }

@@ -26,6 +26,11 @@ use crate::routes::metrics::Metrics;
 
 /// Most deliveries in flight to one endpoint, per server.
 pub const PER_ENDPOINT: usize = 16;
+/// How long a wake-up waits for the rest of its burst before looking (at most this much added
+/// to a delivery's latency; a look per event would load the database as much as the events).
+const COALESCE: Duration = Duration::from_millis(5);
+/// How long a finished send's outcome may wait to be written with others.
+const FLUSH: Duration = Duration::from_millis(100);
 /// Most bytes of an answer read (the rest is dropped); its start is kept as the error's detail.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
@@ -79,11 +84,13 @@ struct Loop {
     wake: Arc<Notify>,
     /// Deliveries in flight per endpoint.
     busy: HashMap<i64, usize>,
+    /// The endpoints the last look found.
+    known: Vec<i64>,
 }
 
 impl Loop {
     fn new(db: Db, settings: WebhookSettings, metrics: Arc<Metrics>, wake: Arc<Notify>) -> Self {
-        Self { db, settings, metrics, wake, busy: HashMap::new() }
+        Self { db, settings, metrics, wake, busy: HashMap::new(), known: Vec::new() }
     }
 
     async fn run(mut self) {
@@ -97,37 +104,75 @@ impl Loop {
         // Often enough for the shortest retry delay; a server's own events wake it at once.
         let poll = self.settings.retry.first.clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut sending: JoinSet<Outcome> = JoinSet::new();
+        // Which endpoint each send is for, so that one that panicked still frees its place.
+        let mut sent_to: HashMap<tokio::task::Id, i64> = HashMap::new();
+        // Outcomes not written yet, and when the first of them came. Each write and each look is
+        // a write transaction (on SQLite one the ledger's writer waits for), so sends that finish
+        // one by one, as a slow endpoint's do, are written together: when half an endpoint's
+        // places are free, or `FLUSH` after the first.
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut first_done: Option<tokio::time::Instant> = None;
+        // Whether to look for due deliveries now: at every poll and after outcomes were written;
+        // after a wake-up only if some endpoint has room (the last look said which ones exist),
+        // so that a busy ledger with a slow endpoint does not turn every event into a query.
+        let mut look = true;
         loop {
-            match self.take().await {
-                Ok(jobs) => {
-                    for job in jobs {
-                        *self.busy.entry(job.row.endpoint_id).or_default() += 1;
-                        sending.spawn(send(client.clone(), job, self.settings.clone()));
+            if look {
+                match self.take().await {
+                    Ok(jobs) => {
+                        for job in jobs {
+                            *self.busy.entry(job.row.endpoint_id).or_default() += 1;
+                            let endpoint = job.row.endpoint_id;
+                            let handle = sending.spawn(send(client.clone(), job, self.settings.clone()));
+                            sent_to.insert(handle.id(), endpoint);
+                        }
                     }
+                    Err(e) => tracing::warn!(error = %e, "could not take webhook deliveries; will try again"),
                 }
-                Err(e) => tracing::warn!(error = %e, "could not take webhook deliveries; will try again"),
+                look = false;
             }
+            let wait = first_done.map_or(poll, |t| FLUSH.saturating_sub(t.elapsed()));
             let mut finished = Vec::new();
             tokio::select! {
-                Some(done) = sending.join_next(), if !sending.is_empty() => finished.push(done),
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
+                Some(done) = sending.join_next_with_id(), if !sending.is_empty() => finished.push(done),
+                () = self.wake.notified() => {
+                    // Events come in bursts: one look takes them together.
+                    tokio::time::sleep(COALESCE).await;
+                    look = self.known.iter().any(|id| self.busy.get(id).copied().unwrap_or(0) < PER_ENDPOINT);
+                }
+                () = tokio::time::sleep(wait) => look = true,
             }
-            while let Some(done) = sending.try_join_next() {
+            while let Some(done) = sending.try_join_next_with_id() {
                 finished.push(done);
             }
-            let outcomes: Vec<Outcome> = finished
-                .into_iter()
-                .filter_map(|r| r.map_err(|e| tracing::error!(error = %e, "a webhook send stopped")).ok())
-                .collect();
-            if !outcomes.is_empty() {
-                self.write(outcomes).await;
+            for done in finished {
+                match done {
+                    Ok((task, outcome)) => {
+                        sent_to.remove(&task);
+                        outcomes.push(outcome);
+                        first_done.get_or_insert_with(tokio::time::Instant::now);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a webhook send stopped; its lease runs out and it is sent again");
+                        if let Some(endpoint) = sent_to.remove(&e.id())
+                            && let Some(n) = self.busy.get_mut(&endpoint)
+                        {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                }
+            }
+            let due = first_done.is_some_and(|t| t.elapsed() >= FLUSH) || outcomes.len() >= PER_ENDPOINT / 2;
+            if !outcomes.is_empty() && (due || sending.is_empty()) {
+                self.write(std::mem::take(&mut outcomes)).await;
+                first_done = None;
+                look = true;
             }
         }
     }
 
     /// Takes the due deliveries of every endpoint with room, and reads what each announces.
-    async fn take(&self) -> Result<Vec<Job>, DbError> {
+    async fn take(&mut self) -> Result<Vec<Job>, DbError> {
         let busy = self.busy.clone();
         let timeout = self.settings.timeout;
         self.db
@@ -139,7 +184,9 @@ impl Loop {
                     now + chrono::Duration::from_std(timeout * 2 + Duration::from_secs(5)).unwrap_or_default();
                 let lease = hex::encode(crate::ledger::keys::random_bytes::<8>()?);
                 let mut jobs = Vec::new();
-                for endpoint in rows::endpoints(conn)? {
+                let endpoints = rows::endpoints(conn)?;
+                let known: Vec<i64> = endpoints.iter().map(|e| e.id).collect();
+                for endpoint in endpoints {
                     let room = PER_ENDPOINT.saturating_sub(busy.get(&endpoint.id).copied().unwrap_or(0));
                     if room == 0 {
                         continue;
@@ -169,9 +216,13 @@ impl Loop {
                 if !jobs.is_empty() {
                     crate::crash::point("webhook-taken");
                 }
-                Ok(jobs)
+                Ok((known, jobs))
             })
             .await
+            .map(|(known, jobs)| {
+                self.known = known;
+                jobs
+            })
     }
 
     /// Writes what became of each send, and counts it.
@@ -184,7 +235,8 @@ impl Loop {
             }
             let next = match &o.error {
                 None => Next::Delivered,
-                Some(_) => match self.settings.retry.next(o.retry_since, o.at, jitter()) {
+                // From now, when the attempt ended (a timeout ends long after it began).
+                Some(_) => match self.settings.retry.next(o.retry_since, Utc::now().max(o.at), jitter()) {
                     Some(at) => Next::RetryAt(to_stored_time(at)),
                     None => Next::Failed,
                 },
@@ -193,7 +245,6 @@ impl Loop {
                 Next::Delivered => "delivered",
                 Next::RetryAt(_) => "retried",
                 Next::Failed => "failed",
-                Next::Cancelled => "cancelled",
             });
             results.push(AttemptResult {
                 id: o.id,
@@ -205,7 +256,11 @@ impl Loop {
             });
         }
         match self.db.run(move |c| rows::record_attempts(c, &results)).await {
-            Ok(_) => self.metrics.webhook_attempts(counted),
+            // Only what this server wrote: an outcome for a delivery whose lease ran out (another
+            // server took it) or whose endpoint was removed counts nothing.
+            Ok(written) => {
+                self.metrics.webhook_attempts(counted.into_iter().zip(written).filter(|(_, w)| *w).map(|(c, _)| c))
+            }
             // The leases run out and the deliveries are sent again: at least once.
             Err(e) => tracing::warn!(error = %e, "could not write webhook outcomes; they will be sent again"),
         }

@@ -155,6 +155,20 @@ impl WebhookUrl {
         if url.host().is_none() {
             return Err(WebhookError::Invalid("the URL has no host".into()));
         }
+        // Credentials would be sent with every delivery and shown wherever endpoints are listed;
+        // the signature is what proves a delivery came from Assent.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(WebhookError::Invalid(
+                "a webhook URL may not carry a user name or password: deliveries are signed instead".into(),
+            ));
+        }
+        // What is stored and sent is the normalised form, which percent-encoding can lengthen.
+        if url.as_str().len() > MAX_URL_BYTES {
+            return Err(WebhookError::Invalid(format!(
+                "the URL is {} bytes long once normalised; at most {MAX_URL_BYTES} are accepted",
+                url.as_str().len()
+            )));
+        }
         Ok(Self(url))
     }
 
