@@ -116,8 +116,13 @@ impl Loop {
         // after a wake-up only if some endpoint has room (the last look said which ones exist),
         // so that a busy ledger with a slow endpoint does not turn every event into a query.
         let mut look = true;
+        let mut last_look = tokio::time::Instant::now();
         loop {
+            // Every poll interval whatever happens (wake-ups must not put off finding an
+            // endpoint registered elsewhere, or deliveries another server left).
+            look |= last_look.elapsed() >= poll;
             if look {
+                last_look = tokio::time::Instant::now();
                 match self.take().await {
                     Ok(jobs) => {
                         for job in jobs {
@@ -131,7 +136,8 @@ impl Loop {
                 }
                 look = false;
             }
-            let wait = first_done.map_or(poll, |t| FLUSH.saturating_sub(t.elapsed()));
+            let until_poll = poll.saturating_sub(last_look.elapsed());
+            let wait = first_done.map_or(until_poll, |t| FLUSH.saturating_sub(t.elapsed()).min(until_poll));
             let mut finished = Vec::new();
             tokio::select! {
                 Some(done) = sending.join_next_with_id(), if !sending.is_empty() => finished.push(done),
