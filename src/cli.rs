@@ -625,11 +625,11 @@ fn webhooks(settings: &Settings, command: WebhooksCommand) -> anyhow::Result<Exi
                 );
             }),
         WebhooksCommand::List => hooks::list(&mut conn).map(|endpoints| {
-            let _ = writeln!(out, "{:<6} {:<8} {:<7} {:<21} {:<44} URL", "ID", "PENDING", "FAILED", "CREATED", "EVENTS");
+            let _ = writeln!(out, "{:<6} {:<8} {:<7} {:<27} {:<44} URL", "ID", "PENDING", "FAILED", "CREATED", "EVENTS");
             for e in endpoints {
                 let types: Vec<&str> = e.events.iter().map(|t| t.as_str()).collect();
                 let _ =
-                    writeln!(out, "{:<6} {:<8} {:<7} {:<21} {:<44} {}", e.id, e.pending, e.failed, e.created_at, types.join(","), e.url);
+                    writeln!(out, "{:<6} {:<8} {:<7} {:<27} {:<44} {}", e.id, e.pending, e.failed, e.created_at, types.join(","), e.url);
             }
         }),
         WebhooksCommand::Remove { id } => hooks::remove(&mut conn, id, now).map(|()| {
@@ -637,11 +637,11 @@ fn webhooks(settings: &Settings, command: WebhooksCommand) -> anyhow::Result<Exi
         }),
         WebhooksCommand::Deliveries { id, state, limit } => {
             hooks::deliveries(&mut conn, id, state.as_deref(), None, limit.clamp(1, 1000)).map(|page| {
-                let _ = writeln!(out, "{:<8} {:<18} {:<10} {:<8} {:<21} LAST ERROR", "ID", "TYPE", "STATE", "ATTEMPTS", "LAST ATTEMPT");
+                let _ = writeln!(out, "{:<8} {:<18} {:<10} {:<8} {:<27} LAST ERROR", "ID", "TYPE", "STATE", "ATTEMPTS", "LAST ATTEMPT");
                 for d in page.deliveries {
                     let _ = writeln!(
                         out,
-                        "{:<8} {:<18} {:<10} {:<8} {:<21} {}",
+                        "{:<8} {:<18} {:<10} {:<8} {:<27} {}",
                         d.id,
                         d.event_type.as_str(),
                         d.state,
