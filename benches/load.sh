@@ -9,6 +9,10 @@
 #                                              # answers after 1 s (fast: at once, and the delivery
 #                                              # latency under load and at 50 acceptances/s)
 #
+#   ASSENT_LOAD_ONLY=accept benches/load.sh    # only these runs, of: healthz accept status
+#
+# Besides requests/s and latency, each row gives the server's CPU time per request (user and
+# system, from /proc), which moves far less between runs on a shared machine than requests/s.
 # Loopback only; every run is bounded in time (ASSENT_LOAD_SECONDS, default 10 per endpoint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,23 +61,32 @@ $bin serve --bind "127.0.0.1:$port" &
 server=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
+only=${ASSENT_LOAD_ONLY:-healthz accept status}
+# The server's CPU time so far, in clock ticks (utime + stime of /proc/PID/stat).
+ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 run() {
-  local name=$1; shift
-  local out
+  local name=$1 key=$2; shift 2
+  case " $only " in *" $key "*) ;; *) return 0 ;; esac
+  local out before after
+  before=$(ticks)
   out=$(wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@")
-  local rps p50 p99 errors
+  after=$(ticks)
+  local rps requests p50 p99 errors cpu
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  printf '| %-24s | %10s | %8s | %8s | %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0} non-2xx"
+  cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    'BEGIN { printf "%.0f µs", n ? t / hz * 1e6 / n : 0 }')
+  printf '| %-24s | %10s | %8s | %8s | %8s | %s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "${errors:-0} non-2xx"
 }
 
 echo "database: ${ASSENT_DATABASE_URL%%:*}, $connections connections, ${seconds}s each, $(nproc) cores shared by client and server, webhook endpoint: $webhook"
-printf '| %-24s | %10s | %8s | %8s |\n' "endpoint" "requests/s" "p50" "p99"
-run "GET /healthz" "http://127.0.0.1:$port/healthz"
-run "POST .../acceptances" -s benches/load/accept.lua "http://127.0.0.1:$port"
-run "GET .../status" -s benches/load/status.lua "http://127.0.0.1:$port"
+printf '| %-24s | %10s | %8s | %8s | %8s |\n' "endpoint" "requests/s" "p50" "p99" "CPU/req"
+run "GET /healthz" healthz "http://127.0.0.1:$port/healthz"
+run "POST .../acceptances" accept -s benches/load/accept.lua "http://127.0.0.1:$port"
+run "GET .../status" status -s benches/load/status.lua "http://127.0.0.1:$port"
 if [ "$webhook" = fast ]; then
   # Wait for the backlog of the acceptance run to drain, then measure at a steady 50/s.
   for _ in $(seq 1 120); do

@@ -54,9 +54,11 @@ impl Application {
             start_coverage_folding(db.clone());
         }
         let metrics = Arc::new(Metrics::default());
-        let webhooks = crate::webhooks::deliver::start(db.clone(), settings.webhooks.clone(), metrics.clone());
+        let wake_webhooks = Arc::new(tokio::sync::Notify::new());
+        let recorder = crate::ledger::lane::Recorder::new(db.clone(), metrics.clone(), wake_webhooks.clone());
+        crate::webhooks::deliver::start(recorder.writer(), settings.webhooks.clone(), metrics.clone(), wake_webhooks);
         let state = web::Data::new(AppState {
-            recorder: crate::ledger::lane::Recorder::new(db.clone(), metrics.clone(), webhooks),
+            recorder,
             db,
             settings: Arc::new(settings.clone()),
             metrics,

@@ -7,6 +7,12 @@
 //!
 //! PostgreSQL needs none of this (its commits already share WAL flushes): decisions there run
 //! on the ordinary pool, one transaction each.
+//!
+//! Every other write on SQLite that runs while the ledger is busy (the webhook deliverer's
+//! claims and outcomes, the consent page's several decisions) goes through the same thread, in
+//! turn with the batches ([`Writer::run`]). A write on another connection would not only wait
+//! for the lock: SQLite drops the writer's page cache whenever another connection has written,
+//! and the writer would read its B-tree pages again after each one.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 
@@ -21,6 +27,8 @@ use crate::db::{Db, DbConnection, DbError};
 const MAX_BATCH: usize = 256;
 
 type Reply = oneshot::Sender<Result<Recorded, RecordError>>;
+/// A write run on the writer's connection (None: it has none); it sends its own answer.
+type Task = Box<dyn FnOnce(Option<&mut DbConnection>) + Send>;
 
 /// What an erasure needs (see [`super::erase`]).
 pub struct EraseJob {
@@ -30,18 +38,52 @@ pub struct EraseJob {
     pub method: super::Method,
 }
 
-/// Work for the writer: decisions are batched; an erasure runs in a transaction of its own,
-/// in turn with them, so that a stream of decisions cannot keep it waiting for SQLite's lock.
+/// Work for the writer: decisions are batched; an erasure or other write runs in turn with
+/// them, so that a stream of decisions cannot keep it waiting for SQLite's lock.
 enum Job {
     Decide(Box<NewDecision>, Reply),
     Erase(Box<EraseJob>, oneshot::Sender<Result<super::Erasure, RecordError>>),
+    /// Any other write, with its own transaction.
+    Run(Task),
+}
+
+/// Runs writes on the writer thread where there is one (SQLite), on the pool otherwise.
+#[derive(Clone)]
+pub struct Writer {
+    db: Db,
+    lane: Option<Sender<Job>>,
+}
+
+impl Writer {
+    /// Runs `work` on the writer's connection (SQLite) or a pooled one (PostgreSQL). `work`
+    /// opens its own transaction.
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        let Some(lane) = &self.lane else {
+            return self.db.run(work).await;
+        };
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Run(Box::new(move |conn: Option<&mut DbConnection>| {
+            let _ = tx.send(match conn {
+                Some(conn) => work(conn),
+                None => Err(E::from(DbError::Task("no database connection".into()))),
+            });
+        }));
+        if lane.send(job).is_err() {
+            return Err(E::from(DbError::Task("the writer stopped".into())));
+        }
+        rx.await.map_err(|_| E::from(DbError::Task("the writer stopped".into())))?
+    }
 }
 
 /// Records decisions and erasures: through the group-commit lane on SQLite, directly on
 /// PostgreSQL.
 pub struct Recorder {
-    db: Db,
-    lane: Option<Sender<Job>>,
+    writer: Writer,
     /// Counts what is committed (`events_recorded` in `/metrics`).
     metrics: std::sync::Arc<crate::routes::metrics::Metrics>,
     /// Wakes this server's webhook deliveries once something committed.
@@ -64,7 +106,12 @@ impl Recorder {
                 .ok()
                 .map(|_| tx)
         });
-        Self { db, lane: lane.flatten(), metrics, webhooks }
+        Self { writer: Writer { db, lane: lane.flatten() }, metrics, webhooks }
+    }
+
+    /// What runs other writes in turn with the ledger's (the webhook deliverer's).
+    pub fn writer(&self) -> Writer {
+        self.writer.clone()
     }
 
     /// Wakes this server's webhook deliveries (something new is due).
@@ -83,14 +130,14 @@ impl Recorder {
     }
 
     async fn record_uncounted(&self, decision: NewDecision) -> Result<Recorded, RecordError> {
-        if let Some(lane) = &self.lane {
+        if let Some(lane) = &self.writer.lane {
             let (tx, rx) = oneshot::channel();
             if lane.send(Job::Decide(Box::new(decision), tx)).is_ok() {
                 return rx.await.map_err(|_| RecordError::Db(DbError::Task("the writer stopped".into())))?;
             }
             return Err(RecordError::Db(DbError::Task("the writer stopped".into())));
         }
-        let db = self.db.clone();
+        let db = self.writer.db.clone();
         tokio::task::spawn_blocking(move || super::record_pooled(&db, &decision, Utc::now()))
             .await
             .map_err(|e| RecordError::Db(DbError::Task(e.to_string())))?
@@ -99,7 +146,7 @@ impl Recorder {
     /// Records several decisions in one transaction: all of them, or none (the consent page's
     /// answer on every agreement it showed).
     pub async fn record_all(&self, decisions: Vec<NewDecision>) -> Result<Vec<Recorded>, RecordError> {
-        let recorded = self.db.run(move |c| super::record_many(c, &decisions, Utc::now())).await?;
+        let recorded = self.writer.run(move |c| super::record_many(c, &decisions, Utc::now())).await?;
         self.metrics.recorded(recorded.iter().filter_map(|r| match r {
             Recorded::Created(r) => Some((r.kind.as_str(), r.document.as_deref())),
             Recorded::Replayed(_) => None,
@@ -121,14 +168,14 @@ impl Recorder {
     }
 
     async fn erase_uncounted(&self, job: EraseJob) -> Result<super::Erasure, RecordError> {
-        if let Some(lane) = &self.lane {
+        if let Some(lane) = &self.writer.lane {
             let (tx, rx) = oneshot::channel();
             if lane.send(Job::Erase(Box::new(job), tx)).is_ok() {
                 return rx.await.map_err(|_| RecordError::Db(DbError::Task("the writer stopped".into())))?;
             }
             return Err(RecordError::Db(DbError::Task("the writer stopped".into())));
         }
-        self.db.run(move |c| erase_now(c, &job)).await
+        self.writer.db.run(move |c| erase_now(c, &job)).await
     }
 }
 
@@ -156,6 +203,19 @@ fn write_loop(db: &Db, rx: &Receiver<Job>) {
                     held = None;
                 }
                 let _ = reply.send(result);
+                continue;
+            }
+            Job::Run(work) => {
+                if held.is_none() {
+                    held = db.get().map_err(|e| tracing::error!(error = %e, "the writer has no connection")).ok();
+                }
+                // A write that panicked must not take the ledger's writer with it (its answer
+                // is dropped: the caller hears "the writer stopped").
+                let run = std::panic::AssertUnwindSafe(|| work(held.as_deref_mut()));
+                if std::panic::catch_unwind(run).is_err() {
+                    tracing::error!("a write on the writer thread panicked; its connection is dropped");
+                    held = None;
+                }
                 continue;
             }
         };

@@ -21,7 +21,8 @@ use tokio::task::JoinSet;
 
 use super::{Secret, WebhookSettings, address, webhook_id};
 use crate::db::webhooks::{self as rows, AttemptResult, DeliveryRow, Next};
-use crate::db::{Db, DbError, from_stored_time, to_stored_time};
+use crate::db::{DbError, from_stored_time, to_stored_time};
+use crate::ledger::lane::Writer;
 use crate::routes::metrics::Metrics;
 
 /// Most deliveries in flight to one endpoint, per server.
@@ -34,11 +35,11 @@ const FLUSH: Duration = Duration::from_millis(100);
 /// Most bytes of an answer read (the rest is dropped); its start is kept as the error's detail.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// Starts delivering on a thread of its own; returns what wakes it when this server has
-/// recorded something (so that a delivery need not wait for the poll).
-pub fn start(db: Db, settings: WebhookSettings, metrics: Arc<Metrics>) -> Arc<Notify> {
-    let wake = Arc::new(Notify::new());
-    let woken = wake.clone();
+/// Starts delivering on a thread of its own; `wake` is notified when this server has recorded
+/// something (so that a delivery need not wait for the poll). Its transactions run through
+/// `writer`: on SQLite, on the ledger's own writer thread.
+pub fn start(writer: Writer, settings: WebhookSettings, metrics: Arc<Metrics>, wake: Arc<Notify>) {
+    let woken = wake;
     let run = move || {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(r) => r,
@@ -47,12 +48,11 @@ pub fn start(db: Db, settings: WebhookSettings, metrics: Arc<Metrics>) -> Arc<No
                 return;
             }
         };
-        runtime.block_on(Loop::new(db, settings, metrics, woken).run());
+        runtime.block_on(Loop::new(writer, settings, metrics, woken).run());
     };
     if let Err(e) = std::thread::Builder::new().name("assent-webhooks".into()).spawn(run) {
         tracing::error!(error = %e, "no webhook thread: no deliveries will be sent by this server");
     }
-    wake
 }
 
 /// A delivery taken by this server, with what it needs to be sent.
@@ -78,7 +78,7 @@ struct Outcome {
 }
 
 struct Loop {
-    db: Db,
+    writer: Writer,
     settings: WebhookSettings,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
@@ -89,8 +89,8 @@ struct Loop {
 }
 
 impl Loop {
-    fn new(db: Db, settings: WebhookSettings, metrics: Arc<Metrics>, wake: Arc<Notify>) -> Self {
-        Self { db, settings, metrics, wake, busy: HashMap::new(), known: Vec::new() }
+    fn new(writer: Writer, settings: WebhookSettings, metrics: Arc<Metrics>, wake: Arc<Notify>) -> Self {
+        Self { writer, settings, metrics, wake, busy: HashMap::new(), known: Vec::new() }
     }
 
     async fn run(mut self) {
@@ -181,7 +181,7 @@ impl Loop {
     async fn take(&mut self) -> Result<Vec<Job>, DbError> {
         let busy = self.busy.clone();
         let timeout = self.settings.timeout;
-        self.db
+        self.writer
             .run(move |conn| {
                 let now = Utc::now();
                 // Past the timeout with room to spare: no other server takes a delivery while
@@ -261,7 +261,7 @@ impl Loop {
                 next,
             });
         }
-        match self.db.run(move |c| rows::record_attempts(c, &results)).await {
+        match self.writer.run(move |c| rows::record_attempts(c, &results)).await {
             // Only what this server wrote: an outcome for a delivery whose lease ran out (another
             // server took it) or whose endpoint was removed counts nothing.
             Ok(written) => {
