@@ -10,6 +10,8 @@
 #                                              # latency under load and at 50 acceptances/s)
 #
 #   ASSENT_LOAD_ONLY=accept benches/load.sh    # only these runs, of: healthz accept status
+#                                              # (status asks about the subjects the acceptance
+#                                              # run created: without it, about unknown ones)
 #
 # Besides requests/s and latency, each row gives the server's CPU time per request (user and
 # system, from /proc), which moves far less between runs on a shared machine than requests/s.
@@ -27,6 +29,10 @@ fi
 
 seconds=${ASSENT_LOAD_SECONDS:-10}
 connections=${ASSENT_LOAD_CONNECTIONS:-64}
+only=${ASSENT_LOAD_ONLY:-healthz accept status}
+for name in $only; do
+  case $name in healthz|accept|status) ;; *) echo "ASSENT_LOAD_ONLY: \`$name\` is not one of healthz accept status" >&2; exit 2 ;; esac
+done
 work=$(mktemp -d)
 stop() {
   for pid in ${server:-} ${receiver:-}; do kill "$pid" 2>/dev/null || true; done
@@ -61,9 +67,9 @@ $bin serve --bind "127.0.0.1:$port" &
 server=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
-only=${ASSENT_LOAD_ONLY:-healthz accept status}
-# The server's CPU time so far, in clock ticks (utime + stime of /proc/PID/stat).
-ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+# The server's CPU time so far, in clock ticks (utime + stime of /proc/PID/stat, counted after
+# the command name, which may hold spaces).
+ticks() { sed 's/.*) //' "/proc/$server/stat" | awk '{print $12 + $13}'; }
 run() {
   local name=$1 key=$2; shift 2
   case " $only " in *" $key "*) ;; *) return 0 ;; esac

@@ -95,6 +95,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "ASSENT_WEBHOOK_RETRY_PERIOD", default_value = "24h", hide = true)]
     pub webhook_retry_period: String,
 
+    /// Address to listen on (`serve`, and the base of `link` without ASSENT_PUBLIC_URL).
+    #[arg(long, global = true, env = "ASSENT_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, global = true, env = "ASSENT_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -102,14 +110,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Migrate, publish new policy versions, and serve the pages and the API (the default).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "ASSENT_BIND", default_value = "127.0.0.1:8080")]
-        bind: String,
-        /// HTTP worker threads (0: one per core).
-        #[arg(long, env = "ASSENT_WORKERS", default_value_t = 0)]
-        workers: usize,
-    },
+    Serve,
     /// Migrate and publish new versions from the policy folder; prints what it published.
     Sync,
     /// Validate a policy folder without a database; prints `file:line: message` per problem.
@@ -278,6 +279,8 @@ impl Cli {
         s.diff_cache_bytes = self.diff_cache_mb.saturating_mul(1024 * 1024);
         s.secret = self.secret.clone();
         s.log_key = self.log_key.clone();
+        s.bind = self.bind.clone();
+        s.workers = self.workers;
         s
     }
 }
@@ -314,12 +317,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
     };
     match cli.command {
-        None => serve(settings),
-        Some(Command::Serve { bind, workers }) => {
-            settings.bind = bind;
-            settings.workers = workers;
-            serve(settings)
-        }
+        None | Some(Command::Serve) => serve(settings),
         Some(Command::Sync) => sync(&settings),
         Some(Command::Check { dir }) => Ok(check(dir.as_deref().unwrap_or(&settings.policies_dir))),
         Some(Command::Diff { slug, from, to, format }) => diff(&settings, &slug, &from, &to, format),
@@ -389,7 +387,7 @@ fn sync(settings: &Settings) -> anyhow::Result<ExitCode> {
 pub fn check(dir: &std::path::Path) -> ExitCode {
     match policies::load(dir) {
         Ok(set) => {
-            println!("{}: {}", dir.display(), summary(&set));
+            let _ = writeln!(std::io::stdout(), "{}: {}", dir.display(), summary(&set));
             ExitCode::SUCCESS
         }
         Err(problems) => report_problems(&problems),
@@ -677,6 +675,9 @@ fn history(settings: &Settings, subject: &str, json: bool) -> anyhow::Result<Exi
         eprintln!("no events for subject {:?}", subject.as_str());
         return Ok(ExitCode::SUCCESS);
     }
+    if !json {
+        writeln!(out, "{}", history_row(["SEQ", "RECORDED AT", "KIND", "COVERS", "VIA", "BY", "IP", "CHAIN HASH"]))?;
+    }
     for event in &rows {
         let view = crate::ledger::export::EventView::of(event)?;
         if json {
@@ -685,22 +686,37 @@ fn history(settings: &Settings, subject: &str, json: bool) -> anyhow::Result<Exi
             let covers: Vec<String> =
                 view.receipt.covers.iter().map(|c| format!("{} v{}", c.document, c.version)).collect();
             let row = &event.row;
-            writeln!(
-                out,
-                "{:>4}  {}  {:<17}  {:<24}  via {:<12} by {:<16} {}  {}{}",
-                row.seq,
-                view.receipt.recorded_at,
-                row.kind,
-                covers.join(", "),
-                row.method,
-                row.recorded_by,
-                view.evidence.ip.as_deref().unwrap_or("-"),
+            let hash = format!(
+                "{}{}",
                 &row.chain_hash[..16.min(row.chain_hash.len())],
                 if view.erased { "  (erased)" } else { "" }
-            )?;
+            );
+            let line = history_row([
+                &row.seq.to_string(),
+                &view.receipt.recorded_at,
+                &row.kind,
+                &covers.join(", "),
+                &row.method,
+                &row.recorded_by,
+                view.evidence.ip.as_deref().unwrap_or("-"),
+                &hash,
+            ]);
+            writeln!(out, "{line}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A line of `history`'s table: the columns padded to their widths (the last one is not).
+fn history_row(cells: [&str; 8]) -> String {
+    const WIDTHS: [usize; 7] = [4, 27, 17, 24, 12, 16, 15];
+    let mut line = format!("{:>4}", cells[0]);
+    for (cell, width) in cells[1..7].iter().zip(&WIDTHS[1..]) {
+        line.push_str(&format!("  {cell:<width$}"));
+    }
+    line.push_str("  ");
+    line.push_str(cells[7]);
+    line
 }
 
 fn verify(settings: &Settings, checkpoints: &[PathBuf], verifier_key: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -736,15 +752,17 @@ fn verify(settings: &Settings, checkpoints: &[PathBuf], verifier_key: Option<&st
     let progress = std::io::stderr().is_terminal();
     let report = crate::ledger::verify::verify(&db, &keys.subject_keys, &saved, &verifier, progress)?;
     if report.queued > 0 {
-        println!(
+        writeln!(
+            std::io::stdout(),
             "note: {} committed entries wait to enter the log (a server is taking them in, or stopped before it could: the next start does)",
             report.queued
-        );
+        )?;
     }
     for p in &report.problems {
-        println!("BROKEN {p}");
+        writeln!(std::io::stdout(), "BROKEN {p}")?;
     }
-    println!(
+    writeln!(
+        std::io::stdout(),
         "checked {} stored versions, {} subjects, {} events, {} log leaves, {} saved checkpoints: {}",
         report.versions,
         report.subjects,
@@ -756,7 +774,7 @@ fn verify(settings: &Settings, checkpoints: &[PathBuf], verifier_key: Option<&st
         } else {
             format!("{} problems", report.problems.len())
         }
-    );
+    )?;
     Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -766,9 +784,9 @@ fn log(settings: &Settings, command: LogCommand) -> anyhow::Result<ExitCode> {
     match command {
         LogCommand::Checkpoint => {
             let head = crate::log::head(&mut conn)?;
-            print!("{}", key.checkpoint(head.size, &head.root));
+            write!(std::io::stdout(), "{}", key.checkpoint(head.size, &head.root))?;
         }
-        LogCommand::Key => println!("{}", key.verifier()),
+        LogCommand::Key => writeln!(std::io::stdout(), "{}", key.verifier())?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -780,11 +798,12 @@ fn erase(settings: &Settings, subject: &str) -> anyhow::Result<ExitCode> {
     let key = keys.subject_keys.key(&subject);
     match crate::ledger::erase(&mut conn, &subject, &key, &cli_user(), crate::ledger::Method::Cli, chrono::Utc::now()) {
         Ok(e) => {
-            println!(
+            writeln!(
+                std::io::stdout(),
                 "erased the personal data of {} events; the erasure is log leaf {}",
                 e.erased_events,
                 e.log_index.map_or_else(|| "-".to_owned(), |i| i.to_string())
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(crate::ledger::RecordError::NothingToErase) => {
@@ -837,7 +856,7 @@ fn link(
         seconds,
         audience,
     )?;
-    println!("{}", link.url);
+    writeln!(std::io::stdout(), "{}", link.url)?;
     eprintln!("expires at {}", link.expires_at);
     Ok(ExitCode::SUCCESS)
 }
@@ -850,19 +869,17 @@ fn export(
     document: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let format: crate::ledger::export::Format = format.parse()?;
-    let time = |raw: Option<&str>, name: &str| -> anyhow::Result<Option<chrono::NaiveDateTime>> {
-        raw.map(|t| {
-            crate::domain::parse_effective(t).map(crate::db::to_stored_time).with_context(|| format!("--{name}"))
-        })
-        .transpose()
-    };
-    let filter = crate::db::ledger::EventFilter {
-        document: document.map(|d| Slug::parse(d).map(|s| s.to_string())).transpose().context("--document")?,
-        since: time(since, "since")?,
-        until: time(until, "until")?,
-        ..Default::default()
-    };
     let mut conn = open_existing(settings)?;
+    let catalog = crate::db::versions::load_catalog(&mut conn)?;
+    let text = crate::ledger::export::FilterText { document, since, until, ..Default::default() };
+    // The API's rule: an unknown document or a date out of range is refused, not an empty file.
+    let filter = crate::ledger::export::parse_filter(text, &catalog, None, None).map_err(|e| match e {
+        crate::ledger::export::FilterError::Refused(r) => {
+            Refused(format!("--document: {r} (`assent sync` publishes the policy folder)"))
+        }
+        // "since: …" or "until: …"
+        crate::ledger::export::FilterError::Invalid(m) => Refused(format!("--{m}")),
+    })?;
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
     let n = crate::ledger::export::export(&mut conn, &filter, format, &mut out)?;
     out.flush()?;

@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -6,12 +7,27 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = assent::cli::Cli::parse();
     let filter = EnvFilter::try_from_env("ASSENT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour only for a person at a terminal; JSON lines for log collectors.
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match std::env::var("ASSENT_LOG_FORMAT").unwrap_or_default().as_str() {
+        "" | "text" => logs.with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()).init(),
+        "json" => logs.json().with_current_span(false).init(),
+        other => {
+            eprintln!("error: ASSENT_LOG_FORMAT `{other}`: use `text` (the default) or `json`");
+            return ExitCode::from(2);
+        }
+    }
     match assent::cli::run(cli) {
         Ok(code) => code,
+        // The reader went away (`assent history --json | head -1`): what it read was complete.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<assent::cli::Refused>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }

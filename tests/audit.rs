@@ -434,9 +434,48 @@ fn admin_needs_a_session_and_refuses_wrong_keys(backend: Backend) {
     assert_eq!(resp.status().as_u16(), 303, "a tampered session is no session");
 }
 
+/// Dates PostgreSQL cannot store, and a document nobody published: the same refusal from the
+/// API, the export, the admin view and the command line (it was a 503 saying the database was
+/// not answering, a cut-off export, and an empty file with exit 0).
+fn out_of_range_dates_and_unknown_documents_are_refused_everywhere(backend: Backend) {
+    let a = audit(&backend);
+    a.decide("acceptances", "dated", json!({"document": "terms", "version": 2}));
+    for date in ["-5000-01-01", "+10000-01-01", "0000-06-01T00:00:00Z"] {
+        for (path, key) in [("/api/v1/events", &a.read), ("/api/v1/export?format=jsonl", &a.admin)] {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            for param in ["since", "until"] {
+                let enc = percent_encoding::utf8_percent_encode(date, percent_encoding::NON_ALPHANUMERIC);
+                let r = a.app.get_auth(&format!("{path}{sep}{param}={enc}"), key);
+                assert_eq!(r.status, 400, "{path} {param}={date}: {}", r.body);
+                assert!(r.json()["error"]["message"].as_str().unwrap().contains("out of range"), "{}", r.body);
+            }
+        }
+        let cli = assent(&["export", &format!("--since={date}")], &a.app.db.url, a.app.policies.path());
+        let err = String::from_utf8_lossy(&cli.stderr);
+        assert_eq!(cli.status.code(), Some(2), "{err}");
+        assert!(err.contains("--since") && err.contains("out of range") && err.lines().count() == 1, "{err}");
+        assert!(cli.stdout.is_empty());
+    }
+    let ok = a.app.post_form("/admin/signin", &[("key", &a.read)], None);
+    let session = ok.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let page = a.app.get_with("/admin/events?since=-5000-01-01", &[("Cookie", &session)]);
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("out of range"), "{}", page.body);
+
+    let cli = assent(&["export", "--document", "nosuchdoc"], &a.app.db.url, a.app.policies.path());
+    let err = String::from_utf8_lossy(&cli.stderr);
+    assert_eq!(cli.status.code(), Some(2), "{err}");
+    assert!(err.contains("no published document `nosuchdoc`"), "{err}");
+    assert!(cli.stdout.is_empty(), "no file for a document that does not exist");
+    let known = assent(&["export", "--format", "jsonl", "--document", "terms"], &a.app.db.url, a.app.policies.path());
+    assert!(known.status.success());
+    assert_eq!(String::from_utf8_lossy(&known.stdout).lines().count(), 1);
+}
+
 on_both_databases!(
     events_filter_and_page,
     bad_audit_queries_are_refused,
+    out_of_range_dates_and_unknown_documents_are_refused_everywhere,
     pagination_is_exact_while_events_arrive,
     coverage_counts_known_subjects,
     metrics_carry_the_business_figures,

@@ -159,6 +159,20 @@ fn refusals_are_clear_pages_and_record_nothing(backend: Backend) {
         Some(&cookie),
     );
     assert_eq!(wrong.status, 403);
+    // No csrf field at all: the same refusal, not a 400 for a malformed form.
+    let missing = app.post_form(
+        "/consent",
+        &[("token", &token), ("shown", &hidden(&page, "shown")), ("choice", "accept")],
+        Some(&cookie),
+    );
+    assert_eq!(missing.status, 403, "{}", missing.body);
+    assert!(missing.body.contains("Nothing was recorded"), "{}", missing.body);
+    for (form, fields) in [("/me/withdraw", &[("document", "service-agreement")][..]), ("/me/erasure", &[][..])] {
+        let mut fields = fields.to_vec();
+        fields.push(("token", &token));
+        let r = app.post_form(form, &fields, Some(&cookie));
+        assert_eq!(r.status, 403, "{form}: {}", r.body);
+    }
     let tampered = format!("{}x", &token[..token.len() - 1]);
     let bad = app.get(&format!("/consent?token={tampered}"));
     assert_eq!(bad.status, 400);

@@ -34,12 +34,13 @@ pub enum DbConnection {
 pub enum DbError {
     #[error("{0}")]
     Url(String),
-    #[error("cannot connect to the database: {0}")]
-    Connect(#[from] diesel::ConnectionError),
+    // (The causes are in the messages, and not also sources: `{:#}` would print them twice.)
+    #[error("cannot connect to the database: {}", connect_hint(.0))]
+    Connect(diesel::ConnectionError),
     #[error("no database connection available: {0}")]
-    Pool(#[from] diesel::r2d2::PoolError),
+    Pool(diesel::r2d2::PoolError),
     #[error("database query failed: {0}")]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
     #[error("database migration failed: {0}")]
     Migration(String),
     #[error("stored data is not as Assent wrote it: {0}")]
@@ -50,6 +51,37 @@ pub enum DbError {
     /// Assent data; nothing was created.
     #[error("{0}")]
     Missing(String),
+}
+
+impl From<diesel::ConnectionError> for DbError {
+    fn from(e: diesel::ConnectionError) -> Self {
+        Self::Connect(e)
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for DbError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        Self::Pool(e)
+    }
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Query(e)
+    }
+}
+
+/// libpq's reason on one line, with what to do about the common ones.
+fn connect_hint(e: &diesel::ConnectionError) -> String {
+    let reason = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    let next = if reason.contains("does not exist") && reason.contains("database") {
+        ": create it (`createdb NAME`) or point ASSENT_DATABASE_URL at an existing database"
+    } else if reason.contains("Connection refused") {
+        ": is the server running, and on that host and port?"
+    } else {
+        ""
+    };
+    format!("{reason}{next}")
 }
 
 /// Which database a URL names.
@@ -152,6 +184,17 @@ impl diesel::r2d2::ManageConnection for Manager {
     }
 }
 
+/// The pool's failed connection attempts, logged once each as a warning in the server's own
+/// log (r2d2 would log them through `log` as errors, unformatted).
+#[derive(Debug)]
+struct LogConnectionErrors;
+
+impl diesel::r2d2::HandleError<DbError> for LogConnectionErrors {
+    fn handle_error(&self, error: DbError) {
+        tracing::warn!(error = %error, "could not open a database connection");
+    }
+}
+
 pub type PooledConnection = diesel::r2d2::PooledConnection<Manager>;
 
 /// The connection pool. Cloning is cheap.
@@ -211,6 +254,7 @@ impl Db {
         let pool = diesel::r2d2::Pool::builder()
             .max_size(pool_size)
             .connection_timeout(Duration::from_secs(10))
+            .error_handler(Box::new(LogConnectionErrors))
             .build(Manager { url: parsed })?;
         Ok(Self { pool, backend, created: false, rounds: Default::default() })
     }
@@ -230,15 +274,19 @@ impl Db {
     pub fn open(url: &str, pool_size: u32) -> Result<Self, DbError> {
         let url = DatabaseUrl::parse(url)?;
         let backend = url.backend_name();
+        // One connection first: a database that cannot be reached (or does not exist) is one
+        // error at once, not the pool's retries for its whole timeout.
+        let mut first = url.establish()?;
         if let DatabaseUrl::Sqlite(_) = url {
             // WAL is a property of the file; set it once, before the pool opens connections
             // concurrently (setting it per connection races at start-up).
-            let mut first = url.establish()?;
             first.batch_execute("PRAGMA journal_mode = WAL;")?;
         }
+        drop(first);
         let pool = diesel::r2d2::Pool::builder()
             .max_size(pool_size)
             .connection_timeout(Duration::from_secs(10))
+            .error_handler(Box::new(LogConnectionErrors))
             .build(Manager { url })?;
         let mut conn = pool.get()?;
         let created = !has_assent_tables(&mut conn);

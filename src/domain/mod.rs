@@ -335,16 +335,24 @@ impl FromStr for Acceptance {
 }
 
 /// Parses an `effective` value: a date (`2026-12-01`, midnight UTC) or an RFC 3339 time.
+/// Years outside 1 to 9999 are refused: both databases store every time in that range
+/// (PostgreSQL's `timestamp` ends at 4713 BC, and SQLite's text times sort right only with
+/// four-digit years).
 pub fn parse_effective(raw: &str) -> Result<DateTime<Utc>, InvalidValue> {
+    use chrono::Datelike;
     let raw = raw.trim();
-    if let Some(midnight) = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok().and_then(|date| date.and_hms_opt(0, 0, 0)) {
-        return Ok(midnight.and_utc());
+    let parsed = match NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok().and_then(|date| date.and_hms_opt(0, 0, 0)) {
+        Some(midnight) => Ok(midnight.and_utc()),
+        None => DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+            InvalidValue(format!(
+                "`{raw}` is not a date: use `2026-12-01` (midnight UTC) or an RFC 3339 time such as `2026-12-01T09:00:00Z`"
+            ))
+        }),
+    }?;
+    if !(1..=9999).contains(&parsed.year()) {
+        return Err(InvalidValue(format!("`{raw}` is out of range: use a date from the year 1 to 9999")));
     }
-    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-        InvalidValue(format!(
-            "`{raw}` is not a date: use `2026-12-01` (midnight UTC) or an RFC 3339 time such as `2026-12-01T09:00:00Z`"
-        ))
-    })
+    Ok(parsed)
 }
 
 /// Lowercase hex SHA-256 of some bytes: the content hash of a policy file.
@@ -458,5 +466,10 @@ mod tests {
         assert_eq!(parse_effective("2026-12-01").unwrap().to_rfc3339(), "2026-12-01T00:00:00+00:00");
         assert_eq!(parse_effective("2026-12-01T09:30:00+02:00").unwrap().to_rfc3339(), "2026-12-01T07:30:00+00:00");
         assert!(parse_effective("December 1st").is_err());
+        // Beyond what the databases store: refused, not a database error.
+        assert!(parse_effective("-5000-01-01").unwrap_err().0.contains("out of range"));
+        assert!(parse_effective("+10000-01-01").unwrap_err().0.contains("out of range"));
+        assert!(parse_effective("0000-12-31T00:00:00Z").unwrap_err().0.contains("out of range"));
+        assert!(parse_effective("0001-01-01").is_ok() && parse_effective("9999-12-31T23:59:59Z").is_ok());
     }
 }

@@ -10,6 +10,85 @@ use super::{Receipt, receipt};
 use crate::db::ledger::{Event, EventFilter, event_horizon, list_events};
 use crate::db::{DbConnection, DbError};
 
+/// A filter on the ledger's events as people write it (the API's and the admin view's query
+/// parameters, the command line's flags); empty values mean "any".
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FilterText<'a> {
+    pub document: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+}
+
+/// Why a filter is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// An unknown document, or one outside the caller's audience.
+    #[error(transparent)]
+    Refused(#[from] crate::domain::rules::Refusal),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Turns a filter as written into the database's, refusing what does not parse or names a
+/// document that is not published (or not the caller's audience's). One rule for the API, the
+/// admin view and the command line. `keys` are needed only to filter by subject.
+pub fn parse_filter(
+    text: FilterText<'_>,
+    catalog: &crate::domain::Catalog,
+    keys: Option<&super::SubjectKeys>,
+    audience: Option<&crate::domain::Audience>,
+) -> Result<EventFilter, FilterError> {
+    use crate::domain::{Slug, SubjectId, parse_effective, rules};
+    fn given(v: Option<&str>) -> Option<&str> {
+        v.filter(|s| !s.is_empty())
+    }
+    let mut f = EventFilter::default();
+    if let Some(d) = given(text.document) {
+        let doc = Slug::parse(d).ok().and_then(|s| catalog.document(&s));
+        let doc = doc.ok_or_else(|| rules::Refusal::UnknownDocument(d.to_owned()))?;
+        rules::within(doc, audience)?;
+        f.document = Some(doc.slug.to_string());
+    } else {
+        f.documents = rules::Visible::to(catalog, audience).documents();
+    }
+    if let Some(v) = given(text.version) {
+        f.version = Some(
+            v.parse::<i32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| FilterError::Invalid(format!("version `{v}` is not a version number")))?,
+        );
+    }
+    if let Some(k) = given(text.kind) {
+        if super::Kind::parse(k).is_none() {
+            return Err(FilterError::Invalid(format!(
+                "kind `{k}` is not one of accepted, declined, withdrawn, erasure_requested, erased"
+            )));
+        }
+        f.kind = Some(k.to_owned());
+    }
+    if let Some(s) = given(text.subject) {
+        let subject = SubjectId::parse(s).map_err(|e| FilterError::Invalid(e.to_string()))?;
+        let keys = keys.ok_or_else(|| FilterError::Invalid("a subject cannot be looked up here".into()))?;
+        f.subject_key = Some(keys.key(&subject));
+    }
+    let time = |raw: Option<&str>, name: &str| -> Result<Option<chrono::NaiveDateTime>, FilterError> {
+        given(raw)
+            .map(|s| {
+                parse_effective(s)
+                    .map(crate::db::to_stored_time)
+                    .map_err(|e| FilterError::Invalid(format!("{name}: {e}")))
+            })
+            .transpose()
+    };
+    f.since = time(text.since, "since")?;
+    f.until = time(text.until, "until")?;
+    Ok(f)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Csv,

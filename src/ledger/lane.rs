@@ -8,13 +8,14 @@
 //! PostgreSQL needs none of this (its commits already share WAL flushes): decisions there run
 //! on the ordinary pool, one transaction each.
 //!
-//! Every other write on SQLite that runs while the ledger is busy (the webhook deliverer's
-//! claims and outcomes, the consent page's several decisions) goes through the same thread, in
-//! turn with the batches ([`Writer::run`]). A write on another connection would not only wait
+//! The writes that come often while the ledger is busy (the webhook deliverer's claims and
+//! outcomes, the consent page's several decisions) go through the same thread, in turn with
+//! the batches ([`Writer::run`]). A write on another connection would not only wait
 //! for the lock: SQLite drops the writer's page cache whenever another connection has written,
 //! and the writer would read its B-tree pages again after each one.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Weak};
 
 use chrono::Utc;
 use diesel::connection::SimpleConnection;
@@ -47,11 +48,12 @@ enum Job {
     Run(Task),
 }
 
-/// Runs writes on the writer thread where there is one (SQLite), on the pool otherwise.
+/// Runs writes on the writer thread where there is one (SQLite), on the pool otherwise. It
+/// does not keep the writer alive: once the [`Recorder`] is gone, the writer thread ends.
 #[derive(Clone)]
 pub struct Writer {
     db: Db,
-    lane: Option<Sender<Job>>,
+    lane: Option<Weak<Sender<Job>>>,
 }
 
 impl Writer {
@@ -66,24 +68,34 @@ impl Writer {
         let Some(lane) = &self.lane else {
             return self.db.run(work).await;
         };
+        let stopped = || E::from(DbError::Task("the writer stopped".into()));
         let (tx, rx) = oneshot::channel();
         let job = Job::Run(Box::new(move |conn: Option<&mut DbConnection>| {
-            let _ = tx.send(match conn {
-                Some(conn) => work(conn),
-                None => Err(E::from(DbError::Task("no database connection".into()))),
-            });
+            let Some(conn) = conn else {
+                let _ = tx.send(Err(E::from(DbError::Task("no database connection".into()))));
+                return;
+            };
+            // A write that panicked must not take the ledger's writer with it, nor leave its
+            // connection inside a transaction.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut *conn)));
+            let _ = tx.send(result.unwrap_or_else(|_| {
+                let _ = conn.batch_execute("ROLLBACK");
+                tracing::error!("a write on the writer thread panicked; it was rolled back");
+                Err(E::from(DbError::Task("the write failed unexpectedly and was rolled back".into())))
+            }));
         }));
-        if lane.send(job).is_err() {
-            return Err(E::from(DbError::Task("the writer stopped".into())));
+        if lane.upgrade().is_none_or(|lane| lane.send(job).is_err()) {
+            return Err(stopped());
         }
-        rx.await.map_err(|_| E::from(DbError::Task("the writer stopped".into())))?
+        rx.await.map_err(|_| stopped())?
     }
 }
 
 /// Records decisions and erasures: through the group-commit lane on SQLite, directly on
 /// PostgreSQL.
 pub struct Recorder {
-    writer: Writer,
+    db: Db,
+    lane: Option<Arc<Sender<Job>>>,
     /// Counts what is committed (`events_recorded` in `/metrics`).
     metrics: std::sync::Arc<crate::routes::metrics::Metrics>,
     /// Wakes this server's webhook deliveries once something committed.
@@ -106,12 +118,12 @@ impl Recorder {
                 .ok()
                 .map(|_| tx)
         });
-        Self { writer: Writer { db, lane: lane.flatten() }, metrics, webhooks }
+        Self { db, lane: lane.flatten().map(Arc::new), metrics, webhooks }
     }
 
     /// What runs other writes in turn with the ledger's (the webhook deliverer's).
     pub fn writer(&self) -> Writer {
-        self.writer.clone()
+        Writer { db: self.db.clone(), lane: self.lane.as_ref().map(Arc::downgrade) }
     }
 
     /// Wakes this server's webhook deliveries (something new is due).
@@ -130,14 +142,14 @@ impl Recorder {
     }
 
     async fn record_uncounted(&self, decision: NewDecision) -> Result<Recorded, RecordError> {
-        if let Some(lane) = &self.writer.lane {
+        if let Some(lane) = &self.lane {
             let (tx, rx) = oneshot::channel();
             if lane.send(Job::Decide(Box::new(decision), tx)).is_ok() {
                 return rx.await.map_err(|_| RecordError::Db(DbError::Task("the writer stopped".into())))?;
             }
             return Err(RecordError::Db(DbError::Task("the writer stopped".into())));
         }
-        let db = self.writer.db.clone();
+        let db = self.db.clone();
         tokio::task::spawn_blocking(move || super::record_pooled(&db, &decision, Utc::now()))
             .await
             .map_err(|e| RecordError::Db(DbError::Task(e.to_string())))?
@@ -146,7 +158,7 @@ impl Recorder {
     /// Records several decisions in one transaction: all of them, or none (the consent page's
     /// answer on every agreement it showed).
     pub async fn record_all(&self, decisions: Vec<NewDecision>) -> Result<Vec<Recorded>, RecordError> {
-        let recorded = self.writer.run(move |c| super::record_many(c, &decisions, Utc::now())).await?;
+        let recorded = self.writer().run(move |c| super::record_many(c, &decisions, Utc::now())).await?;
         self.metrics.recorded(recorded.iter().filter_map(|r| match r {
             Recorded::Created(r) => Some((r.kind.as_str(), r.document.as_deref())),
             Recorded::Replayed(_) => None,
@@ -168,14 +180,14 @@ impl Recorder {
     }
 
     async fn erase_uncounted(&self, job: EraseJob) -> Result<super::Erasure, RecordError> {
-        if let Some(lane) = &self.writer.lane {
+        if let Some(lane) = &self.lane {
             let (tx, rx) = oneshot::channel();
             if lane.send(Job::Erase(Box::new(job), tx)).is_ok() {
                 return rx.await.map_err(|_| RecordError::Db(DbError::Task("the writer stopped".into())))?;
             }
             return Err(RecordError::Db(DbError::Task("the writer stopped".into())));
         }
-        self.writer.db.run(move |c| erase_now(c, &job)).await
+        self.db.run(move |c| erase_now(c, &job)).await
     }
 }
 
@@ -209,13 +221,7 @@ fn write_loop(db: &Db, rx: &Receiver<Job>) {
                 if held.is_none() {
                     held = db.get().map_err(|e| tracing::error!(error = %e, "the writer has no connection")).ok();
                 }
-                // A write that panicked must not take the ledger's writer with it (its answer
-                // is dropped: the caller hears "the writer stopped").
-                let run = std::panic::AssertUnwindSafe(|| work(held.as_deref_mut()));
-                if std::panic::catch_unwind(run).is_err() {
-                    tracing::error!("a write on the writer thread panicked; its connection is dropped");
-                    held = None;
-                }
+                work(held.as_deref_mut());
                 continue;
             }
         };

@@ -15,10 +15,9 @@ use super::openapi::KeyedErrors;
 use super::params::{EventFilterParams, SlugPath, SlugVersionPath};
 use super::{ApiError, AppState, lookup};
 use crate::db::ledger::{EventFilter, event_horizon, list_events};
-use crate::db::to_stored_time;
 use crate::domain::rules;
-use crate::domain::{Audience, Catalog, Scope, Slug, SubjectId, parse_effective};
-use crate::ledger::export::{EventView, Format, export};
+use crate::domain::{Audience, Catalog, Scope};
+use crate::ledger::export::{EventView, FilterError, FilterText, Format, export};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,50 +33,26 @@ pub struct EventQuery {
     pub format: Option<String>,
 }
 
-/// Turns query parameters into a filter, refusing what does not parse.
+/// Turns query parameters into a filter, refusing what does not parse (the rule is
+/// [`crate::ledger::export::parse_filter`], which the command line shares).
 pub fn parse_filter(
     q: &EventQuery,
     catalog: &Catalog,
     keys: &crate::ledger::SubjectKeys,
     audience: Option<&Audience>,
 ) -> Result<EventFilter, ApiError> {
-    let mut f = EventFilter::default();
-    if let Some(d) = q.document.as_deref().filter(|s| !s.is_empty()) {
-        let doc = Slug::parse(d).ok().and_then(|s| catalog.document(&s));
-        let doc = doc.ok_or_else(|| ApiError::not_found(format!("no published document `{d}`")))?;
-        rules::within(doc, audience)?;
-        f.document = Some(doc.slug.to_string());
-    } else {
-        f.documents = rules::Visible::to(catalog, audience).documents();
-    }
-    if let Some(v) = q.version.as_deref().filter(|s| !s.is_empty()) {
-        f.version = Some(
-            v.parse::<i32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| ApiError::bad_request(format!("version `{v}` is not a version number")))?,
-        );
-    }
-    if let Some(k) = q.kind.as_deref().filter(|s| !s.is_empty()) {
-        if crate::ledger::Kind::parse(k).is_none() {
-            return Err(ApiError::bad_request(format!(
-                "kind `{k}` is not one of accepted, declined, withdrawn, erasure_requested, erased"
-            )));
-        }
-        f.kind = Some(k.to_owned());
-    }
-    if let Some(s) = q.subject.as_deref().filter(|s| !s.is_empty()) {
-        f.subject_key = Some(keys.key(&SubjectId::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?));
-    }
-    let time = |raw: &Option<String>, name: &str| -> Result<Option<chrono::NaiveDateTime>, ApiError> {
-        raw.as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|s| parse_effective(s).map(to_stored_time).map_err(|e| ApiError::bad_request(format!("{name}: {e}"))))
-            .transpose()
+    let text = FilterText {
+        document: q.document.as_deref(),
+        version: q.version.as_deref(),
+        kind: q.kind.as_deref(),
+        subject: q.subject.as_deref(),
+        since: q.since.as_deref(),
+        until: q.until.as_deref(),
     };
-    f.since = time(&q.since, "since")?;
-    f.until = time(&q.until, "until")?;
-    Ok(f)
+    crate::ledger::export::parse_filter(text, catalog, Some(keys), audience).map_err(|e| match e {
+        FilterError::Refused(r) => ApiError::from(r),
+        FilterError::Invalid(message) => ApiError::bad_request(message),
+    })
 }
 
 /// The cursor of a page: the last event id it holds. Cursors of earlier builds (`c1:ID` in

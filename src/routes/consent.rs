@@ -439,6 +439,8 @@ pub async fn show(
 #[derive(Deserialize)]
 pub struct ConsentForm {
     pub token: String,
+    /// A missing token is refused as a wrong one is (403), not as a malformed form.
+    #[serde(default)]
     pub csrf: String,
     pub shown: String,
     pub choice: String,
@@ -653,6 +655,8 @@ pub async fn me(
 #[derive(Deserialize)]
 pub struct WithdrawForm {
     pub token: String,
+    /// A missing token is refused as a wrong one is (403), not as a malformed form.
+    #[serde(default)]
     pub csrf: String,
     pub document: String,
 }
@@ -735,6 +739,8 @@ pub async fn record_page(
 #[derive(Deserialize)]
 pub struct ErasureForm {
     pub token: String,
+    /// A missing token is refused as a wrong one is (403), not as a malformed form.
+    #[serde(default)]
     pub csrf: String,
 }
 

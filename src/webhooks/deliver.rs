@@ -107,9 +107,9 @@ impl Loop {
         // Which endpoint each send is for, so that one that panicked still frees its place.
         let mut sent_to: HashMap<tokio::task::Id, i64> = HashMap::new();
         // Outcomes not written yet, and when the first of them came. Each write and each look is
-        // a write transaction (on SQLite one the ledger's writer waits for), so sends that finish
-        // one by one, as a slow endpoint's do, are written together: when half an endpoint's
-        // places are free, or `FLUSH` after the first.
+        // a write transaction (on SQLite one that runs on the ledger's writer thread, between
+        // its batches), so sends that finish one by one, as a slow endpoint's do, are written
+        // together: when half an endpoint's places are free, or `FLUSH` after the first.
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut first_done: Option<tokio::time::Instant> = None;
         // Whether to look for due deliveries now: at every poll and after outcomes were written;
