@@ -89,6 +89,7 @@ impl Application {
                         .add(("Referrer-Policy", "same-origin"))
                         .add(("X-Frame-Options", "DENY")),
                 )
+                .wrap(from_fn(routes::cache_headers))
                 .wrap(from_fn(routes::head_as_get))
                 .wrap(from_fn(routes::metrics::record))
                 .wrap(Compress::default())

@@ -156,6 +156,58 @@ fn the_atom_feed_lists_versions_newest_first(backend: Backend) {
     assert_eq!(feed.body.matches("<entry>").count(), 4, "translations are not separate entries");
 }
 
+/// A client's own forwarded headers count for nothing: the feed's links, consent links and the
+/// `Secure` flag come from the Host header; a trusted proxy's do count (contract §11).
+fn forwarded_headers_are_believed_only_from_trusted_proxies(backend: Backend) {
+    let app = TestApp::spawn_configured(&backend, timeline, |s| {
+        s.return_origins = assent::consent::ReturnOrigins::parse("https://app.example").unwrap();
+    });
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let forged =
+        [("X-Forwarded-Host", "evil.example"), ("X-Forwarded-Proto", "https"), ("Forwarded", "host=evil.example")];
+    let feed = app.get_with("/feed.atom", &forged);
+    assert!(!feed.body.contains("evil.example"), "{}", feed.body);
+    assert!(feed.body.contains(&format!("http://{host}/policies/terms/versions/2")), "{}", feed.body);
+    assert_eq!(feed.header("cache-control"), Some("public, max-age=300"));
+    assert!(feed.header("vary").is_some_and(|v| v.contains("X-Forwarded-Host") && v.contains("Host")));
+    let key = app.key("host", "write");
+    let link = app.post_with(
+        "/api/v1/consent-links",
+        &key,
+        &serde_json::json!({"subject": "fwd", "return_to": "https://app.example/back"}),
+        &forged,
+    );
+    assert_eq!(link.status, 201, "{}", link.body);
+    assert!(link.json()["url"].as_str().unwrap().starts_with(&format!("http://{host}/consent?")), "{}", link.body);
+    assert_eq!(link.header("cache-control"), Some("no-store"), "the JSON API is not cached");
+    let page = app.get("/policies/terms");
+    assert_eq!(page.header("cache-control"), Some("public, max-age=60"));
+    assert!(page.header("vary").is_some_and(|v| v.to_ascii_lowercase().contains("accept-language")));
+
+    // Behind a proxy this server trusts (the tests' client is 127.0.0.1), its headers count.
+    let behind = TestApp::spawn_configured(&backend, timeline, |s| {
+        s.trusted_proxies = assent::consent::TrustedProxies::parse("127.0.0.1").unwrap();
+        s.return_origins = assent::consent::ReturnOrigins::parse("https://app.example").unwrap();
+    });
+    let feed =
+        behind.get_with("/feed.atom", &[("X-Forwarded-Host", "policies.example"), ("X-Forwarded-Proto", "https")]);
+    assert!(feed.body.contains("https://policies.example/policies/terms/versions/2"), "{}", feed.body);
+    let rfc = behind.get_with("/feed.atom", &[("Forwarded", "for=192.0.2.1;proto=https;host=\"rfc.example\"")]);
+    assert!(rfc.body.contains("https://rfc.example/policies/"), "{}", rfc.body);
+    let key = behind.key("host", "write");
+    let link = behind.post(
+        "/api/v1/consent-links",
+        &key,
+        &serde_json::json!({"subject": "fwd", "return_to": "https://app.example/back"}),
+    );
+    let url = link.json()["url"].as_str().unwrap().to_owned();
+    let path = url.trim_start_matches("http://").split_once('/').map(|(_, p)| format!("/{p}")).unwrap();
+    let plain = behind.get(&path);
+    assert!(plain.header("set-cookie").is_some_and(|c| !c.contains("Secure")), "plain HTTP: no Secure cookie");
+    let tls = behind.get_with(&path, &[("X-Forwarded-Proto", "https")]);
+    assert!(tls.header("set-cookie").is_some_and(|c| c.contains("Secure")), "behind TLS: Secure");
+}
+
 fn every_get_route_answers_head(backend: Backend) {
     let app = TestApp::spawn_with(&backend, timeline);
     for path in ["/healthz", "/", "/policies/terms", "/policies/terms/versions/1", "/feed.atom", "/api/v1/documents"] {
@@ -207,6 +259,7 @@ on_both_databases!(
     accept_language_picks_a_translation,
     unknown_documents_and_versions_are_404_and_bad_versions_400,
     the_atom_feed_lists_versions_newest_first,
+    forwarded_headers_are_believed_only_from_trusted_proxies,
     health_metrics_and_the_stylesheet_are_served,
     pages_load_nothing_from_other_hosts,
     every_get_route_answers_head,

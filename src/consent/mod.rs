@@ -189,9 +189,136 @@ impl TrustedProxies {
     }
 }
 
+/// Where a request reached this server: the scheme and host its absolute URLs are built on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: String,
+    pub host: String,
+}
+
+impl Origin {
+    /// `https://host`: the base of absolute URLs, and what a browser sends as `Origin`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
+
+    /// From `ASSENT_PUBLIC_URL`.
+    pub fn of_url(public: &str) -> Option<Self> {
+        let url = url::Url::parse(public).ok()?;
+        let host = url.host_str()?;
+        let host = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        Some(Self { scheme: url.scheme().to_owned(), host })
+    }
+}
+
+/// What a request says about where it was sent, as received.
+#[derive(Debug, Default, Clone)]
+pub struct RequestedOrigin<'a> {
+    /// The connection's own scheme (`https` only when this server terminates TLS).
+    pub scheme: &'a str,
+    /// The `Host` header.
+    pub host: Option<&'a str>,
+    /// Every `Forwarded` header (RFC 7239).
+    pub forwarded: Vec<&'a str>,
+    pub x_forwarded_host: Option<&'a str>,
+    pub x_forwarded_proto: Option<&'a str>,
+}
+
+/// A host as a client may name it: a name or address and an optional port, nothing else.
+fn plausible_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// The `host` and `proto` of the element a proxy appended last to a single `Forwarded` header
+/// (RFC 7239: `for=…;proto=https;host=example.com`, values plain or quoted without escapes).
+/// None when there is not exactly one header, or it does not parse.
+fn forwarded_element(headers: &[&str]) -> Option<(Option<String>, Option<String>)> {
+    let [header] = headers else { return None };
+    let last = header.rsplit(',').next()?.trim();
+    let (mut host, mut proto) = (None, None);
+    for pair in last.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=')?;
+        let value = match value.strip_prefix('"') {
+            Some(quoted) => quoted.strip_suffix('"').filter(|v| !v.contains(['"', '\\']))?,
+            None => value,
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "host" => host = Some(value.to_owned()),
+            "proto" => proto = Some(value.to_ascii_lowercase()),
+            _ => {}
+        }
+    }
+    Some((host, proto))
+}
+
+impl TrustedProxies {
+    /// Where the request was sent: from a trusted proxy, what its forwarded headers say (a
+    /// single `Forwarded` header first, then `X-Forwarded-Host` and `-Proto`); from anyone else,
+    /// its own `Host` header and the connection's scheme. `fallback` is the host when nothing
+    /// usable was said (this server's bind address).
+    pub fn origin(&self, peer: Option<IpAddr>, asked: &RequestedOrigin<'_>, fallback: &str) -> Origin {
+        let direct_host = asked.host.filter(|h| plausible_host(h)).unwrap_or(fallback).to_owned();
+        let mut origin = Origin { scheme: asked.scheme.to_owned(), host: direct_host };
+        if !peer.is_some_and(|p| self.trusts(p)) {
+            return origin;
+        }
+        let last = |v: Option<&str>| v.and_then(|v| v.rsplit(',').next()).map(|v| v.trim().to_owned());
+        let (host, proto) = forwarded_element(&asked.forwarded).unwrap_or_else(|| {
+            (last(asked.x_forwarded_host), last(asked.x_forwarded_proto).map(|p| p.to_ascii_lowercase()))
+        });
+        if let Some(host) = host.filter(|h| plausible_host(h)) {
+            origin.host = host;
+        }
+        if let Some(proto) = proto.filter(|p| p == "http" || p == "https") {
+            origin.scheme = proto;
+        }
+        origin
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_headers_count_only_from_a_trusted_proxy() {
+        let proxies = TrustedProxies::parse("10.0.0.1").unwrap();
+        let asked = RequestedOrigin {
+            scheme: "http",
+            host: Some("assent.internal:8080"),
+            forwarded: vec![],
+            x_forwarded_host: Some("evil.example"),
+            x_forwarded_proto: Some("https"),
+        };
+        let anyone = proxies.origin("203.0.113.9".parse().ok(), &asked, "127.0.0.1:8080");
+        assert_eq!(anyone.url(), "http://assent.internal:8080");
+        let proxy = proxies.origin("10.0.0.1".parse().ok(), &asked, "127.0.0.1:8080");
+        assert_eq!(proxy.url(), "https://evil.example");
+
+        let rfc = RequestedOrigin {
+            forwarded: vec!["for=192.0.2.60;proto=http, for=198.51.100.1;proto=HTTPS;host=\"policies.example.com\""],
+            ..asked.clone()
+        };
+        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &rfc, "x").url(), "https://policies.example.com");
+        // Two Forwarded headers, or an escaped value: not believed; X-Forwarded-* then count.
+        let two = RequestedOrigin { forwarded: vec!["host=a.example", "host=b.example"], ..asked.clone() };
+        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &two, "x").url(), "https://evil.example");
+        let escaped = RequestedOrigin { forwarded: vec!["host=\"a\\\"b\""], ..asked.clone() };
+        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &escaped, "x").url(), "https://evil.example");
+        // Nonsense hosts and schemes are ignored, even from a proxy.
+        let junk = RequestedOrigin {
+            host: Some("a b/c"),
+            x_forwarded_host: Some("evil.example/path"),
+            x_forwarded_proto: Some("javascript"),
+            ..asked
+        };
+        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &junk, "127.0.0.1:8080").url(), "http://127.0.0.1:8080");
+    }
 
     fn claims(exp: i64) -> Claims {
         Claims {

@@ -80,7 +80,7 @@ pub struct SigninForm {
 /// A POST from another site is refused: it would sign someone in with a key of the other
 /// site's choosing, or out, without them asking. Browsers say where a request comes from in
 /// `Sec-Fetch-Site`; older ones only in `Origin` (`null` counts as foreign).
-fn same_origin(req: &HttpRequest) -> Result<(), PageError> {
+fn same_origin(state: &AppState, req: &HttpRequest) -> Result<(), PageError> {
     let refuse =
         || PageError { status: StatusCode::FORBIDDEN, message: "This form can only be sent from this site.".into() };
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
@@ -90,8 +90,11 @@ fn same_origin(req: &HttpRequest) -> Result<(), PageError> {
     match header("origin") {
         None => Ok(()), // not a browser form post (curl, scripts): no ambient session to abuse
         Some(origin) => {
-            let info = req.connection_info();
-            if origin == format!("{}://{}", info.scheme(), info.host()) { Ok(()) } else { Err(refuse()) }
+            if origin == super::origin(state, req).url() {
+                Ok(())
+            } else {
+                Err(refuse())
+            }
         }
     }
 }
@@ -102,7 +105,7 @@ pub async fn signin(
     req: HttpRequest,
     form: web::Form<SigninForm>,
 ) -> Result<HttpResponse, PageError> {
-    same_origin(&req)?;
+    same_origin(&state, &req)?;
     let presented = form.into_inner().key.trim().to_owned();
     let key = state.db.run(move |c| authenticate(c, &presented)).await?;
     let Some(key) = key.filter(|k| k.scope != Scope::Write && k.audience.is_none()) else {
@@ -123,15 +126,15 @@ pub async fn signin(
         .path("/admin")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(req.connection_info().scheme() == "https")
+        .secure(super::origin(&state, &req).scheme == "https")
         .max_age(CookieDuration::hours(SESSION_HOURS))
         .finish();
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin")).cookie(cookie).finish())
 }
 
 /// `POST /admin/signout`
-pub async fn signout(req: HttpRequest) -> Result<HttpResponse, PageError> {
-    same_origin(&req)?;
+pub async fn signout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
+    same_origin(&state, &req)?;
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/admin").finish();
     gone.make_removal();
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/signin")).cookie(gone).finish())
@@ -459,7 +462,7 @@ pub async fn record(
     }
     let subject =
         SubjectId::parse(q.q.as_deref().unwrap_or("").trim()).map_err(|e| PageError::bad_request(e.to_string()))?;
-    let origin = req.connection_info().host().to_owned();
+    let origin = super::origin(&state, &req).host;
     let view = super::record::record_page(&state, &subject, origin).await?;
     if view.rows.is_empty() {
         return Err(PageError::not_found(format!("No events are recorded for {:?}.", subject.as_str())));
@@ -586,7 +589,7 @@ pub async fn retry_webhooks(
     req: HttpRequest,
     form: web::Form<RetryForm>,
 ) -> Result<HttpResponse, PageError> {
-    same_origin(&req)?;
+    same_origin(&state, &req)?;
     let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
     if who.scope != Scope::Admin {
         return Err(PageError {

@@ -89,12 +89,10 @@ pub fn make_link(
     })
 }
 
-/// Where this server is reached: `ASSENT_PUBLIC_URL`, or what the request says.
+/// Where this server is reached: `ASSENT_PUBLIC_URL`, or what the request says (a trusted
+/// proxy's forwarded headers, or the Host header).
 fn base_url(state: &AppState, req: &HttpRequest) -> String {
-    state.settings.public_url.clone().unwrap_or_else(|| {
-        let info = req.connection_info();
-        format!("{}://{}", info.scheme(), info.host())
-    })
+    super::origin(state, req).url()
 }
 
 /// A signed consent link that sends a subject through the consent page and back.
@@ -183,12 +181,12 @@ async fn claims_of(state: &AppState, token: &str) -> Result<(Claims, SubjectId),
 }
 
 /// The CSRF token from the cookie, or a new one to set.
-fn csrf_token(req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
+fn csrf_token(state: &AppState, req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
     if let Some(c) = req.cookie(CSRF_COOKIE).filter(|c| c.value().len() == 64) {
         return (c.value().to_owned(), None);
     }
     let token = crate::ledger::keys::random_bytes::<32>().map(hex::encode).unwrap_or_default();
-    let secure = req.connection_info().scheme() == "https";
+    let secure = super::origin(state, req).scheme == "https";
     let cookie = Cookie::build(CSRF_COOKIE, token.clone())
         .path("/")
         .http_only(true)
@@ -311,7 +309,7 @@ fn consent_page(
     agreements: Vec<PendingAgreement>,
     changed: bool,
 ) -> HttpResponse {
-    let (csrf, cookie) = csrf_token(req);
+    let (csrf, cookie) = csrf_token(state, req);
     let shown = seal(&state.link_key, &fingerprint(&agreements)).unwrap_or_default();
     let any_upcoming = agreements.iter().any(|a| a.upcoming.is_some());
     let view = ConsentPage { token, csrf, shown, agreements, any_upcoming, return_host: host_of(&claims.ret), changed };
@@ -639,7 +637,7 @@ pub async fn me(
             })
         })
         .collect();
-    let (csrf, cookie) = csrf_token(&req);
+    let (csrf, cookie) = csrf_token(&state, &req);
     let done = match q.done.as_deref() {
         Some("withdrawn") => Some("Your withdrawal is recorded.".to_owned()),
         Some("erasure") => Some(
@@ -731,7 +729,7 @@ pub async fn record_page(
         Ok(c) => c,
         Err(e) => return Ok(token_page(e)),
     };
-    let origin = req.connection_info().host().to_owned();
+    let origin = super::origin(&state, &req).host;
     let view = super::record::record_page(&state, &subject, origin).await?;
     Ok(page(view.render(), None))
 }

@@ -14,8 +14,7 @@ fn fixed(t: chrono::DateTime<Utc>) -> FixedDateTime {
 
 pub async fn atom(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
     let catalog = state.catalog.get(&state.db).await?;
-    let info = req.connection_info();
-    let base = format!("{}://{}", info.scheme(), info.host());
+    let base = super::origin(&state, &req).url();
     let entries: Vec<_> = catalog
         .newest_first()
         .into_iter()
@@ -56,5 +55,11 @@ pub async fn atom(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         ])
         .entries(entries)
         .build();
-    Ok(HttpResponse::Ok().content_type("application/atom+xml; charset=utf-8").body(feed.to_string()))
+    let mut resp = HttpResponse::Ok();
+    resp.content_type("application/atom+xml; charset=utf-8").insert_header(("Cache-Control", "public, max-age=300"));
+    if state.settings.public_url.is_none() {
+        // Its links are built on where the request was sent.
+        resp.insert_header(("Vary", "Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto"));
+    }
+    Ok(resp.body(feed.to_string()))
 }

@@ -55,6 +55,47 @@ pub struct AppState {
 /// The one route table.
 /// Middleware: every GET route also answers HEAD (contract §5). The request is routed as a GET;
 /// actix's HTTP encoder then sends the headers of the answer without its body.
+/// Where this request reached the server, for absolute URLs, the `Origin` check and `Secure`
+/// cookies: `ASSENT_PUBLIC_URL` when set; otherwise the `Host` header, or a trusted proxy's
+/// forwarded headers (`ASSENT_TRUSTED_PROXIES`). A client's own `X-Forwarded-Host` counts for
+/// nothing.
+pub fn origin(state: &AppState, req: &HttpRequest) -> crate::consent::Origin {
+    if let Some(public) = state.settings.public_url.as_deref().and_then(crate::consent::Origin::of_url) {
+        return public;
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let asked = crate::consent::RequestedOrigin {
+        scheme: if req.app_config().secure() { "https" } else { "http" },
+        host: header("host").or_else(|| req.uri().authority().map(|a| a.as_str())),
+        forwarded: req.headers().get_all("forwarded").filter_map(|v| v.to_str().ok()).collect(),
+        x_forwarded_host: header("x-forwarded-host"),
+        x_forwarded_proto: header("x-forwarded-proto"),
+    };
+    state.settings.trusted_proxies.origin(req.peer_addr().map(|a| a.ip()), &asked, req.app_config().host())
+}
+
+/// `Cache-Control` for answers that set none: the JSON API's are per key and change with
+/// every decision (`no-store`); the public pages may be kept a minute, and vary with the
+/// reader's languages.
+pub async fn cache_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{CACHE_CONTROL, HeaderValue, VARY};
+    let path = req.path().to_owned();
+    let mut resp = next.call(req).await?;
+    let headers = resp.headers_mut();
+    if !headers.contains_key(CACHE_CONTROL) {
+        if path.starts_with("/api/") {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        } else if path == "/" || path.starts_with("/policies/") {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+            headers.append(VARY, HeaderValue::from_static("Accept-Language"));
+        }
+    }
+    Ok(resp)
+}
+
 pub async fn head_as_get(
     mut req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,

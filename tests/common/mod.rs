@@ -336,6 +336,20 @@ impl TestApp {
         self.post_raw(path, Some(key), &body.to_string())
     }
 
+    /// POSTs JSON with a key and more headers.
+    pub fn post_with(&self, path: &str, key: &str, body: &serde_json::Value, headers: &[(&str, &str)]) -> Response {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.address))
+            .header("Content-Type", "application/json")
+            .header("Authorization", &format!("Bearer {key}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send(body.to_string()).unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        into_response(path, resp)
+    }
+
     fn stop(&mut self) {
         if let Some(thread) = self.thread.take() {
             actix_web::rt::System::new().block_on(self.handle.stop(false));
