@@ -66,7 +66,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "ASSENT_ALLOWED_RETURN_ORIGINS", default_value = "")]
     pub allowed_return_origins: String,
 
-    /// Proxies whose X-Forwarded-For is believed, comma-separated addresses or networks.
+    /// Proxies whose forwarded headers (X-Forwarded-For, Forwarded, X-Forwarded-Host and
+    /// -Proto) are believed, comma-separated addresses or networks.
     #[arg(long, global = true, env = "ASSENT_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
@@ -293,7 +294,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         crate::consent::ReturnOrigins::parse(&cli.allowed_return_origins).context("ASSENT_ALLOWED_RETURN_ORIGINS")?;
     settings.trusted_proxies =
         crate::consent::TrustedProxies::parse(&cli.trusted_proxies).context("ASSENT_TRUSTED_PROXIES")?;
-    settings.public_url = cli.public_url.clone().filter(|u| !u.is_empty());
+    settings.public_url = match cli.public_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        None => None,
+        Some(raw) => {
+            if crate::consent::Origin::of_url(raw).is_none_or(|o| o.scheme != "http" && o.scheme != "https") {
+                return Err(Refused(format!(
+                    "ASSENT_PUBLIC_URL `{raw}`: use an absolute http(s) URL, such as https://policies.example.com"
+                ))
+                .into());
+            }
+            Some(raw.to_owned())
+        }
+    };
     let duration = |raw: &str, name: &str| {
         humantime::parse_duration(raw.trim())
             .ok()
@@ -360,6 +372,9 @@ fn sync(settings: &Settings) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match policies::sync(&mut conn, &set, chrono::Utc::now()) {
         Ok(report) => {
+            if !report.published.is_empty() {
+                crate::freshness::settle();
+            }
             for line in &report.published {
                 writeln!(out, "published {line}")?;
             }
@@ -589,6 +604,7 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::Revoke { name } => {
             if crate::db::keys::revoke_key(&mut conn, &name, chrono::Utc::now())? {
+                crate::freshness::settle();
                 writeln!(out, "revoked `{name}`")?;
             } else {
                 anyhow::bail!("no live key named `{name}` (`assent keys list` shows them)");

@@ -30,7 +30,7 @@ pub struct Settings {
     pub evidence_retention: Option<std::time::Duration>,
     /// Origins a consent link may return to (`ASSENT_ALLOWED_RETURN_ORIGINS`).
     pub return_origins: crate::consent::ReturnOrigins,
-    /// Proxies whose `X-Forwarded-For` is believed (`ASSENT_TRUSTED_PROXIES`).
+    /// Proxies whose forwarded headers are believed (`ASSENT_TRUSTED_PROXIES`).
     pub trusted_proxies: crate::consent::TrustedProxies,
     /// The address people reach this server at, for links (`ASSENT_PUBLIC_URL`).
     pub public_url: Option<String>,

@@ -29,6 +29,7 @@ pub mod coverage;
 pub mod crash;
 pub mod db;
 pub mod domain;
+pub mod freshness;
 pub mod ledger;
 pub mod log;
 pub mod policies;

@@ -19,8 +19,10 @@ fn main() -> ExitCode {
     }
     match assent::cli::run(cli) {
         Ok(code) => code,
-        // The reader went away (`assent history --json | head -1`): what it read was complete.
-        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
+        // The reader went away (`assent history --json | head -1`): stop quietly, with the
+        // status of a process that SIGPIPE ended (128 + 13), as other tools do; not 0, which
+        // would pass a `verify` whose findings were not all read.
+        Err(e) if broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<assent::cli::Refused>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }

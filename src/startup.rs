@@ -53,6 +53,8 @@ impl Application {
         if db.backend() == "postgres" {
             start_coverage_folding(db.clone());
         }
+        let freshness = Arc::new(crate::freshness::Freshness::default());
+        crate::freshness::watch(&db, freshness.clone());
         let metrics = Arc::new(Metrics::default());
         let wake_webhooks = Arc::new(tokio::sync::Notify::new());
         let recorder = crate::ledger::lane::Recorder::new(db.clone(), metrics.clone(), wake_webhooks.clone());
@@ -65,6 +67,7 @@ impl Application {
             diffs: Arc::new(DiffCache::new(settings.diff_cache_bytes)),
             catalog: Default::default(),
             keys: Default::default(),
+            freshness,
             link_key: crate::consent::link_key(&keys.server_secret)
                 .map_err(|e| anyhow::anyhow!("deriving the link key: {e}"))?,
             admin_key: crate::consent::derive_key(&keys.server_secret, b"assent admin sessions v1")

@@ -30,13 +30,23 @@ fn bind_at_the_top_level_and_plain_logs(backend: Backend) {
     }
 }
 
-/// Reads a server's log until a line says where it serves (or the log ends), then stops it.
+/// Reads a server's log until a line says where it serves (or the log ends, or a minute
+/// passes), then stops it.
 fn serve_and_read_log(command: &mut Command) -> (Option<String>, Vec<String>) {
     let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = Vec::new();
     let serving = loop {
-        let Some(Ok(line)) = lines.next() else { break None };
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else { break None };
         seen.push(line.clone());
         if let Some(at) = line.split("serving at http://").nth(1) {
             break Some(at.trim_end_matches(|c: char| c == '"' || c == '}' || c.is_whitespace()).to_owned());
@@ -74,7 +84,8 @@ fn json_logs_and_a_bad_log_format(backend: Backend) {
     );
 }
 
-/// `history` has column headers; `history --json | head -1` ends quietly and successfully.
+/// `history` has column headers; `history --json | head -1` and `export | head -1` end quietly,
+/// with SIGPIPE's status.
 fn history_headers_and_a_closed_pipe(backend: Backend) {
     let app = TestApp::spawn(&backend);
     let key = app.key("host", "write");
@@ -108,8 +119,34 @@ fn history_headers_and_a_closed_pipe(backend: Backend) {
         .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(141), "SIGPIPE's status: {}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // An export larger than its write buffer, cut off by its reader after one line.
+    for i in 0..700 {
+        let r = app.post(
+            &format!("/api/v1/subjects/bulk-{i}/acceptances"),
+            &key,
+            &json!({"document": "service-agreement", "version": 1}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    for format in ["csv", "jsonl"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_assent"))
+            .args(["export", "--format", format])
+            .env("ASSENT_DATABASE_URL", &app.db.url)
+            .env("ASSENT_POLICIES", app.policies.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        assert!(!first.is_empty());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(141), "{format}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "{format}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 /// `assent link` builds its links on the bind address when there is no public URL.
@@ -127,6 +164,22 @@ fn link_falls_back_to_the_bind_address(backend: Backend) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let url = String::from_utf8_lossy(&out.stdout);
     assert!(url.starts_with("http://127.0.0.1:9417/consent?token="), "{url}");
+}
+
+#[test]
+fn a_public_url_that_is_not_one_is_refused() {
+    let db = TestDatabase::create(&Backend::Sqlite);
+    let out = binary()
+        .arg("sync")
+        .env("ASSENT_DATABASE_URL", &db.url)
+        .env("ASSENT_PUBLIC_URL", "policies.example.com")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("ASSENT_PUBLIC_URL `policies.example.com`: use an absolute http(s) URL")
+    );
 }
 
 on_both_databases!(

@@ -183,6 +183,32 @@ fn forwarded_headers_are_believed_only_from_trusted_proxies(backend: Backend) {
     let page = app.get("/policies/terms");
     assert_eq!(page.header("cache-control"), Some("public, max-age=60"));
     assert!(page.header("vary").is_some_and(|v| v.to_ascii_lowercase().contains("accept-language")));
+    assert_eq!(app.get("/policies/nope").header("cache-control"), Some("no-store"), "errors are not kept");
+    assert_eq!(app.get("/admin/signin").header("cache-control"), Some("no-store"));
+    let url = link.json()["url"].as_str().unwrap().to_owned();
+    let consent = app.get_with(url.trim_start_matches(&app.address), &forged);
+    assert!(
+        consent.header("set-cookie").is_some_and(|c| !c.contains("Secure")),
+        "a client's own X-Forwarded-Proto does not make cookies Secure"
+    );
+    let cross = app.post_form_with("/admin/signin", &[("key", "x")], &[("Origin", "https://evil.example")]);
+    assert_eq!(cross.status, 403, "a forged X-Forwarded-Host cannot pass the Origin check either");
+
+    // ASSENT_PUBLIC_URL, path and all, builds the links.
+    let public = TestApp::spawn_configured(&backend, timeline, |s| {
+        s.public_url = Some("https://example.org/assent/".into());
+        s.return_origins = assent::consent::ReturnOrigins::parse("https://app.example").unwrap();
+    });
+    let feed = public.get_with("/feed.atom", &forged);
+    assert!(feed.body.contains("https://example.org/assent/policies/terms/versions/2"), "{}", feed.body);
+    assert!(!feed.header("vary").unwrap_or("").contains("X-Forwarded-Host"), "links no longer vary with the request");
+    let key = public.key("host", "write");
+    let link = public.post(
+        "/api/v1/consent-links",
+        &key,
+        &serde_json::json!({"subject": "p", "return_to": "https://app.example/back"}),
+    );
+    assert!(link.json()["url"].as_str().unwrap().starts_with("https://example.org/assent/consent?"), "{}", link.body);
 
     // Behind a proxy this server trusts (the tests' client is 127.0.0.1), its headers count.
     let behind = TestApp::spawn_configured(&backend, timeline, |s| {

@@ -154,7 +154,7 @@ impl ReturnOrigins {
     }
 }
 
-/// Proxies whose `X-Forwarded-For` is believed (`ASSENT_TRUSTED_PROXIES`).
+/// Proxies whose forwarded headers are believed (`ASSENT_TRUSTED_PROXIES`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<ipnet::IpNet>);
 
@@ -221,27 +221,44 @@ pub struct RequestedOrigin<'a> {
     pub scheme: &'a str,
     /// The `Host` header.
     pub host: Option<&'a str>,
-    /// Every `Forwarded` header (RFC 7239).
+    /// Every `Forwarded` header line (RFC 7239).
     pub forwarded: Vec<&'a str>,
-    pub x_forwarded_host: Option<&'a str>,
-    pub x_forwarded_proto: Option<&'a str>,
+    /// Every `X-Forwarded-Host` and `X-Forwarded-Proto` line: a proxy appends its own last.
+    pub x_forwarded_host: Vec<&'a str>,
+    pub x_forwarded_proto: Vec<&'a str>,
 }
 
 /// A host as a client may name it: a name or address and an optional port, nothing else.
 fn plausible_host(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 255
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']'))
 }
 
-/// The `host` and `proto` of the element a proxy appended last to a single `Forwarded` header
-/// (RFC 7239: `for=…;proto=https;host=example.com`, values plain or quoted without escapes).
-/// None when there is not exactly one header, or it does not parse.
-fn forwarded_element(headers: &[&str]) -> Option<(Option<String>, Option<String>)> {
-    let [header] = headers else { return None };
-    let last = header.rsplit(',').next()?.trim();
+/// Splits `text` at each `sep` outside double quotes.
+fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
+    let (mut parts, mut start, mut quoted) = (Vec::new(), 0, false);
+    for (i, c) in text.char_indices() {
+        if c == '"' {
+            quoted = !quoted;
+        } else if c == sep && !quoted {
+            parts.push(&text[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// The `host` and `proto` of the element a proxy appended last to `Forwarded` (RFC 7239:
+/// `for=…;proto=https;host=example.com`; several header lines are one list, RFC 9110 §5.3;
+/// values plain or quoted, without escapes). None when the element does not parse.
+fn forwarded_element(lines: &[&str]) -> Option<(Option<String>, Option<String>)> {
+    let joined = lines.join(", ");
+    let elements = split_unquoted(&joined, ',');
+    let last = elements.last()?.trim();
     let (mut host, mut proto) = (None, None);
-    for pair in last.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+    for pair in split_unquoted(last, ';').into_iter().map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=')?;
         let value = match value.strip_prefix('"') {
             Some(quoted) => quoted.strip_suffix('"').filter(|v| !v.contains(['"', '\\']))?,
@@ -257,8 +274,8 @@ fn forwarded_element(headers: &[&str]) -> Option<(Option<String>, Option<String>
 }
 
 impl TrustedProxies {
-    /// Where the request was sent: from a trusted proxy, what its forwarded headers say (a
-    /// single `Forwarded` header first, then `X-Forwarded-Host` and `-Proto`); from anyone else,
+    /// Where the request was sent: from a trusted proxy, what its forwarded headers say
+    /// (`Forwarded` when it sent one, else `X-Forwarded-Host` and `-Proto`); from anyone else,
     /// its own `Host` header and the connection's scheme. `fallback` is the host when nothing
     /// usable was said (this server's bind address).
     pub fn origin(&self, peer: Option<IpAddr>, asked: &RequestedOrigin<'_>, fallback: &str) -> Origin {
@@ -267,10 +284,14 @@ impl TrustedProxies {
         if !peer.is_some_and(|p| self.trusts(p)) {
             return origin;
         }
-        let last = |v: Option<&str>| v.and_then(|v| v.rsplit(',').next()).map(|v| v.trim().to_owned());
-        let (host, proto) = forwarded_element(&asked.forwarded).unwrap_or_else(|| {
-            (last(asked.x_forwarded_host), last(asked.x_forwarded_proto).map(|p| p.to_ascii_lowercase()))
-        });
+        let last = |v: &[&str]| v.last().and_then(|v| v.rsplit(',').next()).map(|v| v.trim().to_owned());
+        // A proxy that sends `Forwarded` is believed for it alone: the `X-Forwarded-*` it may
+        // pass through unchanged are the client's.
+        let (host, proto) = if asked.forwarded.is_empty() {
+            (last(&asked.x_forwarded_host), last(&asked.x_forwarded_proto).map(|p| p.to_ascii_lowercase()))
+        } else {
+            forwarded_element(&asked.forwarded).unwrap_or_default()
+        };
         if let Some(host) = host.filter(|h| plausible_host(h)) {
             origin.host = host;
         }
@@ -292,8 +313,8 @@ mod tests {
             scheme: "http",
             host: Some("assent.internal:8080"),
             forwarded: vec![],
-            x_forwarded_host: Some("evil.example"),
-            x_forwarded_proto: Some("https"),
+            x_forwarded_host: vec!["evil.example"],
+            x_forwarded_proto: vec!["https"],
         };
         let anyone = proxies.origin("203.0.113.9".parse().ok(), &asked, "127.0.0.1:8080");
         assert_eq!(anyone.url(), "http://assent.internal:8080");
@@ -305,16 +326,24 @@ mod tests {
             ..asked.clone()
         };
         assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &rfc, "x").url(), "https://policies.example.com");
-        // Two Forwarded headers, or an escaped value: not believed; X-Forwarded-* then count.
-        let two = RequestedOrigin { forwarded: vec!["host=a.example", "host=b.example"], ..asked.clone() };
-        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &two, "x").url(), "https://evil.example");
+        // Several lines are one list: the proxy's own element, appended last, counts; a
+        // client's line before it does not, nor do the X-Forwarded-* it passed through.
+        let two = RequestedOrigin { forwarded: vec!["host=client.example", "host=proxy.example"], ..asked.clone() };
+        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &two, "x").url(), "http://proxy.example");
+        let quoted = RequestedOrigin {
+            forwarded: vec!["for=1.2.3.4, host=\"a.example\";proto=https;for=\"[::1]:80\""],
+            ..asked.clone()
+        };
+        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &quoted, "x").url(), "https://a.example");
         let escaped = RequestedOrigin { forwarded: vec!["host=\"a\\\"b\""], ..asked.clone() };
-        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &escaped, "x").url(), "https://evil.example");
+        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &escaped, "x").url(), "http://assent.internal:8080");
+        let appended = RequestedOrigin { x_forwarded_host: vec!["evil.example", "proxy.example"], ..asked.clone() };
+        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &appended, "x").url(), "https://proxy.example");
         // Nonsense hosts and schemes are ignored, even from a proxy.
         let junk = RequestedOrigin {
             host: Some("a b/c"),
-            x_forwarded_host: Some("evil.example/path"),
-            x_forwarded_proto: Some("javascript"),
+            x_forwarded_host: vec!["evil.example/path"],
+            x_forwarded_proto: vec!["javascript"],
             ..asked
         };
         assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &junk, "127.0.0.1:8080").url(), "http://127.0.0.1:8080");

@@ -133,7 +133,13 @@ impl DatabaseUrl {
             }
             Self::Postgres(url) => {
                 prepare_tls();
-                Ok(DbConnection::Postgres(PgConnection::establish(url)?))
+                // A host that does not answer is given up after 5 s, not the kernel's minutes.
+                let url = if url.contains("connect_timeout=") {
+                    url.clone()
+                } else {
+                    format!("{url}{}connect_timeout=5", if url.contains('?') { '&' } else { '?' })
+                };
+                Ok(DbConnection::Postgres(PgConnection::establish(&url)?))
             }
         }
     }
@@ -201,6 +207,8 @@ pub type PooledConnection = diesel::r2d2::PooledConnection<Manager>;
 #[derive(Clone)]
 pub struct Db {
     pool: diesel::r2d2::Pool<Manager>,
+    /// For connections of their own, outside the pool (the change watcher's).
+    url: DatabaseUrl,
     backend: &'static str,
     created: bool,
     /// This database's log integration rounds (PostgreSQL), shared by the pool's users.
@@ -255,8 +263,8 @@ impl Db {
             .max_size(pool_size)
             .connection_timeout(Duration::from_secs(10))
             .error_handler(Box::new(LogConnectionErrors))
-            .build(Manager { url: parsed })?;
-        Ok(Self { pool, backend, created: false, rounds: Default::default() })
+            .build(Manager { url: parsed.clone() })?;
+        Ok(Self { pool, url: parsed, backend, created: false, rounds: Default::default() })
     }
 
     /// Whether opening created the database's tables (a new SQLite file, an empty PostgreSQL
@@ -287,12 +295,17 @@ impl Db {
             .max_size(pool_size)
             .connection_timeout(Duration::from_secs(10))
             .error_handler(Box::new(LogConnectionErrors))
-            .build(Manager { url })?;
+            .build(Manager { url: url.clone() })?;
         let mut conn = pool.get()?;
         let created = !has_assent_tables(&mut conn);
         conn.migrate()?;
         drop(conn);
-        Ok(Self { pool, backend, created, rounds: Default::default() })
+        Ok(Self { pool, url, backend, created, rounds: Default::default() })
+    }
+
+    /// A connection outside the pool, for a thread that keeps it (the change watcher).
+    pub fn dedicated(&self) -> Result<DbConnection, DbError> {
+        self.url.establish()
     }
 
     pub fn rounds(&self) -> &crate::log::Rounds {

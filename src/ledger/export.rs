@@ -112,10 +112,24 @@ impl std::str::FromStr for Format {
 pub enum ExportError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("writing the export: {0}")]
+    // The cause is the source (not also in the message: `{:#}` would print it twice), so that
+    // a closed pipe is found as one.
+    #[error("writing the export")]
     Io(#[from] std::io::Error),
     #[error("writing the export: {0}")]
-    Csv(#[from] csv::Error),
+    Csv(csv::Error),
+}
+
+impl From<csv::Error> for ExportError {
+    fn from(e: csv::Error) -> Self {
+        if !e.is_io_error() {
+            return Self::Csv(e);
+        }
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => Self::Io(io),
+            other => Self::Csv(csv::Error::from(std::io::Error::other(format!("{other:?}")))),
+        }
+    }
 }
 
 /// Events read per query.
@@ -265,7 +279,7 @@ pub fn export(
         Format::Jsonl => {
             let n = each_page(conn, filter, |rows| {
                 for row in rows {
-                    serde_json::to_writer(&mut *out, &event_json(row)?).map_err(std::io::Error::other)?;
+                    serde_json::to_writer(&mut *out, &event_json(row)?).map_err(std::io::Error::from)?;
                     out.write_all(b"\n")?;
                 }
                 Ok(out.flush()?)

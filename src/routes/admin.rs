@@ -90,10 +90,12 @@ fn same_origin(state: &AppState, req: &HttpRequest) -> Result<(), PageError> {
     match header("origin") {
         None => Ok(()), // not a browser form post (curl, scripts): no ambient session to abuse
         Some(origin) => {
-            if origin == super::origin(state, req).url() {
-                Ok(())
-            } else {
-                Err(refuse())
+            // As origins, so that `HOST:443` and `https://host`, or case, do not differ.
+            let ours = url::Url::parse(&super::origin(state, req).url()).map(|u| u.origin());
+            let theirs = url::Url::parse(origin).map(|u| u.origin());
+            match (ours, theirs) {
+                (Ok(ours), Ok(theirs)) if ours == theirs && ours.is_tuple() => Ok(()),
+                _ => Err(refuse()),
             }
         }
     }
@@ -209,7 +211,7 @@ const CHART_DAYS: i64 = 30;
 /// `GET /admin`
 pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
     let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
-    let catalog = state.catalog.get(&state.db).await?;
+    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
     let now = Utc::now();
     let cat = catalog.clone();
     let (bars, days) = state
@@ -326,7 +328,7 @@ pub async fn events(
     q: web::Query<EventQuery>,
 ) -> Result<HttpResponse, PageError> {
     let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
-    let catalog = state.catalog.get(&state.db).await?;
+    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
     let filter = parse_filter(&q, &catalog, &state.subject_keys, None).map_err(PageError::from)?;
     let after = q.after.as_deref().and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
     const PAGE: i64 = 50;
@@ -413,7 +415,7 @@ pub async fn subject(
     match SubjectId::parse(raw.trim()) {
         Err(e) => page.error = Some(if raw.is_empty() { "Enter a subject id.".into() } else { e.to_string() }),
         Ok(id) => {
-            let catalog = state.catalog.get(&state.db).await?;
+            let catalog = state.catalog.get(&state.db, &state.freshness).await?;
             let key = state.subject_keys.key(&id);
             let (rows, decisions) = state
                 .db

@@ -1,5 +1,6 @@
-//! Bearer API keys on the JSON API. Verified keys are remembered for a few seconds, so a status
-//! check does not pay a key lookup; a revocation takes effect within that time.
+//! Bearer API keys on the JSON API. Looked-up keys are remembered until a key changes anywhere
+//! (a revocation, a new key: see [`crate::freshness`]), so a status check does not pay a key
+//! lookup, and a revocation is in force on every server from the next request on.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,20 +15,50 @@ use crate::db::keys::{KeyRow, key_by_prefix, touch_key};
 use crate::domain::Scope;
 use crate::ledger::keys::{Authenticated, matches, prefix_of};
 
-/// How long a looked-up key row is trusted before it is read again.
-pub const KEY_TTL: Duration = Duration::from_secs(5);
 /// How often `last_used_at` is written for a busy key.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// Most prefixes remembered (presented junk must not grow the cache without bound).
+const MAX_REMEMBERED: usize = 10_000;
 
 #[derive(Default)]
 pub struct KeyCache {
-    rows: Mutex<HashMap<String, CachedKey>>,
+    rows: Mutex<Remembered>,
+    /// Held while a key is looked up: requests that miss together wait for one lookup each.
+    looking: tokio::sync::Mutex<()>,
 }
 
-struct CachedKey {
-    fetched: Instant,
-    row: Option<KeyRow>,
-    touched: Option<Instant>,
+#[derive(Default)]
+struct Remembered {
+    /// The generation the rows were read at; at another, they are all dropped.
+    generation: u64,
+    rows: HashMap<String, Option<KeyRow>>,
+    touched: HashMap<String, Instant>,
+}
+
+impl KeyCache {
+    fn remembered(&self, prefix: &str, generation: u64) -> Option<Option<KeyRow>> {
+        let mut cache = self.rows.lock().ok()?;
+        if generation > cache.generation {
+            // Generations only move forward: a request that read an older one misses.
+            cache.generation = generation;
+            cache.rows.clear();
+        }
+        if generation != cache.generation {
+            return None;
+        }
+        cache.rows.get(prefix).cloned()
+    }
+
+    fn remember(&self, prefix: &str, generation: u64, row: Option<KeyRow>) {
+        if let Ok(mut cache) = self.rows.lock()
+            && cache.generation == generation
+        {
+            if cache.rows.len() >= MAX_REMEMBERED {
+                cache.rows.clear();
+            }
+            cache.rows.insert(prefix.to_owned(), row);
+        }
+    }
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -62,33 +93,35 @@ pub async fn require(state: &AppState, req: &HttpRequest, needed: Scope) -> Resu
 }
 
 async fn cached_row(state: &AppState, prefix: &str) -> Result<Option<KeyRow>, ApiError> {
-    if let Ok(rows) = state.keys.rows.lock()
-        && let Some(hit) = rows.get(prefix).filter(|c| c.fetched.elapsed() < KEY_TTL)
-    {
-        return Ok(hit.row.clone());
+    if let Some(row) = state.keys.remembered(prefix, state.freshness.current()) {
+        return Ok(row);
+    }
+    let _looking = state.keys.looking.lock().await;
+    // The generation before the read: a change during it makes the next request read again.
+    let generation = state.freshness.current();
+    if let Some(row) = state.keys.remembered(prefix, generation) {
+        return Ok(row);
     }
     let owned = prefix.to_owned();
     let row = state.db.run(move |c| key_by_prefix(c, &owned)).await?;
-    if let Ok(mut rows) = state.keys.rows.lock() {
-        if rows.len() > 10_000 {
-            rows.clear(); // presented junk prefixes must not grow this without bound
-        }
-        let touched = rows.get(prefix).and_then(|c| c.touched);
-        rows.insert(prefix.to_owned(), CachedKey { fetched: Instant::now(), row: row.clone(), touched });
-    }
+    state.keys.remember(prefix, generation, row.clone());
     Ok(row)
 }
 
 /// Records when a key was last used, at most once a minute per key, off the request's path.
 fn touch(state: &AppState, prefix: &str, id: i64) {
     let due = match state.keys.rows.lock() {
-        Ok(mut rows) => match rows.get_mut(prefix) {
-            Some(c) if c.touched.is_none_or(|t| t.elapsed() >= TOUCH_EVERY) => {
-                c.touched = Some(Instant::now());
-                true
+        Ok(mut cache) => {
+            let last = cache.touched.get(prefix).copied();
+            let due = last.is_none_or(|t| t.elapsed() >= TOUCH_EVERY);
+            if due {
+                if cache.touched.len() >= MAX_REMEMBERED {
+                    cache.touched.clear();
+                }
+                cache.touched.insert(prefix.to_owned(), Instant::now());
             }
-            _ => false,
-        },
+            due
+        }
         Err(_) => false,
     };
     if due {

@@ -13,8 +13,8 @@ fn fixed(t: chrono::DateTime<Utc>) -> FixedDateTime {
 }
 
 pub async fn atom(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
-    let catalog = state.catalog.get(&state.db).await?;
-    let base = super::origin(&state, &req).url();
+    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let base = super::base_url(&state, &req);
     let entries: Vec<_> = catalog
         .newest_first()
         .into_iter()

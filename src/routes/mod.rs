@@ -39,6 +39,8 @@ pub struct AppState {
     pub diffs: Arc<DiffCache>,
     pub catalog: catalog::CatalogCache,
     pub keys: auth::KeyCache,
+    /// When the catalog and keys were last changed, by anyone.
+    pub freshness: Arc<crate::freshness::Freshness>,
     pub recorder: crate::ledger::lane::Recorder,
     /// Finds a subject's rows by a keyed hash of its id.
     pub subject_keys: crate::ledger::SubjectKeys,
@@ -52,9 +54,6 @@ pub struct AppState {
     pub admin_key: Vec<u8>,
 }
 
-/// The one route table.
-/// Middleware: every GET route also answers HEAD (contract §5). The request is routed as a GET;
-/// actix's HTTP encoder then sends the headers of the answer without its body.
 /// Where this request reached the server, for absolute URLs, the `Origin` check and `Secure`
 /// cookies: `ASSENT_PUBLIC_URL` when set; otherwise the `Host` header, or a trusted proxy's
 /// forwarded headers (`ASSENT_TRUSTED_PROXIES`). A client's own `X-Forwarded-Host` counts for
@@ -64,19 +63,29 @@ pub fn origin(state: &AppState, req: &HttpRequest) -> crate::consent::Origin {
         return public;
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let all = |name: &str| req.headers().get_all(name).filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
     let asked = crate::consent::RequestedOrigin {
         scheme: if req.app_config().secure() { "https" } else { "http" },
         host: header("host").or_else(|| req.uri().authority().map(|a| a.as_str())),
-        forwarded: req.headers().get_all("forwarded").filter_map(|v| v.to_str().ok()).collect(),
-        x_forwarded_host: header("x-forwarded-host"),
-        x_forwarded_proto: header("x-forwarded-proto"),
+        forwarded: all("forwarded"),
+        x_forwarded_host: all("x-forwarded-host"),
+        x_forwarded_proto: all("x-forwarded-proto"),
     };
     state.settings.trusted_proxies.origin(req.peer_addr().map(|a| a.ip()), &asked, req.app_config().host())
 }
 
-/// `Cache-Control` for answers that set none: the JSON API's are per key and change with
-/// every decision (`no-store`); the public pages may be kept a minute, and vary with the
-/// reader's languages.
+/// The base of this server's absolute URLs (links in the feed, consent links):
+/// `ASSENT_PUBLIC_URL` as given, path included, or the request's [`origin`].
+pub fn base_url(state: &AppState, req: &HttpRequest) -> String {
+    match state.settings.public_url.as_deref() {
+        Some(public) => public.trim_end_matches('/').to_owned(),
+        None => origin(state, req).url(),
+    }
+}
+
+/// `Cache-Control` for answers that set none: the public pages may be kept a minute, and vary
+/// with the reader's languages; their errors, the JSON API (per key, changing with every
+/// decision), the admin, consent and `/me` pages are `no-store`.
 pub async fn cache_headers(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
@@ -84,18 +93,23 @@ pub async fn cache_headers(
     use actix_web::http::header::{CACHE_CONTROL, HeaderValue, VARY};
     let path = req.path().to_owned();
     let mut resp = next.call(req).await?;
+    let status = resp.status();
     let headers = resp.headers_mut();
     if !headers.contains_key(CACHE_CONTROL) {
-        if path.starts_with("/api/") {
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        } else if path == "/" || path.starts_with("/policies/") {
+        let public = path == "/" || path.starts_with("/policies/");
+        if public && status.is_success() {
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
             headers.append(VARY, HeaderValue::from_static("Accept-Language"));
+        } else if public || ["/api/", "/admin", "/me", "/consent"].iter().any(|p| path.starts_with(p)) {
+            // Per key, per session or per subject, or an error that must not outlive its cause.
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
     }
     Ok(resp)
 }
 
+/// Middleware: every GET route also answers HEAD (contract §5). The request is routed as a GET;
+/// actix's HTTP encoder then sends the headers of the answer without its body.
 pub async fn head_as_get(
     mut req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
@@ -106,6 +120,7 @@ pub async fn head_as_get(
     next.call(req).await
 }
 
+/// The one route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::index))
         .route("/policies/{slug}", web::get().to(pages::show_current))

@@ -284,6 +284,16 @@ impl TestApp {
     }
 
     /// POSTs a raw body (JSON unless it is not) with a key.
+    /// POSTs a form with more headers.
+    pub fn post_form_with(&self, path: &str, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Response {
+        let mut req = self.agent.post(format!("{}{path}", self.address));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send_form(fields.iter().copied()).unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        into_response(path, resp)
+    }
+
     pub fn post_raw(&self, path: &str, key: Option<&str>, body: &str) -> Response {
         let mut req = self.agent.post(format!("{}{path}", self.address)).header("Content-Type", "application/json");
         if let Some(key) = key {

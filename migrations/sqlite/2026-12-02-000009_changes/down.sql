@@ -1,0 +1,13 @@
+DROP TRIGGER api_keys_inserted;
+DROP TRIGGER api_keys_updated;
+DROP TRIGGER api_keys_deleted;
+DROP TRIGGER documents_inserted;
+DROP TRIGGER documents_updated;
+DROP TRIGGER documents_deleted;
+DROP TRIGGER versions_inserted;
+DROP TRIGGER versions_updated;
+DROP TRIGGER versions_deleted;
+DROP TRIGGER webhook_endpoints_inserted;
+DROP TRIGGER webhook_endpoints_updated;
+DROP TRIGGER webhook_endpoints_deleted;
+DROP TABLE assent_changes;
