@@ -82,6 +82,10 @@ pub struct Cli {
         num_args = 0..=1, require_equals = true, default_value_t = false, default_missing_value = "true")]
     pub webhook_allow_private: bool,
 
+    /// An admin session not used for this long ends (`30m`, `2h`).
+    #[arg(long, global = true, env = "ASSENT_ADMIN_IDLE_TIMEOUT", default_value = "30m")]
+    pub admin_idle_timeout: String,
+
     /// For tests: how long a webhook endpoint has to answer (default 10s).
     #[arg(long, global = true, env = "ASSENT_WEBHOOK_TIMEOUT", default_value = "10s", hide = true)]
     pub webhook_timeout: String,
@@ -312,6 +316,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .filter(|d| !d.is_zero())
             .with_context(|| format!("{name} `{raw}`: use a duration above zero, such as 10s, 500ms or 24h"))
     };
+    settings.admin_idle_timeout = duration(&cli.admin_idle_timeout, "ASSENT_ADMIN_IDLE_TIMEOUT")?;
     settings.webhooks = crate::webhooks::WebhookSettings {
         allow_private: cli.webhook_allow_private,
         timeout: duration(&cli.webhook_timeout, "ASSENT_WEBHOOK_TIMEOUT")?,

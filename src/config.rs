@@ -36,6 +36,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Webhook delivery (`ASSENT_WEBHOOK_*`).
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// An admin session unused for this long ends (`ASSENT_ADMIN_IDLE_TIMEOUT`).
+    pub admin_idle_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -57,6 +59,7 @@ impl Settings {
             trusted_proxies: Default::default(),
             public_url: None,
             webhooks: Default::default(),
+            admin_idle_timeout: crate::sessions::DEFAULT_IDLE,
         }
     }
 }

@@ -35,6 +35,7 @@ pub mod log;
 pub mod policies;
 pub mod render;
 pub mod routes;
+pub mod sessions;
 pub mod startup;
 pub mod views;
 pub mod webhooks;

@@ -68,6 +68,7 @@ impl Application {
             catalog: Default::default(),
             keys: Default::default(),
             freshness,
+            signins: Default::default(),
             link_key: crate::consent::link_key(&keys.server_secret)
                 .map_err(|e| anyhow::anyhow!("deriving the link key: {e}"))?,
             admin_key: crate::consent::derive_key(&keys.server_secret, b"assent admin sessions v1")

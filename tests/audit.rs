@@ -472,7 +472,56 @@ fn out_of_range_dates_and_unknown_documents_are_refused_everywhere(backend: Back
     assert_eq!(String::from_utf8_lossy(&known.stdout).lines().count(), 1);
 }
 
+fn signed_in(app: &TestApp, key: &str) -> String {
+    let ok = app.post_form("/admin/signin", &[("key", key)], None);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    ok.header("set-cookie").unwrap().split(';').next().unwrap().to_owned()
+}
+
+fn redirected_to_signin(app: &TestApp, session: &str) -> bool {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let resp = agent.get(format!("{}/admin", app.address)).header("Cookie", session).call().unwrap();
+    resp.status().as_u16() == 303
+}
+
+/// Signing out ends the session on the server, on every server: a copy of the cookie is worth
+/// nothing after it. An idle session ends. Failed sign-ins are throttled per address and key.
+fn admin_sessions_end_on_the_server_and_sign_ins_are_throttled(backend: Backend) {
+    let a = audit(&backend);
+    let other = a.app.another_server(|_| {});
+    let session = signed_in(&a.app, &a.read);
+    assert!(!redirected_to_signin(&a.app, &session) && !redirected_to_signin(&other, &session), "signed in on both");
+    let out = a.app.post_form("/admin/signout", &[], Some(&session));
+    assert_eq!(out.status, 303);
+    assert!(redirected_to_signin(&a.app, &session), "the captured cookie no longer opens /admin");
+    assert!(redirected_to_signin(&other, &session), "nor on the other server");
+
+    let idle =
+        TestApp::spawn_configured(&backend, folder, |s| s.admin_idle_timeout = std::time::Duration::from_secs(2));
+    let read = idle.key("auditor", "read");
+    let session = signed_in(&idle, &read);
+    for _ in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        assert!(!redirected_to_signin(&idle, &session), "a session in use stays open");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    assert!(redirected_to_signin(&idle, &session), "an idle session ends");
+
+    // Ten wrong keys from this address: the eleventh attempt waits, even with the right key.
+    for i in 0..10 {
+        let r = a.app.post_form("/admin/signin", &[("key", &format!("assent_{i:012}_wrong"))], None);
+        assert_eq!(r.status, 401, "attempt {i}");
+    }
+    let throttled = a.app.post_form("/admin/signin", &[("key", &a.admin)], None);
+    assert_eq!(throttled.status, 429, "{}", throttled.body);
+    let wait: u64 = throttled.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=600).contains(&wait), "{wait}");
+    assert!(throttled.body.contains("Too many failed sign-ins"));
+    assert!(signed_in(&other, &a.admin).len() > 20, "another server counts its own failures");
+}
+
 on_both_databases!(
+    admin_sessions_end_on_the_server_and_sign_ins_are_throttled,
     events_filter_and_page,
     bad_audit_queries_are_refused,
     out_of_range_dates_and_unknown_documents_are_refused_everywhere,

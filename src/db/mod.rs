@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod log;
 pub mod prepared;
 pub mod schema;
+pub mod sessions;
 pub mod versions;
 pub mod webhooks;
 

@@ -12,16 +12,14 @@ use serde::Deserialize;
 
 use super::audit::{EventQuery, parse_filter};
 use super::{AppState, PageError};
-use crate::consent::{seal, unseal};
 use crate::db::from_stored_time;
 use crate::db::keys::key_by_id;
 use crate::db::ledger::{acceptances_between, event_horizon, events_of, list_events};
 use crate::domain::{Scope, SubjectId, rules};
-use crate::ledger::keys::authenticate;
+use crate::sessions;
 use crate::views::human_time;
 
 const SESSION_COOKIE: &str = "assent_admin";
-const SESSION_HOURS: i64 = 8;
 
 /// Who is signed in.
 pub struct Session {
@@ -33,16 +31,22 @@ fn signin_redirect() -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/signin")).finish()
 }
 
-/// The session on a request: a live `read` or `admin` key behind a valid, unexpired cookie.
+/// The session on a request: a live `read` or `admin` key behind a session that has not ended,
+/// expired or idled out (`crate::sessions`).
 async fn session(state: &AppState, req: &HttpRequest) -> Result<Option<Session>, PageError> {
     let Some(cookie) = req.cookie(SESSION_COOKIE) else { return Ok(None) };
-    let Some(payload) = unseal(&state.admin_key, cookie.value()) else { return Ok(None) };
-    let Some((id, exp)) = payload.split_once('.') else { return Ok(None) };
-    let (Ok(id), Ok(exp)) = (id.parse::<i64>(), exp.parse::<i64>()) else { return Ok(None) };
-    if exp <= Utc::now().timestamp() {
+    let token = cookie.value().to_owned();
+    if token.len() != 64 {
         return Ok(None);
     }
-    let row = state.db.run(move |c| key_by_id(c, id)).await?;
+    let idle = state.settings.admin_idle_timeout;
+    let row = state
+        .db
+        .run(move |c| match sessions::check(c, &token, idle, Utc::now())? {
+            Some(key_id) => key_by_id(c, key_id),
+            None => Ok(None),
+        })
+        .await?;
     // The admin view shows every audience: a key bound to one never opens it.
     Ok(row
         .filter(|k| k.revoked_at.is_none() && k.audience.is_none())
@@ -109,34 +113,50 @@ pub async fn signin(
 ) -> Result<HttpResponse, PageError> {
     same_origin(&state, &req)?;
     let presented = form.into_inner().key.trim().to_owned();
-    let key = state.db.run(move |c| authenticate(c, &presented)).await?;
-    let Some(key) = key.filter(|k| k.scope != Scope::Write && k.audience.is_none()) else {
-        return Ok(html(
-            StatusCode::UNAUTHORIZED,
-            SigninPage {
-                error: Some(
-                    "That key cannot sign in here. Use a read or admin key that is not bound to an audience: this view shows every audience.",
-                ),
+    let header = |name: &str| req.headers().get(name).and_then(|h| h.to_str().ok());
+    let client = state.settings.trusted_proxies.client(req.peer_addr().map(|a| a.ip()), header("x-forwarded-for"));
+    let opened = match sessions::sign_in(&state.db, &state.signins, client, presented).await? {
+        sessions::SignIn::Opened(opened) => opened,
+        sessions::SignIn::Refused => {
+            return Ok(html(
+                StatusCode::UNAUTHORIZED,
+                SigninPage {
+                    error: Some(
+                        "That key cannot sign in here. Use a read or admin key that is not bound to an audience: this view shows every audience.",
+                    ),
+                }
+                .render(),
+            ));
+        }
+        sessions::SignIn::Throttled(wait) => {
+            let mut page = html(
+                StatusCode::TOO_MANY_REQUESTS,
+                SigninPage { error: Some("Too many failed sign-ins. Wait a few minutes, then try again.") }.render(),
+            );
+            if let Ok(value) = header::HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+                page.headers_mut().insert(header::RETRY_AFTER, value);
             }
-            .render(),
-        ));
+            return Ok(page);
+        }
     };
-    let exp = (Utc::now() + Duration::hours(SESSION_HOURS)).timestamp();
-    let value =
-        seal(&state.admin_key, &format!("{}.{exp}", key.id)).map_err(|e| PageError::bad_request(e.to_string()))?;
-    let cookie = Cookie::build(SESSION_COOKIE, value)
+    let cookie = Cookie::build(SESSION_COOKIE, opened.token)
         .path("/admin")
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(super::origin(&state, &req).scheme == "https")
-        .max_age(CookieDuration::hours(SESSION_HOURS))
+        .max_age(CookieDuration::hours(sessions::SESSION_HOURS))
         .finish();
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin")).cookie(cookie).finish())
 }
 
-/// `POST /admin/signout`
+/// `POST /admin/signout`: ends the session on the server (on every server), not only in this
+/// browser.
 pub async fn signout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
     same_origin(&state, &req)?;
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        let token = cookie.value().to_owned();
+        state.db.run(move |c| sessions::close(c, &token, Utc::now())).await?;
+    }
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/admin").finish();
     gone.make_removal();
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/signin")).cookie(gone).finish())

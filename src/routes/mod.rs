@@ -41,6 +41,8 @@ pub struct AppState {
     pub keys: auth::KeyCache,
     /// When the catalog and keys were last changed, by anyone.
     pub freshness: Arc<crate::freshness::Freshness>,
+    /// Failed admin sign-ins, per address and key.
+    pub signins: crate::sessions::Throttle,
     pub recorder: crate::ledger::lane::Recorder,
     /// Finds a subject's rows by a keyed hash of its id.
     pub subject_keys: crate::ledger::SubjectKeys,
