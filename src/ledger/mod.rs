@@ -215,11 +215,11 @@ impl From<diesel::result::Error> for RecordError {
     }
 }
 
-/// How often a transaction that lost a race (two events for one subject at once) is retried.
+/// How often a transaction that lost a serialisation race is retried.
 const ATTEMPTS: usize = 20;
 
-/// Runs `work` in a write transaction, retried when it lost a race for a subject's next
-/// sequence number. On SQLite the log takes in the new events in the same transaction; on
+/// Runs `work` in a write transaction, retried when it lost a serialisation race
+/// ([`retryable`]). On SQLite the log takes in the new events in the same transaction; on
 /// PostgreSQL right after it commits. Either way every receipt comes back with its leaf.
 fn write_and_log<F>(conn: &mut DbConnection, work: F) -> Result<Vec<Recorded>, RecordError>
 where
@@ -307,9 +307,13 @@ pub fn record_many(
     write_and_log(conn, |conn| decisions.iter().map(|d| record_once(conn, d, now)).collect())
 }
 
+/// The one error a write retries: PostgreSQL's `serialization_failure` (SQLSTATE 40001), which
+/// says the transaction lost a race and would succeed if run again. Two writers for one
+/// subject never race for its next sequence number (they take turns on the subject's lock, see
+/// `lock_subject_for_writing`), so a unique violation is a real error, and so is a pool with
+/// no connection to give: neither is retried.
 fn retryable(kind: &diesel::result::DatabaseErrorKind) -> bool {
-    use diesel::result::DatabaseErrorKind as K;
-    matches!(kind, K::UniqueViolation | K::SerializationFailure)
+    matches!(kind, diesel::result::DatabaseErrorKind::SerializationFailure)
 }
 
 /// 32 random bytes in hex.
