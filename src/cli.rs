@@ -37,6 +37,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "ASSENT_DB_POOL", default_value_t = 16)]
     pub db_pool: u32,
 
+    /// How long a request waits for a database connection before it is answered 503 (`1s`).
+    #[arg(long, global = true, env = "ASSENT_DB_POOL_WAIT", default_value = "1s")]
+    pub db_pool_wait: String,
+
     /// Memory for computed diffs, in MiB.
     #[arg(long, global = true, env = "ASSENT_DIFF_CACHE_MB", default_value_t = 64)]
     pub diff_cache_mb: u64,
@@ -317,6 +321,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{name} `{raw}`: use a duration above zero, such as 10s, 500ms or 24h"))
     };
     settings.admin_idle_timeout = duration(&cli.admin_idle_timeout, "ASSENT_ADMIN_IDLE_TIMEOUT")?;
+    settings.pool_wait = duration(&cli.db_pool_wait, "ASSENT_DB_POOL_WAIT")?;
     settings.webhooks = crate::webhooks::WebhookSettings {
         allow_private: cli.webhook_allow_private,
         timeout: duration(&cli.webhook_timeout, "ASSENT_WEBHOOK_TIMEOUT")?,

@@ -36,6 +36,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Webhook delivery (`ASSENT_WEBHOOK_*`).
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// How long a request waits for a pooled connection (`ASSENT_DB_POOL_WAIT`).
+    pub pool_wait: std::time::Duration,
     /// An admin session unused for this long ends (`ASSENT_ADMIN_IDLE_TIMEOUT`).
     pub admin_idle_timeout: std::time::Duration,
 }
@@ -60,6 +62,7 @@ impl Settings {
             public_url: None,
             webhooks: Default::default(),
             admin_idle_timeout: crate::sessions::DEFAULT_IDLE,
+            pool_wait: crate::db::DEFAULT_POOL_WAIT,
         }
     }
 }

@@ -61,6 +61,9 @@ pub fn watch(db: &Db, freshness: Arc<Freshness>) {
     let spawned = std::thread::Builder::new().name("assent-changes".into()).spawn(move || {
         let mut pause = Duration::from_millis(100);
         loop {
+            // Each watch that starts moves the generation once, for whatever changed while the
+            // watcher was away; while the database is down nothing can change, and what is
+            // cached stays in use.
             match watch_once(&db, &freshness) {
                 Ok(()) => return,
                 Err(e) => {
@@ -69,8 +72,6 @@ pub fn watch(db: &Db, freshness: Arc<Freshness>) {
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
-            // Whatever changed while the watcher was away.
-            freshness.bump();
         }
     });
     if let Err(e) = spawned {
@@ -90,7 +91,7 @@ fn watch_once(db: &Db, freshness: &Freshness) -> Result<(), DbError> {
     if let DbConnection::Postgres(pg) = &mut conn {
         pg.batch_execute("LISTEN assent_changes")?;
     }
-    // Anything since the caches were filled and before the watch began.
+    // Anything since the caches were filled (or the last watch broke) and before this began.
     freshness.bump();
     match &mut conn {
         DbConnection::Postgres(pg) => loop {

@@ -25,7 +25,8 @@ impl Application {
     /// Opens the database, publishes new policy versions, and binds the server. Must be called
     /// inside an actix system; the server runs once [`Application::run`] is awaited.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::open(&settings.database_url, settings.pool_size).context("opening the database")?;
+        let db = Db::open_waiting(&settings.database_url, settings.pool_size, settings.pool_wait)
+            .context("opening the database")?;
         if db.created() {
             tracing::info!("created a new Assent database: {}", Db::describe(&settings.database_url));
         }

@@ -204,6 +204,10 @@ impl diesel::r2d2::HandleError<DbError> for LogConnectionErrors {
 
 pub type PooledConnection = diesel::r2d2::PooledConnection<Manager>;
 
+/// How long a request waits for a pooled connection by default: past it, the answer is 503
+/// (the database is down, or every connection is busy) rather than a hung request.
+pub const DEFAULT_POOL_WAIT: Duration = Duration::from_secs(1);
+
 /// The connection pool. Cloning is cheap.
 #[derive(Clone)]
 pub struct Db {
@@ -262,7 +266,7 @@ impl Db {
         let backend = parsed.backend_name();
         let pool = diesel::r2d2::Pool::builder()
             .max_size(pool_size)
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(DEFAULT_POOL_WAIT)
             .error_handler(Box::new(LogConnectionErrors))
             .build(Manager { url: parsed.clone() })?;
         Ok(Self { pool, url: parsed, backend, created: false, rounds: Default::default() })
@@ -281,6 +285,12 @@ impl Db {
 
     /// Opens the database, creating a SQLite file if there is none, and applies migrations.
     pub fn open(url: &str, pool_size: u32) -> Result<Self, DbError> {
+        Self::open_waiting(url, pool_size, DEFAULT_POOL_WAIT)
+    }
+
+    /// [`Db::open`], with how long a request waits for a pooled connection before it is told
+    /// the database is not answering (`ASSENT_DB_POOL_WAIT`).
+    pub fn open_waiting(url: &str, pool_size: u32, wait: Duration) -> Result<Self, DbError> {
         let url = DatabaseUrl::parse(url)?;
         let backend = url.backend_name();
         // One connection first: a database that cannot be reached (or does not exist) is one
@@ -294,7 +304,7 @@ impl Db {
         drop(first);
         let pool = diesel::r2d2::Pool::builder()
             .max_size(pool_size)
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(wait)
             .error_handler(Box::new(LogConnectionErrors))
             .build(Manager { url: url.clone() })?;
         let mut conn = pool.get()?;

@@ -24,7 +24,8 @@ const MAX_REMEMBERED: usize = 10_000;
 pub struct KeyCache {
     rows: Mutex<Remembered>,
     /// Held while a key is looked up: requests that miss together wait for one lookup each.
-    looking: tokio::sync::Mutex<()>,
+    /// It holds when the last lookup failed, if it did.
+    looking: tokio::sync::Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -96,14 +97,26 @@ async fn cached_row(state: &AppState, prefix: &str) -> Result<Option<KeyRow>, Ap
     if let Some(row) = state.keys.remembered(prefix, state.freshness.current()) {
         return Ok(row);
     }
-    let _looking = state.keys.looking.lock().await;
+    let mut failed = state.keys.looking.lock().await;
     // The generation before the read: a change during it makes the next request read again.
     let generation = state.freshness.current();
     if let Some(row) = state.keys.remembered(prefix, generation) {
         return Ok(row);
     }
+    // The lookup before this one failed a moment ago: answer at once rather than queue for the
+    // pool's wait one request after another.
+    if failed.is_some_and(|at| at.elapsed() < state.settings.pool_wait) {
+        return Err(ApiError::from(crate::db::DbError::Task("the key lookup just failed".into())));
+    }
     let owned = prefix.to_owned();
-    let row = state.db.run(move |c| key_by_prefix(c, &owned)).await?;
+    let row = match state.db.run(move |c| key_by_prefix(c, &owned)).await {
+        Ok(row) => row,
+        Err(e) => {
+            *failed = Some(Instant::now());
+            return Err(e.into());
+        }
+    };
+    *failed = None;
     state.keys.remember(prefix, generation, row.clone());
     Ok(row)
 }

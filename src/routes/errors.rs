@@ -58,10 +58,20 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
+        answer(self.status).json(ErrorBody {
             error: ErrorDetail { code: self.code, message: &self.message, accepted_version: self.accepted_version },
         })
     }
+}
+
+/// An answer with `status`, and `Retry-After: 1` when it is a 503 (the database is not
+/// answering, or has no connection free): a client may try again in a second.
+pub fn answer(status: StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::build(status);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        builder.insert_header(("Retry-After", "1"));
+    }
+    builder
 }
 
 impl From<DbError> for ApiError {
@@ -116,7 +126,7 @@ impl ResponseError for PageError {
         };
         let page = ErrorPage { status: self.status.as_u16(), heading, message: &self.message };
         match page.render() {
-            Ok(html) => HttpResponse::build(self.status).content_type("text/html; charset=utf-8").body(html),
+            Ok(html) => answer(self.status).content_type("text/html; charset=utf-8").body(html),
             Err(_) => {
                 HttpResponse::build(self.status).content_type("text/plain; charset=utf-8").body(self.message.clone())
             }

@@ -265,7 +265,7 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": backend})),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            super::errors::answer(actix_web::http::StatusCode::SERVICE_UNAVAILABLE).json(serde_json::json!({
                 "error": {"code": "unavailable", "message": "the database is not answering"}
             }))
         }
