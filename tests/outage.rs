@@ -220,3 +220,64 @@ fn a_postgres_outage_is_answered_503_and_recovered_from_with_nothing_lost() {
         recoveries[recoveries.len() - 1]
     );
 }
+
+/// A full disk under SQLite: acceptances are refused with 503 (nothing half-written, no panic),
+/// reads go on, and recording resumes once there is room. The test mounts a small tmpfs of its
+/// own, so it runs as root only (CI runs as root); elsewhere it says it is skipped.
+#[test]
+fn a_full_disk_on_sqlite_is_answered_503_and_recovered_from() {
+    let mount_point = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs", path(mount_point.path())])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("\n*** SKIPPED: the full-disk test needs to mount a tmpfs (run as root; .ci/run does). ***\n");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount_point.path());
+    let db_path = mount_point.path().join("assent.db");
+    let app = TestApp::spawn_at(&format!("sqlite://{}", path(&db_path)), folder);
+    let key = app.key("host", "write");
+    // Leave about 1 MB free, then record until the disk is full.
+    let free = {
+        let out = Command::new("df").args(["--output=avail", "-B1", path(mount_point.path())]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse::<u64>().unwrap()
+    };
+    let filler = mount_point.path().join("filler");
+    std::fs::write(&filler, vec![0u8; free.saturating_sub(1024 * 1024) as usize]).unwrap();
+    let mut created = 0;
+    let mut full = None;
+    for n in 0..5_000 {
+        let r = app.post(
+            &format!("/api/v1/subjects/disk-{n}/acceptances"),
+            &key,
+            &json!({"document": "terms", "version": 1}),
+        );
+        match r.status {
+            201 => created += 1,
+            503 => {
+                full = Some(r);
+                break;
+            }
+            other => panic!("after {created} acceptances: {other} {}", r.body),
+        }
+    }
+    let full = full.expect("the disk filled up");
+    assert_eq!(full.header("retry-after"), Some("1"));
+    assert_eq!(full.json()["error"]["code"], "unavailable", "{}", full.body);
+    assert_eq!(app.get_auth("/api/v1/subjects/disk-0/status", &key).status, 200, "reads go on");
+    assert_eq!(app.get("/policies/terms").status, 200);
+    std::fs::remove_file(&filler).unwrap();
+    let again = app.post("/api/v1/subjects/after-full/acceptances", &key, &json!({"document": "terms", "version": 1}));
+    assert_eq!(again.status, 201, "recording resumes once there is room: {}", again.body);
+    let verify = common::assent(&["verify"], &app.db.url, app.policies.path());
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(created > 10, "{created}");
+}

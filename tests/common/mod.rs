@@ -184,6 +184,16 @@ impl TestApp {
         Self::start(policies, db, settings)
     }
 
+    /// Serves a policy folder that `fill` writes on a database at `url` that the test owns
+    /// (a SQLite file on a disk it mounted).
+    pub fn spawn_at(url: &str, fill: impl FnOnce(&Path)) -> Self {
+        let policies = tempfile::tempdir().expect("temp dir");
+        fill(policies.path());
+        let db = TestDatabase::shared(url);
+        let settings = Settings::new(url.to_owned(), policies.path());
+        Self::start(policies, db, settings)
+    }
+
     /// A second server on this one's database, with a copy of its policy folder (several
     /// servers on one PostgreSQL).
     pub fn another_server(&self, configure: impl FnOnce(&mut Settings)) -> Self {
