@@ -19,7 +19,11 @@ use crate::startup::IfMissing;
 /// Assent: versioned policies, what changed between versions, and a verifiable record of who
 /// accepted which version.
 #[derive(Debug, Parser)]
-#[command(name = "assent", version)]
+#[command(
+    name = "assent",
+    version,
+    after_help = "Exit codes: 0 done; 1 it failed (each command's --help says how); 2 it could not run (a wrong setting or argument); 141 its reader stopped early (`| head`)."
+)]
 pub struct Cli {
     /// Database: `sqlite://FILE` (created on first use) or `postgres://USER@HOST/DB`.
     #[arg(long, global = true, env = "ASSENT_DATABASE_URL", default_value = "sqlite://assent.db")]
@@ -119,16 +123,28 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Migrate, publish new policy versions, and serve the pages and the API (the default).
+    #[command(
+        after_help = "Exit codes: 0 stopped; 1 it could not start or stopped with an error (an invalid policy folder, an address in use, a database that cannot be opened); 2 a setting is wrong. Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Serve,
     /// Migrate and publish new versions from the policy folder; prints what it published.
+    #[command(
+        after_help = "Exit codes: 0 published, or nothing was new; 1 the policy folder cannot be published (each problem printed as file:line: message; nothing was changed), or the database failed; 2 a setting is wrong. Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Sync,
     /// Validate a policy folder without a database; prints `file:line: message` per problem.
+    #[command(
+        after_help = "Exit codes: 0 valid; 1 problems found (each printed as file:line: message). Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Check {
         /// The folder to check (default: the policy folder).
         dir: Option<PathBuf>,
     },
     /// Print what changed between two published versions of a document: coloured on a
     /// terminal, plain when piped or when NO_COLOR is set.
+    #[command(
+        after_help = "Exit codes: 0 printed; 1 no such document or version, or the database failed; 2 a setting is wrong. Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Diff {
         /// The document's slug, such as `privacy-policy`.
         slug: String,
@@ -143,8 +159,14 @@ pub enum Command {
     },
     /// Manage API keys.
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 done; 1 refused (no live key by that name, a name in use, a bad scope or audience) or the database failed; 2 a setting is wrong, or (list) there is no such database. Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Keys(KeysCommand),
     /// Print a subject's events, oldest first.
+    #[command(
+        after_help = "Exit codes: 0 printed (also when the subject has no events); 1 the database failed; 2 a setting is wrong, or the database does not exist or needs upgrading. Any command: 141 when its reader stopped early (`| head`)."
+    )]
     History {
         /// The subject id, exactly as the host application sends it.
         subject: String,
@@ -155,9 +177,9 @@ pub enum Command {
     /// Check every subject's hash chain, every stored version against its content hash and its
     /// leaf, and the log; with --checkpoint, also that the log still contains each saved
     /// checkpoint unchanged.
-    ///
-    /// Exit codes: 0 intact, 1 something is broken (each problem is printed), 2 the command
-    /// could not run (no such database, an unreadable checkpoint file).
+    #[command(
+        after_help = "Exit codes: 0 intact; 1 something is broken (each problem is printed); 2 the command could not run (a wrong setting, no such database, an unreadable checkpoint file, a malformed key). Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Verify {
         /// A checkpoint saved earlier (`assent log checkpoint > FILE`); may be given many times.
         #[arg(long = "checkpoint", value_name = "FILE")]
@@ -169,14 +191,23 @@ pub enum Command {
     },
     /// The log (contract §7).
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 printed; 1 the database failed; 2 a setting is wrong, or the database does not exist or holds no log key. Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Log(LogCommand),
     /// Erase a subject's personal data (its id, IP addresses and user agents): the chains and
     /// the log stay verifiable. Exit 1 when nothing of the subject is held.
+    #[command(
+        after_help = "Exit codes: 0 erased; 1 nothing of the subject is held, or the database failed; 2 a setting is wrong, or there is no such database. Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Erase {
         /// The subject id, exactly as the host application knows it.
         subject: String,
     },
     /// Stream events to standard output, oldest first, in constant memory.
+    #[command(
+        after_help = "Exit codes: 0 exported (the count on standard error); 1 the database failed; 2 refused: an unknown document, a date that does not parse or is outside the years 1 to 9999, a wrong setting, or no such database (nothing is written). Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Export {
         /// `csv` (RFC 4180, formula cells neutralised) or `jsonl`.
         #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
@@ -193,8 +224,14 @@ pub enum Command {
     },
     /// Manage webhook endpoints (contract §9): deliveries of events and new versions, signed.
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 done; 1 refused (a URL that is not public http(s), an unknown event type or endpoint) or the database failed; 2 a setting is wrong, or (list, deliveries) there is no such database. Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Webhooks(WebhooksCommand),
     /// Print a signed consent link for a subject.
+    #[command(
+        after_help = "Exit codes: 0 printed; 1 refused (a return address whose origin is not allowed, a ttl over 7 days, an unknown audience) or the database failed; 2 a setting is wrong. Any command: 141 when its reader stopped early (`| head`)."
+    )]
     Link {
         /// The subject id, exactly as the host application knows it.
         subject: String,
@@ -294,8 +331,8 @@ impl Cli {
     }
 }
 
-/// Runs a parsed command line and says how the process should exit.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// The settings a command line and the environment give, each checked.
+fn settings_of(cli: &Cli) -> anyhow::Result<Settings> {
     let mut settings = cli.settings();
     settings.ip_mode = cli.ip_mode.parse().context("ASSENT_IP_MODE")?;
     settings.return_origins =
@@ -338,6 +375,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("ASSENT_EVIDENCE_RETENTION `{raw}`: use a duration such as 400d or 13w"))?,
         ),
     };
+    Ok(settings)
+}
+
+/// Runs a parsed command line and says how the process should exit.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // A wrong setting means the command could not run: exit 2, whatever the command.
+    let settings = settings_of(&cli).map_err(|e| Refused(format!("{e:#}")))?;
     match cli.command {
         None | Some(Command::Serve) => serve(settings),
         Some(Command::Sync) => sync(&settings),

@@ -166,6 +166,35 @@ fn link_falls_back_to_the_bind_address(backend: Backend) {
     assert!(url.starts_with("http://127.0.0.1:9417/consent?token="), "{url}");
 }
 
+/// Every command's `--help` lists its exit codes.
+#[test]
+fn every_command_lists_its_exit_codes() {
+    for command in [
+        "", "serve", "sync", "check", "diff", "keys", "history", "verify", "log", "erase", "export", "webhooks", "link",
+    ] {
+        let out = binary().args([command, "--help"].iter().filter(|a| !a.is_empty())).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{command}");
+        assert!(help.contains("Exit codes: 0 "), "`assent {command} --help` lists no exit codes:\n{help}");
+        assert!(help.contains("141"), "{command}");
+    }
+}
+
+/// A wrong setting means the command could not run: exit 2 and one line, whatever the command.
+#[test]
+fn a_wrong_setting_exits_2_with_one_line() {
+    let db = TestDatabase::create(&Backend::Sqlite);
+    for (name, value) in
+        [("ASSENT_DB_POOL_WAIT", "soon"), ("ASSENT_IP_MODE", "some"), ("ASSENT_TRUSTED_PROXIES", "nope")]
+    {
+        let out = binary().arg("sync").env("ASSENT_DATABASE_URL", &db.url).env(name, value).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{name}: {stderr}");
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}
+
 #[test]
 fn a_public_url_that_is_not_one_is_refused() {
     let db = TestDatabase::create(&Backend::Sqlite);
