@@ -109,16 +109,7 @@ fn history_headers_and_a_closed_pipe(backend: Backend) {
     assert_eq!(first.find("accepted"), header.find("KIND"), "columns line up:\n{header}\n{first}");
 
     // The reader is gone before the first line is written: the write fails with EPIPE.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_assent"))
-        .args(["history", "piped", "--json"])
-        .env("ASSENT_DATABASE_URL", &app.db.url)
-        .env("ASSENT_POLICIES", app.policies.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let out = with_reader_gone(&app, &["history", "piped", "--json"], 0);
     assert_eq!(out.status.code(), Some(141), "SIGPIPE's status: {}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 
@@ -132,21 +123,30 @@ fn history_headers_and_a_closed_pipe(backend: Backend) {
         assert_eq!(r.status, 201, "{}", r.body);
     }
     for format in ["csv", "jsonl"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_assent"))
-            .args(["export", "--format", format])
-            .env("ASSENT_DATABASE_URL", &app.db.url)
-            .env("ASSENT_POLICIES", app.policies.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        assert!(!first.is_empty());
-        let out = child.wait_with_output().unwrap();
+        let out = with_reader_gone(&app, &["export", "--format", format], 1);
         assert_eq!(out.status.code(), Some(141), "{format}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(out.stderr.is_empty(), "{format}: {}", String::from_utf8_lossy(&out.stderr));
     }
+}
+
+/// Runs `args` on the app's database with a reader that reads `lines` lines of its output and
+/// goes away.
+fn with_reader_gone(app: &TestApp, args: &[&str], lines: usize) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_assent"))
+        .args(args)
+        .env("ASSENT_DATABASE_URL", &app.db.url)
+        .env("ASSENT_POLICIES", app.policies.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..lines {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "{args:?} wrote less than {lines} lines");
+    }
+    drop(reader);
+    child.wait_with_output().unwrap()
 }
 
 /// `assent link` builds its links on the bind address when there is no public URL.
