@@ -134,12 +134,21 @@ impl DatabaseUrl {
             }
             Self::Postgres(url) => {
                 prepare_tls();
-                // A host that does not answer is given up after 5 s, not the kernel's minutes.
-                let url = if url.contains("connect_timeout=") {
-                    url.clone()
-                } else {
-                    format!("{url}{}connect_timeout=5", if url.contains('?') { '&' } else { '?' })
-                };
+                // A host that does not answer is given up after 5 s, not the kernel's minutes;
+                // a connection whose peer vanished (a network cut, not a restart) is found dead
+                // within about 25 s, so the change watcher reconnects and reloads.
+                let mut url = url.clone();
+                for (name, value) in [
+                    ("connect_timeout", "5"),
+                    ("keepalives_idle", "10"),
+                    ("keepalives_interval", "5"),
+                    ("keepalives_count", "3"),
+                ] {
+                    if !url.contains(&format!("{name}=")) {
+                        url.push(if url.contains('?') { '&' } else { '?' });
+                        url.push_str(&format!("{name}={value}"));
+                    }
+                }
                 Ok(DbConnection::Postgres(PgConnection::establish(&url)?))
             }
         }
