@@ -424,7 +424,10 @@ fn sync(settings: &Settings) -> anyhow::Result<ExitCode> {
     // The keys exist from the first sync on, so that commands that only read find them.
     crate::startup::Keys::load(&mut conn, settings, IfMissing::Generate)?;
     let mut out = std::io::stdout().lock();
-    match policies::sync(&mut conn, &set, chrono::Utc::now()) {
+    let bar = spinner("publishing the policy folder and taking its versions into the log");
+    let synced = policies::sync(&mut conn, &set, chrono::Utc::now());
+    bar.finish_and_clear();
+    match synced {
         Ok(report) => {
             if !report.published.is_empty() {
                 crate::freshness::settle();
@@ -613,6 +616,20 @@ fn open_existing_db(settings: &Settings, connections: u32) -> anyhow::Result<Db>
         crate::db::DbError::Missing(message) => Refused(message).into(),
         other => Refused(format!("cannot open {}: {other}", Db::describe(&settings.database_url))).into(),
     })
+}
+
+/// A spinner on standard error while a command works, on a terminal only (hidden when piped).
+fn spinner(template: &str) -> indicatif::ProgressBar {
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!("{{spinner}} {template} {{elapsed}}")) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 /// A command refused to run; `main` prints it and exits 2.
@@ -866,7 +883,11 @@ fn erase(settings: &Settings, subject: &str) -> anyhow::Result<ExitCode> {
     let mut conn = open_existing(settings)?;
     let keys = crate::startup::Keys::load(&mut conn, settings, IfMissing::Generate)?;
     let key = keys.subject_keys.key(&subject);
-    match crate::ledger::erase(&mut conn, &subject, &key, &cli_user(), crate::ledger::Method::Cli, chrono::Utc::now()) {
+    let bar = spinner("erasing and logging the erasure");
+    let erased =
+        crate::ledger::erase(&mut conn, &subject, &key, &cli_user(), crate::ledger::Method::Cli, chrono::Utc::now());
+    bar.finish_and_clear();
+    match erased {
         Ok(e) => {
             writeln!(
                 std::io::stdout(),
@@ -950,9 +971,11 @@ fn export(
         // "since: …" or "until: …"
         crate::ledger::export::FilterError::Invalid(m) => Refused(format!("--{m}")),
     })?;
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+    let bar = spinner("exporting: {bytes} written, {bytes_per_sec}");
+    let mut out = bar.wrap_write(std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock()));
     let n = crate::ledger::export::export(&mut conn, &filter, format, &mut out)?;
     out.flush()?;
+    bar.finish_and_clear();
     eprintln!("{n} events exported");
     Ok(ExitCode::SUCCESS)
 }
