@@ -65,7 +65,9 @@ pub fn watch(db: &Db, freshness: Arc<Freshness>) {
             // watcher was away; while the database is down nothing can change, and what is
             // cached stays in use.
             match watch_once(&db, &freshness) {
+                // The server is gone: nothing reads the generation any more.
                 Ok(()) => return,
+                Err(_) if abandoned(&freshness) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "lost the change notifications; reconnecting");
                     std::thread::sleep(pause);
@@ -85,8 +87,13 @@ struct Version {
     value: i64,
 }
 
-/// Watches on one connection until it fails.
-fn watch_once(db: &Db, freshness: &Freshness) -> Result<(), DbError> {
+/// Whether the server that started the watcher is gone (only the watcher holds it).
+fn abandoned(freshness: &Arc<Freshness>) -> bool {
+    Arc::strong_count(freshness) == 1
+}
+
+/// Watches on one connection until it fails, or until the server is gone.
+fn watch_once(db: &Db, freshness: &Arc<Freshness>) -> Result<(), DbError> {
     let mut conn = db.dedicated()?;
     if let DbConnection::Postgres(pg) = &mut conn {
         pg.batch_execute("LISTEN assent_changes")?;
@@ -95,6 +102,9 @@ fn watch_once(db: &Db, freshness: &Freshness) -> Result<(), DbError> {
     freshness.bump();
     match &mut conn {
         DbConnection::Postgres(pg) => loop {
+            if abandoned(freshness) {
+                return Ok(());
+            }
             let mut heard = false;
             for notification in pg.notifications_iter() {
                 notification?;
@@ -109,6 +119,9 @@ fn watch_once(db: &Db, freshness: &Freshness) -> Result<(), DbError> {
             let mut data_version = None;
             let mut generation = None;
             loop {
+                if abandoned(freshness) {
+                    return Ok(());
+                }
                 let now: Version =
                     diesel::sql_query("SELECT data_version AS value FROM pragma_data_version").get_result(&mut conn)?;
                 if data_version != Some(now.value) {
