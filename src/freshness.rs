@@ -55,6 +55,44 @@ impl Freshness {
     }
 }
 
+/// One read at a time of something cached (single-flight): requests that find the cache stale
+/// together wait for one read, and right after a failed read the next ones fail at once
+/// instead of queueing for the pool's wait one after another.
+#[derive(Default)]
+pub struct Reload {
+    /// Held during a read; it holds when the last read failed, if it did.
+    failed: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Reload {
+    /// `cached` (at the generation it is given) if a read that ran meanwhile filled it, or
+    /// `read`'s result, stored by `read` itself. `quiet` is how long after a failure others
+    /// fail at once.
+    pub async fn run<T, F>(
+        &self,
+        freshness: &Freshness,
+        cached: impl Fn(u64) -> Option<T>,
+        quiet: Duration,
+        read: impl FnOnce(u64) -> F,
+    ) -> Result<T, DbError>
+    where
+        F: std::future::Future<Output = Result<T, DbError>>,
+    {
+        let mut failed = self.failed.lock().await;
+        // The generation before the read: a change during it makes the next request read again.
+        let generation = freshness.current();
+        if let Some(value) = cached(generation) {
+            return Ok(value);
+        }
+        if failed.is_some_and(|at| at.elapsed() < quiet) {
+            return Err(DbError::Task("the read before this one just failed".into()));
+        }
+        let result = read(generation).await;
+        *failed = result.is_err().then(std::time::Instant::now);
+        result
+    }
+}
+
 /// Starts watching `db` for changes on a thread of its own.
 pub fn watch(db: &Db, freshness: Arc<Freshness>) {
     let db = db.clone();

@@ -66,8 +66,8 @@ impl Application {
             settings: Arc::new(settings.clone()),
             metrics,
             diffs: Arc::new(DiffCache::new(settings.diff_cache_bytes)),
-            catalog: Default::default(),
-            keys: Default::default(),
+            catalog: routes::catalog::CatalogCache::new(freshness.clone()),
+            keys: routes::KeyCache::new(freshness.clone()),
             freshness,
             signins: Default::default(),
             link_key: crate::consent::link_key(&keys.server_secret)

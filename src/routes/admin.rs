@@ -231,7 +231,7 @@ const CHART_DAYS: i64 = 30;
 /// `GET /admin`
 pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
     let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let now = Utc::now();
     let cat = catalog.clone();
     let (bars, days) = state
@@ -348,7 +348,7 @@ pub async fn events(
     q: web::Query<EventQuery>,
 ) -> Result<HttpResponse, PageError> {
     let Some(who) = session(&state, &req).await? else { return Ok(signin_redirect()) };
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let filter = parse_filter(&q, &catalog, &state.subject_keys, None).map_err(PageError::from)?;
     let after = q.after.as_deref().and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
     const PAGE: i64 = 50;
@@ -435,7 +435,7 @@ pub async fn subject(
     match SubjectId::parse(raw.trim()) {
         Err(e) => page.error = Some(if raw.is_empty() { "Enter a subject id.".into() } else { e.to_string() }),
         Ok(id) => {
-            let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+            let catalog = state.catalog.get(&state.db).await?;
             let key = state.subject_keys.key(&id);
             let (rows, decisions) = state
                 .db

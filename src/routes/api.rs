@@ -31,7 +31,7 @@ pub struct DocumentJson {
 #[utoipa::path(get, path = "/api/v1/documents", tag = "documents",
     responses((status = 200, description = "Every published document", body = [DocumentJson]), (status = 503, description = "The database is not answering", body = ErrorBody)))]
 pub async fn list_documents(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let now = Utc::now();
     let body: Vec<DocumentJson> = catalog
         .documents
@@ -80,7 +80,7 @@ impl From<&VersionInfo> for VersionJson {
 #[utoipa::path(get, path = "/api/v1/documents/{slug}/versions", tag = "documents", params(SlugPath),
     responses((status = 200, description = "Every version, oldest first", body = [VersionJson]), DocumentErrors))]
 pub async fn list_versions(state: web::Data<AppState>, slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let body: Vec<VersionJson> = doc.versions.iter().map(VersionJson::from).collect();
     Ok(HttpResponse::Ok().json(body))
@@ -118,7 +118,7 @@ pub async fn show_version(
     query: web::Query<LocaleQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (slug, number) = path.into_inner();
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let version = lookup::version(doc, &number)?;
     let locale = match query.locale.as_deref().filter(|l| !l.is_empty()) {

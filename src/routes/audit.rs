@@ -96,7 +96,7 @@ pub async fn list(
     if q.format.is_some() {
         return Err(ApiError::bad_request("`format` belongs to /api/v1/export"));
     }
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let filter = parse_filter(&q, &catalog, &state.subject_keys, key.audience.as_ref())?;
     let after = q.after.as_deref().filter(|s| !s.is_empty()).map(decode_cursor).transpose()?.unwrap_or(0);
     let limit = match q.limit.as_deref().filter(|s| !s.is_empty()) {
@@ -133,7 +133,7 @@ pub async fn stats(
 ) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Read).await?;
     let (slug, number) = path.into_inner();
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     rules::within(doc, key.audience.as_ref())?;
     let version = lookup::version(doc, &number)?.number;
@@ -162,7 +162,7 @@ pub async fn coverage(
     q: web::Query<super::subjects::AudienceQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Read).await?;
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let audience = rules::audience_for(&catalog, key.audience.as_ref(), q.audience.as_deref())?;
     let doc = rules::agreement(&catalog, &path.into_inner())?;
     rules::within(doc, audience.as_ref())?;
@@ -233,7 +233,7 @@ pub async fn stream_export(
     if q.after.is_some() || q.limit.is_some() {
         return Err(ApiError::bad_request("an export has no `after` or `limit`: it streams every matching event"));
     }
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let filter = parse_filter(q, &catalog, &state.subject_keys, audience)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let db = state.db.clone();

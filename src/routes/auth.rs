@@ -3,7 +3,7 @@
 //! lookup, and a revocation is in force on every server from the next request on.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
@@ -13,6 +13,7 @@ use chrono::Utc;
 use super::{ApiError, AppState};
 use crate::db::keys::{KeyRow, key_by_prefix, touch_key};
 use crate::domain::Scope;
+use crate::freshness::{Freshness, Reload};
 use crate::ledger::keys::{Authenticated, matches, prefix_of};
 
 /// How often `last_used_at` is written for a busy key.
@@ -20,12 +21,11 @@ const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// Most prefixes remembered (presented junk must not grow the cache without bound).
 const MAX_REMEMBERED: usize = 10_000;
 
-#[derive(Default)]
 pub struct KeyCache {
     rows: Mutex<Remembered>,
-    /// Held while a key is looked up: requests that miss together wait for one lookup each.
-    /// It holds when the last lookup failed, if it did.
-    looking: tokio::sync::Mutex<Option<Instant>>,
+    /// Requests that miss together wait for one lookup each.
+    looking: Reload,
+    freshness: Arc<Freshness>,
 }
 
 #[derive(Default)]
@@ -37,6 +37,11 @@ struct Remembered {
 }
 
 impl KeyCache {
+    /// A cache whose keys hold while `freshness` does not move.
+    pub fn new(freshness: Arc<Freshness>) -> Self {
+        Self { rows: Mutex::default(), looking: Reload::default(), freshness }
+    }
+
     fn remembered(&self, prefix: &str, generation: u64) -> Option<Option<KeyRow>> {
         let mut cache = self.rows.lock().ok()?;
         if generation > cache.generation {
@@ -94,31 +99,17 @@ pub async fn require(state: &AppState, req: &HttpRequest, needed: Scope) -> Resu
 }
 
 async fn cached_row(state: &AppState, prefix: &str) -> Result<Option<KeyRow>, ApiError> {
-    if let Some(row) = state.keys.remembered(prefix, state.freshness.current()) {
+    let keys = &state.keys;
+    if let Some(row) = keys.remembered(prefix, keys.freshness.current()) {
         return Ok(row);
     }
-    let mut failed = state.keys.looking.lock().await;
-    // The generation before the read: a change during it makes the next request read again.
-    let generation = state.freshness.current();
-    if let Some(row) = state.keys.remembered(prefix, generation) {
-        return Ok(row);
-    }
-    // The lookup before this one failed a moment ago: answer at once rather than queue for the
-    // pool's wait one request after another.
-    if failed.is_some_and(|at| at.elapsed() < state.settings.pool_wait) {
-        return Err(ApiError::from(crate::db::DbError::Task("the key lookup just failed".into())));
-    }
-    let owned = prefix.to_owned();
-    let row = match state.db.run(move |c| key_by_prefix(c, &owned)).await {
-        Ok(row) => row,
-        Err(e) => {
-            *failed = Some(Instant::now());
-            return Err(e.into());
-        }
+    let read = |generation| async move {
+        let owned = prefix.to_owned();
+        let row = state.db.run(move |c| key_by_prefix(c, &owned)).await?;
+        keys.remember(prefix, generation, row.clone());
+        Ok(row)
     };
-    *failed = None;
-    state.keys.remember(prefix, generation, row.clone());
-    Ok(row)
+    Ok(keys.looking.run(&keys.freshness, |g| keys.remembered(prefix, g), state.settings.pool_wait, read).await?)
 }
 
 /// Records when a key was last used, at most once a minute per key, off the request's path.

@@ -101,7 +101,7 @@ pub async fn create_link(
     body: web::Json<LinkBody>,
 ) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Write).await?;
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let audience = rules::audience_for(&catalog, key.audience.as_ref(), body.audience.as_deref())?;
     let link = make_link(
         &state.link_key,
@@ -317,7 +317,7 @@ async fn pending(
     subject: &SubjectId,
     audience: Option<&Audience>,
 ) -> Result<(Arc<Catalog>, Vec<PendingAgreement>), PageError> {
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let (who, cat, cache) = (state.subject_keys.key(subject), catalog.clone(), state.diffs.clone());
     let audience = audience.cloned();
     let owed =
@@ -592,7 +592,7 @@ pub async fn me(
         Ok(c) => c,
         Err(e) => return Ok(token_page(e)),
     };
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let who = state.subject_keys.key(&subject);
     let (rows, states) =
         state.db.run(move |c| Ok::<_, crate::db::DbError>((events_of(c, &who)?, states_of(c, &who)?))).await?;
@@ -676,7 +676,7 @@ pub async fn withdraw(
         sent: None,
         audience: None,
     };
-    let catalog = state.catalog.get(&state.db, &state.freshness).await.map_err(ApiError::from)?;
+    let catalog = state.catalog.get(&state.db).await.map_err(ApiError::from)?;
     let decision = decide::plan(&catalog, &state.subject_keys, ask, Utc::now()).map_err(ApiError::from)?;
     match state.recorder.record(decision).await {
         Ok(_) => Ok(see_other(&format!("/me?token={}&done=withdrawn", form.token))),

@@ -103,7 +103,7 @@ pub async fn show_diff(
         Some("split") => true,
         Some(other) => return Err(PageError::bad_request(format!("`{other}` is not a view: use `inline` or `split`"))),
     };
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let (from, to) = pick(doc, &query)?;
     let diff = compute(&state, &doc.slug, from, to).await?;
@@ -164,7 +164,7 @@ pub async fn api_diff(
     query: web::Query<DiffQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let (from, to) = pick(doc, &query)?;
     let diff = compute(&state, &doc.slug, from, to).await?;

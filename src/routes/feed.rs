@@ -13,7 +13,7 @@ fn fixed(t: chrono::DateTime<Utc>) -> FixedDateTime {
 }
 
 pub async fn atom(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let base = super::base_url(&state, &req);
     let entries: Vec<_> = catalog
         .newest_first()

@@ -231,7 +231,7 @@ pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
 
 /// Reads the business figures into the gauges.
 async fn read_figures(state: &AppState) {
-    let figures = match state.catalog.get(&state.db, &state.freshness).await {
+    let figures = match state.catalog.get(&state.db).await {
         Ok(catalog) => {
             state
                 .db

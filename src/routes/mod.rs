@@ -28,6 +28,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::changes::DiffCache;
 use crate::config::Settings;
 use crate::db::Db;
+pub use auth::KeyCache;
 pub use errors::{ApiError, PageError};
 pub use metrics::Metrics;
 
@@ -38,7 +39,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub diffs: Arc<DiffCache>,
     pub catalog: catalog::CatalogCache,
-    pub keys: auth::KeyCache,
+    pub keys: KeyCache,
     /// When the catalog and keys were last changed, by anyone.
     pub freshness: Arc<crate::freshness::Freshness>,
     /// Failed admin sign-ins, per address and key.

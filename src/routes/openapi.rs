@@ -87,7 +87,7 @@ pub async fn document(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
 
 /// The document as `state`'s server serves it (see [`served`]).
 pub async fn this_server(state: &AppState) -> Result<Value, ApiError> {
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let audiences: Vec<String> = catalog.audiences().iter().map(|a| a.as_str().to_owned()).collect();
     served(&audiences, state.settings.return_origins.origins())
         .map_err(|e| ApiError::from(crate::db::DbError::Task(format!("the OpenAPI document: {e}"))))

@@ -58,7 +58,7 @@ fn related(catalog: &Catalog, doc: &DocumentInfo, now: DateTime<Utc>) -> Option<
 
 /// `GET /`: every published document with its current and upcoming versions.
 pub async fn index(state: web::Data<AppState>) -> Result<IndexPage, PageError> {
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let now = Utc::now();
     let mut documents: Vec<IndexEntry> = catalog
         .documents
@@ -132,7 +132,7 @@ pub async fn show_current(
     query: web::Query<LangQuery>,
     req: HttpRequest,
 ) -> Result<DocumentPage, PageError> {
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let Some(version) = doc.shown(Utc::now()) else {
         return Err(PageError::not_found(format!("`{}` has no published version yet", doc.slug)));
@@ -148,7 +148,7 @@ pub async fn show_version(
     req: HttpRequest,
 ) -> Result<DocumentPage, PageError> {
     let (slug, number) = path.into_inner();
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let version = lookup::version(doc, &number)?;
     document_page(&state, &catalog, doc, version, query.lang.as_deref(), &req).await
@@ -287,7 +287,7 @@ pub struct VersionsPage {
 
 /// `GET /policies/{slug}/versions`: every version, newest first.
 pub async fn list_versions(state: web::Data<AppState>, slug: web::Path<String>) -> Result<VersionsPage, PageError> {
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let now = Utc::now();
     let current = doc.current(now).map(|v| v.number);

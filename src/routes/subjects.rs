@@ -78,7 +78,7 @@ pub async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let key = require(&state, &req, Scope::Read).await?;
     let subject = subject(&req)?;
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let audience = rules::audience_for(&catalog, key.audience.as_ref(), q.audience.as_deref())?;
     let who = state.subject_keys.key(&subject);
     let decisions = state.db.run(move |c| ledger::decisions(c, &who)).await?;
@@ -305,7 +305,7 @@ async fn decide(
         sent,
         audience: key.audience,
     };
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let decision = decide::plan(&catalog, &state.subject_keys, ask, Utc::now())?;
     // The event is committed before the answer is sent.
     match state.recorder.record(decision).await? {
@@ -324,7 +324,7 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
     let subject = subject(&req)?;
     let who = state.subject_keys.key(&subject);
     let rows = state.db.run(move |c| events_of(c, &who)).await?;
-    let catalog = state.catalog.get(&state.db, &state.freshness).await?;
+    let catalog = state.catalog.get(&state.db).await?;
     let visible = rules::Visible::to(&catalog, key.audience.as_ref());
     let out = rows
         .iter()

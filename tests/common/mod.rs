@@ -293,7 +293,6 @@ impl TestApp {
         into_response(path, resp)
     }
 
-    /// POSTs a raw body (JSON unless it is not) with a key.
     /// POSTs a form with more headers.
     pub fn post_form_with(&self, path: &str, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Response {
         let mut req = self.agent.post(format!("{}{path}", self.address));
@@ -304,6 +303,7 @@ impl TestApp {
         into_response(path, resp)
     }
 
+    /// POSTs a raw body (JSON unless it is not) with a key.
     pub fn post_raw(&self, path: &str, key: Option<&str>, body: &str) -> Response {
         let mut req = self.agent.post(format!("{}{path}", self.address)).header("Content-Type", "application/json");
         if let Some(key) = key {
