@@ -79,6 +79,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "ASSENT_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
+    /// Which forwarded headers the trusted proxies set: `x-forwarded` (X-Forwarded-For, -Host,
+    /// -Proto) or `forwarded` (RFC 7239). Only that family is believed.
+    #[arg(long, global = true, env = "ASSENT_FORWARDED_HEADERS", default_value = "x-forwarded")]
+    pub forwarded_headers: String,
+
     /// The address people reach this server at, used in consent links (default: what the
     /// request says, or http://127.0.0.1:8080 on the command line).
     #[arg(long, global = true, env = "ASSENT_PUBLIC_URL")]
@@ -337,8 +342,11 @@ fn settings_of(cli: &Cli) -> anyhow::Result<Settings> {
     settings.ip_mode = cli.ip_mode.parse().context("ASSENT_IP_MODE")?;
     settings.return_origins =
         crate::consent::ReturnOrigins::parse(&cli.allowed_return_origins).context("ASSENT_ALLOWED_RETURN_ORIGINS")?;
-    settings.trusted_proxies =
-        crate::consent::TrustedProxies::parse(&cli.trusted_proxies).context("ASSENT_TRUSTED_PROXIES")?;
+    settings.trusted_proxies = crate::consent::TrustedProxies::parse(
+        &cli.trusted_proxies,
+        cli.forwarded_headers.parse().context("ASSENT_FORWARDED_HEADERS")?,
+    )
+    .context("ASSENT_TRUSTED_PROXIES")?;
     settings.public_url = match cli.public_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
         None => None,
         Some(raw) => {
@@ -674,12 +682,9 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
             }
         }
         KeysCommand::Revoke { name } => {
-            if crate::db::keys::revoke_key(&mut conn, &name, chrono::Utc::now())? {
-                crate::freshness::settle();
-                writeln!(out, "revoked `{name}`")?;
-            } else {
-                anyhow::bail!("no live key named `{name}` (`assent keys list` shows them)");
-            }
+            crate::ledger::keys::revoke(&mut conn, &name, chrono::Utc::now())?;
+            crate::freshness::settle();
+            writeln!(out, "revoked `{name}`")?;
         }
     }
     Ok(ExitCode::SUCCESS)

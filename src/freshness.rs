@@ -12,9 +12,10 @@
 //! round trip (libpq buffers it), and on SQLite `PRAGMA data_version` says without reading a
 //! table whether anyone committed since. So a change is in force on every server about a
 //! millisecond after its commit; the commands that make one (`keys revoke`, `sync`) wait
-//! [`SETTLE`] before they return, so that a script's next request meets it everywhere. When the
-//! PostgreSQL connection breaks, the watcher reconnects and moves the generation once, for
-//! whatever it may have missed meanwhile.
+//! [`SETTLE`] before they return, so that a script's next request meets it everywhere. On
+//! PostgreSQL the watcher also reads the generation row every [`HEARTBEAT`], in case a
+//! notification was lost on the way. When its connection breaks, the watcher reconnects and
+//! moves the generation once, for whatever it may have missed meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +54,13 @@ impl Freshness {
     pub fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
+
+    /// This server committed a change that servers cache: in force here at once, and after
+    /// [`SETTLE`], when this returns, on every other server too.
+    pub async fn changed_here(&self) {
+        self.bump();
+        tokio::time::sleep(SETTLE).await;
+    }
 }
 
 /// One read at a time of something cached (single-flight): requests that find the cache stale
@@ -85,7 +93,7 @@ impl Reload {
             return Ok(value);
         }
         if failed.is_some_and(|at| at.elapsed() < quiet) {
-            return Err(DbError::Task("the read before this one just failed".into()));
+            return Err(DbError::Unavailable("the read before this one just failed".into()));
         }
         let result = read(generation).await;
         *failed = result.is_err().then(std::time::Instant::now);
@@ -97,12 +105,12 @@ impl Reload {
 pub fn watch(db: &Db, freshness: Arc<Freshness>) {
     let db = db.clone();
     let spawned = std::thread::Builder::new().name("assent-changes".into()).spawn(move || {
-        let mut pause = Duration::from_millis(100);
+        let mut pause = FIRST_PAUSE;
         loop {
             // Each watch that starts moves the generation once, for whatever changed while the
             // watcher was away; while the database is down nothing can change, and what is
             // cached stays in use.
-            match watch_once(&db, &freshness) {
+            match watch_once(&db, &freshness, &mut pause) {
                 // The server is gone: nothing reads the generation any more.
                 Ok(()) => return,
                 Err(_) if abandoned(&freshness) => return,
@@ -119,6 +127,14 @@ pub fn watch(db: &Db, freshness: Arc<Freshness>) {
     }
 }
 
+/// The first wait before reconnecting; it doubles up to a second while connecting fails.
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// On PostgreSQL, how often the watcher reads the generation row even though it heard
+/// nothing: a notification lost on the way (a connection that died silently, a pooler that
+/// does not pass `LISTEN` through) delays a change by at most this, and a dead connection is
+/// found.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
 #[derive(diesel::QueryableByName)]
 struct Version {
     #[diesel(sql_type = BigInt)]
@@ -130,50 +146,58 @@ fn abandoned(freshness: &Arc<Freshness>) -> bool {
     Arc::strong_count(freshness) == 1
 }
 
+fn read_value(conn: &mut DbConnection, query: &'static str) -> Result<i64, DbError> {
+    Ok(diesel::sql_query(query).get_result::<Version>(conn)?.value)
+}
+
+/// The generation row that the triggers of migrations 000009 and 000011 move.
+fn generation(conn: &mut DbConnection) -> Result<i64, DbError> {
+    read_value(conn, "SELECT generation AS value FROM assent_changes WHERE id = 1")
+}
+
 /// Watches on one connection until it fails, or until the server is gone.
-fn watch_once(db: &Db, freshness: &Arc<Freshness>) -> Result<(), DbError> {
+fn watch_once(db: &Db, freshness: &Arc<Freshness>, pause: &mut Duration) -> Result<(), DbError> {
+    const DATA_VERSION: &str = "SELECT data_version AS value FROM pragma_data_version";
     let mut conn = db.dedicated()?;
     if let DbConnection::Postgres(pg) = &mut conn {
         pg.batch_execute("LISTEN assent_changes")?;
     }
-    // Anything since the caches were filled (or the last watch broke) and before this began.
+    // Where this watch starts from, read before the caches are dropped: a change that commits
+    // after this is seen below, whatever a request reloads meanwhile.
+    let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    let mut data_version = if sqlite { read_value(&mut conn, DATA_VERSION)? } else { 0 };
+    let mut seen = generation(&mut conn)?;
+    // Anything since the caches were filled (or the last watch broke).
     freshness.bump();
-    match &mut conn {
-        DbConnection::Postgres(pg) => loop {
-            if abandoned(freshness) {
-                return Ok(());
+    *pause = FIRST_PAUSE;
+    let mut last_read = std::time::Instant::now();
+    loop {
+        if abandoned(freshness) {
+            return Ok(());
+        }
+        let look = match &mut conn {
+            // A notification that has arrived is read without a round trip (libpq buffers it).
+            DbConnection::Postgres(pg) => {
+                let mut heard = false;
+                for notification in pg.notifications_iter() {
+                    notification?;
+                    heard = true;
+                }
+                heard || last_read.elapsed() >= HEARTBEAT
             }
-            let mut heard = false;
-            for notification in pg.notifications_iter() {
-                notification?;
-                heard = true;
+            // Whether anyone committed since, without reading a table.
+            DbConnection::Sqlite(_) => {
+                let now = read_value(&mut conn, DATA_VERSION)?;
+                std::mem::replace(&mut data_version, now) != now
             }
-            if heard {
+        };
+        if look {
+            let now = generation(&mut conn)?;
+            last_read = std::time::Instant::now();
+            if std::mem::replace(&mut seen, now) != now {
                 freshness.bump();
             }
-            std::thread::sleep(LOOK_EVERY);
-        },
-        DbConnection::Sqlite(_) => {
-            let mut data_version = None;
-            let mut generation = None;
-            loop {
-                if abandoned(freshness) {
-                    return Ok(());
-                }
-                let now: Version =
-                    diesel::sql_query("SELECT data_version AS value FROM pragma_data_version").get_result(&mut conn)?;
-                if data_version != Some(now.value) {
-                    data_version = Some(now.value);
-                    let current: Version =
-                        diesel::sql_query("SELECT generation AS value FROM assent_changes WHERE id = 1")
-                            .get_result(&mut conn)?;
-                    if generation.is_some_and(|g| g != current.value) {
-                        freshness.bump();
-                    }
-                    generation = Some(current.value);
-                }
-                std::thread::sleep(LOOK_EVERY);
-            }
         }
+        std::thread::sleep(LOOK_EVERY);
     }
 }

@@ -5,9 +5,12 @@
 //! server; a session also ends when it has not been used for the idle timeout, after
 //! [`SESSION_HOURS`], or when its key is revoked.
 //!
-//! Failed sign-ins are counted per client address and per key prefix, on each server: past
-//! [`Throttle::LIMIT`] within [`Throttle::WINDOW`], sign-ins from that address or for that key
-//! wait until the oldest failure leaves the window.
+//! Sign-ins are throttled on each server, per client address (an IPv6 client by its /64) and
+//! per key prefix. An address has [`Throttle::LIMIT`] attempts that fail or are still being
+//! checked within [`Throttle::WINDOW`]; past that it waits until the oldest leaves the window,
+//! before any key is looked at. A key prefix counts failures only, and past the limit a wrong
+//! key for it is answered as throttled; the right key still opens a session, so that someone
+//! who knows a key's prefix cannot lock its owner out.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -82,74 +85,103 @@ pub async fn sign_in(
     client: Option<IpAddr>,
     presented: String,
 ) -> Result<SignIn, DbError> {
-    let counted = Throttle::subjects(client, &presented);
-    if let Some(wait) = throttle.wait(&counted, Instant::now()) {
-        tracing::warn!(client = ?client, "admin sign-in refused: too many failed attempts");
-        return Ok(SignIn::Throttled(wait));
-    }
-    let key = db.run(move |c| crate::ledger::keys::authenticate(c, &presented)).await?;
+    let address = client.map(Throttle::address);
+    let prefix = crate::ledger::keys::prefix_of(&presented).map(|p| format!("key {p}"));
+    // Counted before the key is looked at, so that attempts running at once count too.
+    let attempt = match address.as_deref().map(|a| throttle.take(a, Instant::now())) {
+        Some(Err(wait)) => {
+            tracing::warn!(client = ?client, "admin sign-in refused: too many attempts from this address");
+            return Ok(SignIn::Throttled(wait));
+        }
+        Some(Ok(at)) => address.as_deref().map(|a| (a, at)),
+        None => None,
+    };
+    let forgive = || {
+        if let Some((address, at)) = attempt {
+            throttle.forgive(address, at);
+        }
+    };
+    let key = match db.run(move |c| crate::ledger::keys::authenticate(c, &presented)).await {
+        Ok(key) => key,
+        Err(e) => {
+            forgive(); // not the client's failure
+            return Err(e);
+        }
+    };
     let Some(key) = key.filter(|k| k.scope != Scope::Write && k.audience.is_none()) else {
-        throttle.failed(&counted, Instant::now());
+        if let Some(Err(wait)) = prefix.as_deref().map(|p| throttle.take(p, Instant::now())) {
+            tracing::warn!(client = ?client, "admin sign-in refused: too many failures for this key");
+            return Ok(SignIn::Throttled(wait));
+        }
         tracing::warn!(client = ?client, "admin sign-in failed");
         return Ok(SignIn::Refused);
     };
+    forgive();
     let key_id = key.id;
     Ok(SignIn::Opened(db.run(move |c| open(c, key_id, Utc::now())).await?))
 }
 
-/// Failed sign-ins, per client address and per key prefix.
+/// Sign-in attempts, per client address and per key prefix.
 #[derive(Default)]
 pub struct Throttle {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl Throttle {
-    /// Failures allowed within [`Self::WINDOW`] for one address or one key.
+    /// Attempts allowed within [`Self::WINDOW`] for one address, failures for one key.
     pub const LIMIT: usize = 10;
     pub const WINDOW: Duration = Duration::from_secs(10 * 60);
-    /// Most addresses and keys tracked (a flood of new addresses must not grow it unbounded).
+    /// Most addresses and keys tracked: a flood of new addresses cannot grow it further, and
+    /// while it is full of live entries, a new one is throttled at once.
     const MAX_TRACKED: usize = 100_000;
 
-    /// What a sign-in is counted under: its client address and, when it looks like a key,
-    /// the key's prefix (never the key).
-    pub fn subjects(client: Option<IpAddr>, presented: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Some(ip) = client {
-            out.push(format!("address {ip}"));
-        }
-        if let Some(prefix) = crate::ledger::keys::prefix_of(presented) {
-            out.push(format!("key {prefix}"));
-        }
-        out
-    }
-
-    /// How long until a sign-in counted under `subjects` may be tried; None: now.
-    pub fn wait(&self, subjects: &[String], now: Instant) -> Option<Duration> {
-        let mut failures = self.failures.lock().ok()?;
-        subjects
-            .iter()
-            .filter_map(|s| {
-                let times = failures.get_mut(s)?;
-                while times.front().is_some_and(|t| now.duration_since(*t) >= Self::WINDOW) {
-                    times.pop_front();
+    /// What a client address is counted under: an IPv4 address, or an IPv6 client's /64
+    /// (one subscriber's prefix, which it can fill with addresses at will).
+    pub fn address(ip: IpAddr) -> String {
+        match ip {
+            IpAddr::V4(v4) => format!("address {v4}"),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => format!("address {v4}"),
+                None => {
+                    let s = v6.segments();
+                    format!("address {:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
                 }
-                let oldest = *times.front()?;
-                (times.len() >= Self::LIMIT).then(|| Self::WINDOW.saturating_sub(now.duration_since(oldest)))
-            })
-            .max()
+            },
+        }
     }
 
-    /// Counts a failed sign-in.
-    pub fn failed(&self, subjects: &[String], now: Instant) {
-        let Ok(mut failures) = self.failures.lock() else { return };
-        if failures.len() >= Self::MAX_TRACKED {
-            failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < Self::WINDOW));
+    /// Counts an attempt under `subject` at `now`, unless it has had [`Self::LIMIT`] within
+    /// the window: then how long until the oldest leaves it.
+    pub fn take(&self, subject: &str, now: Instant) -> Result<Instant, Duration> {
+        let Ok(mut attempts) = self.attempts.lock() else { return Ok(now) };
+        if attempts.len() >= Self::MAX_TRACKED && !attempts.contains_key(subject) {
+            attempts.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < Self::WINDOW));
+            if attempts.len() >= Self::MAX_TRACKED {
+                return Err(Self::WINDOW);
+            }
         }
-        for s in subjects {
-            let times = failures.entry(s.clone()).or_default();
-            times.push_back(now);
-            while times.len() > Self::LIMIT {
-                times.pop_front();
+        let times = attempts.entry(subject.to_owned()).or_default();
+        while times.front().is_some_and(|t| now.duration_since(*t) >= Self::WINDOW) {
+            times.pop_front();
+        }
+        match times.front() {
+            Some(oldest) if times.len() >= Self::LIMIT => Err(Self::WINDOW.saturating_sub(now.duration_since(*oldest))),
+            _ => {
+                times.push_back(now);
+                Ok(now)
+            }
+        }
+    }
+
+    /// Takes back the attempt counted at `at`: it succeeded.
+    pub fn forgive(&self, subject: &str, at: Instant) {
+        let Ok(mut attempts) = self.attempts.lock() else { return };
+        if let Some(times) = attempts.get_mut(subject) {
+            if let Some(i) = times.iter().rposition(|t| *t == at) {
+                times.remove(i);
+            }
+            if times.is_empty() {
+                attempts.remove(subject);
             }
         }
     }
@@ -160,21 +192,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_eleventh_failure_waits_until_the_first_leaves_the_window() {
+    fn the_eleventh_attempt_waits_until_the_first_leaves_the_window() {
         let t = Throttle::default();
-        let who = Throttle::subjects("198.51.100.7".parse().ok(), "assent_0123456789ab_secret");
-        assert_eq!(who, ["address 198.51.100.7", "key 0123456789ab"]);
+        let who = Throttle::address("198.51.100.7".parse().unwrap());
         let start = Instant::now();
         for i in 0..Throttle::LIMIT {
-            assert_eq!(t.wait(&who, start), None, "attempt {i}");
-            t.failed(&who, start + Duration::from_secs(i as u64));
+            assert!(t.take(&who, start + Duration::from_secs(i as u64)).is_ok(), "attempt {i}");
         }
         let now = start + Duration::from_secs(60);
-        let wait = t.wait(&who, now).unwrap();
-        assert_eq!(wait, Throttle::WINDOW - Duration::from_secs(60));
-        // Another address for the same key waits too; another key from a new address does not.
-        assert!(t.wait(&Throttle::subjects("203.0.113.1".parse().ok(), "assent_0123456789ab_x"), now).is_some());
-        assert!(t.wait(&Throttle::subjects("203.0.113.1".parse().ok(), "assent_ffffffffffff_x"), now).is_none());
-        assert_eq!(t.wait(&who, start + Throttle::WINDOW), None, "the first failure left the window");
+        assert_eq!(t.take(&who, now), Err(Throttle::WINDOW - Duration::from_secs(60)));
+        assert!(t.take(&Throttle::address("203.0.113.1".parse().unwrap()), now).is_ok(), "another address");
+        let later = start + Throttle::WINDOW;
+        assert_eq!(t.take(&who, later), Ok(later), "the first attempt left the window");
+        // An attempt that succeeded is taken back.
+        t.forgive(&who, later);
+        assert!(t.take(&who, later).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64() {
+        let a = Throttle::address("2001:db8:1:2::1".parse().unwrap());
+        assert_eq!(a, Throttle::address("2001:db8:1:2:ffff::9".parse().unwrap()));
+        assert_ne!(a, Throttle::address("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(Throttle::address("::ffff:192.0.2.1".parse().unwrap()), "address 192.0.2.1");
     }
 }

@@ -518,6 +518,31 @@ fn admin_sessions_end_on_the_server_and_sign_ins_are_throttled(backend: Backend)
     assert!((1..=600).contains(&wait), "{wait}");
     assert!(throttled.body.contains("Too many failed sign-ins"));
     assert!(signed_in(&other, &a.admin).len() > 20, "another server counts its own failures");
+
+    // Per key prefix: ten wrong keys for the admin key's prefix, each from another address (a
+    // proxy this server trusts says which), and the next wrong one is throttled wherever it
+    // comes from; the right key still opens a session, so its owner is not locked out.
+    let proxied = a.app.another_server(|s| {
+        s.trusted_proxies = assent::consent::TrustedProxies::parse("127.0.0.1", Default::default()).unwrap();
+    });
+    let prefix = a.admin.split('_').nth(1).unwrap();
+    let from = |n: u32, key: &str| {
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        let resp = agent
+            .post(format!("{}/admin/signin", proxied.address))
+            .header("X-Forwarded-For", &format!("198.51.100.{n}"))
+            .send_form([("key", key)])
+            .unwrap();
+        resp.status().as_u16()
+    };
+    let wrong = format!("assent_{prefix}_{}", "0".repeat(48));
+    for n in 0..10 {
+        assert_eq!(from(n, &wrong), 401, "attempt {n}");
+    }
+    assert_eq!(from(50, &wrong), 429, "a wrong key for that prefix waits, from any address");
+    assert_eq!(from(51, &a.admin), 303, "the right key still signs in");
+    assert_eq!(from(52, "assent_ffffffffffff_x"), 401, "other keys from new addresses are not held up");
 }
 
 on_both_databases!(

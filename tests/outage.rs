@@ -165,6 +165,15 @@ fn a_postgres_outage_is_answered_503_and_recovered_from_with_nothing_lost() {
                 }
             });
         }
+        // However the rounds end (a failed assertion included), the load stops, so that the
+        // scope can join it and the test reports instead of hanging.
+        struct StopLoad<'a>(&'a AtomicBool);
+        impl Drop for StopLoad<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Relaxed);
+            }
+        }
+        let _stop = StopLoad(&running);
         std::thread::sleep(Duration::from_secs(1));
         for round in 0..5 {
             pg.stop();
@@ -188,7 +197,6 @@ fn a_postgres_outage_is_answered_503_and_recovered_from_with_nothing_lost() {
             recoveries.push(back.elapsed());
             std::thread::sleep(Duration::from_millis(700));
         }
-        running.store(false, Ordering::Relaxed);
     });
     let refused = refused.into_inner().unwrap();
     for r in &refused {

@@ -212,14 +212,25 @@ fn forwarded_headers_are_believed_only_from_trusted_proxies(backend: Backend) {
 
     // Behind a proxy this server trusts (the tests' client is 127.0.0.1), its headers count.
     let behind = TestApp::spawn_configured(&backend, timeline, |s| {
-        s.trusted_proxies = assent::consent::TrustedProxies::parse("127.0.0.1").unwrap();
+        s.trusted_proxies = assent::consent::TrustedProxies::parse("127.0.0.1", Default::default()).unwrap();
         s.return_origins = assent::consent::ReturnOrigins::parse("https://app.example").unwrap();
     });
     let feed =
         behind.get_with("/feed.atom", &[("X-Forwarded-Host", "policies.example"), ("X-Forwarded-Proto", "https")]);
     assert!(feed.body.contains("https://policies.example/policies/terms/versions/2"), "{}", feed.body);
-    let rfc = behind.get_with("/feed.atom", &[("Forwarded", "for=192.0.2.1;proto=https;host=\"rfc.example\"")]);
+    // It sets X-Forwarded-*: a `Forwarded` it passes through is a client's, and counts for nothing.
+    let passed = behind.get_with("/feed.atom", &[("Forwarded", "for=192.0.2.1;proto=https;host=\"rfc.example\"")]);
+    assert!(!passed.body.contains("rfc.example"), "{}", passed.body);
+    // A proxy that sets RFC 7239 `Forwarded` (ASSENT_FORWARDED_HEADERS=forwarded) is believed
+    // for it, and for it alone.
+    let rfc_behind = TestApp::spawn_configured(&backend, timeline, |s| {
+        s.trusted_proxies =
+            assent::consent::TrustedProxies::parse("127.0.0.1", assent::consent::ProxyHeaders::Forwarded).unwrap();
+    });
+    let rfc = rfc_behind.get_with("/feed.atom", &[("Forwarded", "for=192.0.2.1;proto=https;host=\"rfc.example\"")]);
     assert!(rfc.body.contains("https://rfc.example/policies/"), "{}", rfc.body);
+    let x = rfc_behind.get_with("/feed.atom", &[("X-Forwarded-Host", "policies.example")]);
+    assert!(!x.body.contains("policies.example"), "{}", x.body);
     let key = behind.key("host", "write");
     let link = behind.post(
         "/api/v1/consent-links",

@@ -154,39 +154,96 @@ impl ReturnOrigins {
     }
 }
 
-/// Proxies whose forwarded headers are believed (`ASSENT_TRUSTED_PROXIES`).
+/// Which forwarded headers a trusted proxy sets (`ASSENT_FORWARDED_HEADERS`). Only that family
+/// is believed: a proxy that sets the other passes a client's own headers of this family
+/// through unchanged, and those must count for nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProxyHeaders {
+    /// `X-Forwarded-For`, `X-Forwarded-Host` and `X-Forwarded-Proto` (nginx, HAProxy, most
+    /// load balancers).
+    #[default]
+    XForwarded,
+    /// One `Forwarded` header, RFC 7239 (`for=…;proto=https;host=example.com`).
+    Forwarded,
+}
+
+impl std::str::FromStr for ProxyHeaders {
+    type Err = InvalidValue;
+    fn from_str(raw: &str) -> Result<Self, InvalidValue> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded" => Ok(Self::XForwarded),
+            "forwarded" => Ok(Self::Forwarded),
+            other => Err(InvalidValue(format!("`{other}` is not `x-forwarded` or `forwarded`"))),
+        }
+    }
+}
+
+/// Proxies whose forwarded headers are believed (`ASSENT_TRUSTED_PROXIES`), and which of
+/// them (`ASSENT_FORWARDED_HEADERS`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<ipnet::IpNet>);
+pub struct TrustedProxies {
+    nets: Vec<ipnet::IpNet>,
+    headers: ProxyHeaders,
+}
 
 impl TrustedProxies {
     /// A comma-separated list of addresses or networks: `127.0.0.1,10.0.0.0/8`.
-    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let mut out = Vec::new();
+    pub fn parse(raw: &str, headers: ProxyHeaders) -> Result<Self, InvalidValue> {
+        let mut nets = Vec::new();
         for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let net = part
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| part.parse::<IpAddr>().map(ipnet::IpNet::from))
                 .map_err(|_| InvalidValue(format!("`{part}` is not an IP address or network")))?;
-            out.push(net);
+            nets.push(net);
         }
-        Ok(Self(out))
+        Ok(Self { nets, headers })
     }
 
     fn trusts(&self, addr: IpAddr) -> bool {
-        self.0.iter().any(|n| n.contains(&addr))
+        self.nets.iter().any(|n| n.contains(&addr))
     }
 
     /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
-    /// right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
-    pub fn client(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+    /// right-most address its header family names (`X-Forwarded-For`, or `for=` of
+    /// `Forwarded`; every line of it, in order) that is not itself a trusted proxy.
+    pub fn client(&self, peer: Option<IpAddr>, sent: &Forwarding<'_>) -> Option<IpAddr> {
         let peer = peer?;
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let Some(header) = forwarded_for else { return Some(peer) };
-        let mut chain = header.split(',').rev().map(str::trim);
-        chain.find_map(|hop| hop.parse::<IpAddr>().ok().filter(|a| !self.trusts(*a))).or(Some(peer))
+        let hops: Vec<Option<IpAddr>> = match self.headers {
+            ProxyHeaders::XForwarded => {
+                sent.x_forwarded_for.iter().flat_map(|l| l.split(',')).map(|h| h.trim().parse().ok()).collect()
+            }
+            ProxyHeaders::Forwarded => forwarded_elements(&sent.forwarded)
+                .iter()
+                .map(|element| element.get("for").and_then(|v| node_address(v)))
+                .collect(),
+        };
+        // From the right: past the trusted proxies to the first hop they were told of. A hop
+        // that names no address (`unknown`, an obfuscated node, garbage) ends the walk: what
+        // comes before it cannot be told apart from a client's own claims.
+        for hop in hops.into_iter().rev() {
+            match hop {
+                Some(addr) if self.trusts(addr) => continue,
+                Some(addr) => return Some(addr),
+                None => break,
+            }
+        }
+        Some(peer)
     }
+}
+
+/// An address from a `Forwarded` node (`192.0.2.1`, `192.0.2.1:8080`, `[2001:db8::1]:80`).
+fn node_address(node: &str) -> Option<IpAddr> {
+    if let Ok(ip) = node.parse() {
+        return Some(ip);
+    }
+    if let Some(v6) = node.strip_prefix('[') {
+        return v6.split_once(']')?.0.parse().ok();
+    }
+    node.rsplit_once(':')?.0.parse().ok()
 }
 
 /// Where a request reached this server: the scheme and host its absolute URLs are built on.
@@ -214,16 +271,17 @@ impl Origin {
     }
 }
 
-/// What a request says about where it was sent, as received.
+/// What a request says about where it came from and where it was sent, as received.
 #[derive(Debug, Default, Clone)]
-pub struct RequestedOrigin<'a> {
+pub struct Forwarding<'a> {
     /// The connection's own scheme (`https` only when this server terminates TLS).
     pub scheme: &'a str,
     /// The `Host` header.
     pub host: Option<&'a str>,
     /// Every `Forwarded` header line (RFC 7239).
     pub forwarded: Vec<&'a str>,
-    /// Every `X-Forwarded-Host` and `X-Forwarded-Proto` line: a proxy appends its own last.
+    /// Every `X-Forwarded-For`, `-Host` and `-Proto` line: a proxy appends its own last.
+    pub x_forwarded_for: Vec<&'a str>,
     pub x_forwarded_host: Vec<&'a str>,
     pub x_forwarded_proto: Vec<&'a str>,
 }
@@ -250,48 +308,47 @@ fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
     parts
 }
 
-/// The `host` and `proto` of the element a proxy appended last to `Forwarded` (RFC 7239:
+/// The elements of `Forwarded`, each its pairs by lower-case key (RFC 7239:
 /// `for=…;proto=https;host=example.com`; several header lines are one list, RFC 9110 §5.3;
-/// values plain or quoted, without escapes). None when the element does not parse.
-fn forwarded_element(lines: &[&str]) -> Option<(Option<String>, Option<String>)> {
+/// values plain or quoted, without escapes). An element that does not parse is empty: it
+/// names nothing.
+fn forwarded_elements(lines: &[&str]) -> Vec<std::collections::HashMap<String, String>> {
     let joined = lines.join(", ");
-    let elements = split_unquoted(&joined, ',');
-    let last = elements.last()?.trim();
-    let (mut host, mut proto) = (None, None);
-    for pair in split_unquoted(last, ';').into_iter().map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=')?;
-        let value = match value.strip_prefix('"') {
-            Some(quoted) => quoted.strip_suffix('"').filter(|v| !v.contains(['"', '\\']))?,
-            None => value,
-        };
-        match key.trim().to_ascii_lowercase().as_str() {
-            "host" => host = Some(value.to_owned()),
-            "proto" => proto = Some(value.to_ascii_lowercase()),
-            _ => {}
+    let element = |text: &str| {
+        let mut pairs = std::collections::HashMap::new();
+        for pair in split_unquoted(text, ';').into_iter().map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=')?;
+            let value = match value.strip_prefix('"') {
+                Some(quoted) => quoted.strip_suffix('"').filter(|v| !v.contains(['"', '\\']))?,
+                None => value,
+            };
+            pairs.insert(key.trim().to_ascii_lowercase(), value.to_owned());
         }
-    }
-    Some((host, proto))
+        Some(pairs)
+    };
+    split_unquoted(&joined, ',').into_iter().map(|e| element(e.trim()).unwrap_or_default()).collect()
 }
 
 impl TrustedProxies {
-    /// Where the request was sent: from a trusted proxy, what its forwarded headers say
-    /// (`Forwarded` when it sent one, else `X-Forwarded-Host` and `-Proto`); from anyone else,
-    /// its own `Host` header and the connection's scheme. `fallback` is the host when nothing
-    /// usable was said (this server's bind address).
-    pub fn origin(&self, peer: Option<IpAddr>, asked: &RequestedOrigin<'_>, fallback: &str) -> Origin {
+    /// Where the request was sent: from a trusted proxy, what its header family says (the
+    /// element of `Forwarded` it appended last, or the last `X-Forwarded-Host` and `-Proto`);
+    /// from anyone else, its own `Host` header and the connection's scheme. `fallback` is the
+    /// host when nothing usable was said (this server's bind address).
+    pub fn origin(&self, peer: Option<IpAddr>, asked: &Forwarding<'_>, fallback: &str) -> Origin {
         let direct_host = asked.host.filter(|h| plausible_host(h)).unwrap_or(fallback).to_owned();
         let mut origin = Origin { scheme: asked.scheme.to_owned(), host: direct_host };
         if !peer.is_some_and(|p| self.trusts(p)) {
             return origin;
         }
         let last = |v: &[&str]| v.last().and_then(|v| v.rsplit(',').next()).map(|v| v.trim().to_owned());
-        // A proxy that sends `Forwarded` is believed for it alone: the `X-Forwarded-*` it may
-        // pass through unchanged are the client's.
-        let (host, proto) = if asked.forwarded.is_empty() {
-            (last(&asked.x_forwarded_host), last(&asked.x_forwarded_proto).map(|p| p.to_ascii_lowercase()))
-        } else {
-            forwarded_element(&asked.forwarded).unwrap_or_default()
+        let (host, proto) = match self.headers {
+            ProxyHeaders::XForwarded => (last(&asked.x_forwarded_host), last(&asked.x_forwarded_proto)),
+            ProxyHeaders::Forwarded => {
+                let mut last = forwarded_elements(&asked.forwarded).pop().unwrap_or_default();
+                (last.remove("host"), last.remove("proto"))
+            }
         };
+        let proto = proto.map(|p| p.to_ascii_lowercase());
         if let Some(host) = host.filter(|h| plausible_host(h)) {
             origin.host = host;
         }
@@ -308,45 +365,78 @@ mod tests {
 
     #[test]
     fn forwarded_headers_count_only_from_a_trusted_proxy() {
-        let proxies = TrustedProxies::parse("10.0.0.1").unwrap();
-        let asked = RequestedOrigin {
+        let proxies = TrustedProxies::parse("10.0.0.1", ProxyHeaders::XForwarded).unwrap();
+        let asked = Forwarding {
             scheme: "http",
             host: Some("assent.internal:8080"),
-            forwarded: vec![],
             x_forwarded_host: vec!["evil.example"],
             x_forwarded_proto: vec!["https"],
+            ..Forwarding::default()
         };
         let anyone = proxies.origin("203.0.113.9".parse().ok(), &asked, "127.0.0.1:8080");
         assert_eq!(anyone.url(), "http://assent.internal:8080");
         let proxy = proxies.origin("10.0.0.1".parse().ok(), &asked, "127.0.0.1:8080");
         assert_eq!(proxy.url(), "https://evil.example");
-
-        let rfc = RequestedOrigin {
-            forwarded: vec!["for=192.0.2.60;proto=http, for=198.51.100.1;proto=HTTPS;host=\"policies.example.com\""],
-            ..asked.clone()
-        };
-        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &rfc, "x").url(), "https://policies.example.com");
-        // Several lines are one list: the proxy's own element, appended last, counts; a
-        // client's line before it does not, nor do the X-Forwarded-* it passed through.
-        let two = RequestedOrigin { forwarded: vec!["host=client.example", "host=proxy.example"], ..asked.clone() };
-        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &two, "x").url(), "http://proxy.example");
-        let quoted = RequestedOrigin {
-            forwarded: vec!["for=1.2.3.4, host=\"a.example\";proto=https;for=\"[::1]:80\""],
-            ..asked.clone()
-        };
-        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &quoted, "x").url(), "https://a.example");
-        let escaped = RequestedOrigin { forwarded: vec!["host=\"a\\\"b\""], ..asked.clone() };
-        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &escaped, "x").url(), "http://assent.internal:8080");
-        let appended = RequestedOrigin { x_forwarded_host: vec!["evil.example", "proxy.example"], ..asked.clone() };
+        let appended = Forwarding { x_forwarded_host: vec!["evil.example", "proxy.example"], ..asked.clone() };
         assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &appended, "x").url(), "https://proxy.example");
+        // An X-Forwarded proxy passes a client's own `Forwarded` through: it counts for nothing.
+        let smuggled = Forwarding { forwarded: vec!["host=evil.example;proto=http"], ..appended.clone() };
+        assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &smuggled, "x").url(), "https://proxy.example");
         // Nonsense hosts and schemes are ignored, even from a proxy.
-        let junk = RequestedOrigin {
+        let junk = Forwarding {
             host: Some("a b/c"),
             x_forwarded_host: vec!["evil.example/path"],
             x_forwarded_proto: vec!["javascript"],
-            ..asked
+            ..asked.clone()
         };
         assert_eq!(proxies.origin("10.0.0.1".parse().ok(), &junk, "127.0.0.1:8080").url(), "http://127.0.0.1:8080");
+
+        let rfc_proxies = TrustedProxies::parse("10.0.0.1", ProxyHeaders::Forwarded).unwrap();
+        let at = |sent: &Forwarding<'_>| rfc_proxies.origin("10.0.0.1".parse().ok(), sent, "x").url();
+        let rfc = Forwarding {
+            forwarded: vec!["for=192.0.2.60;proto=http, for=198.51.100.1;proto=HTTPS;host=\"policies.example.com\""],
+            ..asked.clone()
+        };
+        assert_eq!(at(&rfc), "https://policies.example.com");
+        // Several lines are one list: the proxy's own element, appended last, counts; a
+        // client's line before it does not, nor do the X-Forwarded-* it passed through.
+        let two = Forwarding { forwarded: vec!["host=client.example", "host=proxy.example"], ..asked.clone() };
+        assert_eq!(at(&two), "http://proxy.example");
+        let quoted = Forwarding {
+            forwarded: vec!["for=1.2.3.4, host=\"a.example\";proto=https;for=\"[::1]:80\""],
+            ..asked.clone()
+        };
+        assert_eq!(at(&quoted), "https://a.example");
+        let escaped = Forwarding { forwarded: vec!["host=\"a\\\"b\""], ..asked.clone() };
+        assert_eq!(at(&escaped), "http://assent.internal:8080");
+        let none = Forwarding { forwarded: vec![], ..asked };
+        assert_eq!(at(&none), "http://assent.internal:8080", "X-Forwarded-* count for nothing here");
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxies = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8", ProxyHeaders::XForwarded).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let xff = |lines: Vec<&'static str>| Forwarding { x_forwarded_for: lines, ..Forwarding::default() };
+        assert_eq!(proxies.client(Some(ip("203.0.113.5")), &xff(vec!["1.2.3.4"])), Some(ip("203.0.113.5")));
+        assert_eq!(proxies.client(Some(ip("127.0.0.1")), &xff(vec!["1.2.3.4, 10.1.1.1"])), Some(ip("1.2.3.4")));
+        // Several lines are one list, in order: the proxy's own, appended last, counts.
+        assert_eq!(proxies.client(Some(ip("127.0.0.1")), &xff(vec!["6.6.6.6", "1.2.3.4"])), Some(ip("1.2.3.4")));
+        assert_eq!(proxies.client(Some(ip("127.0.0.1")), &xff(vec![])), Some(ip("127.0.0.1")));
+        assert_eq!(proxies.client(Some(ip("127.0.0.1")), &xff(vec!["garbage"])), Some(ip("127.0.0.1")));
+        let smuggled = Forwarding { forwarded: vec!["for=6.6.6.6"], ..Forwarding::default() };
+        assert_eq!(proxies.client(Some(ip("127.0.0.1")), &smuggled), Some(ip("127.0.0.1")));
+        assert!(TrustedProxies::parse("not-an-ip", ProxyHeaders::XForwarded).is_err());
+
+        let rfc = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8", ProxyHeaders::Forwarded).unwrap();
+        let fwd = |lines: Vec<&'static str>| Forwarding { forwarded: lines, ..Forwarding::default() };
+        let peer = Some(ip("10.0.0.2"));
+        assert_eq!(rfc.client(peer, &fwd(vec!["for=192.0.2.60;proto=http, for=10.0.0.3"])), Some(ip("192.0.2.60")));
+        assert_eq!(rfc.client(peer, &fwd(vec!["for=\"[2001:db8::1]:4711\""])), Some(ip("2001:db8::1")));
+        assert_eq!(rfc.client(peer, &fwd(vec!["for=6.6.6.6", "for=192.0.2.1:8080"])), Some(ip("192.0.2.1")));
+        // An obfuscated or unknown node breaks the chain: nothing before it is believed.
+        assert_eq!(rfc.client(peer, &fwd(vec!["for=6.6.6.6, for=unknown"])), peer);
+        assert_eq!(rfc.client(peer, &xff(vec!["1.2.3.4"])), peer, "X-Forwarded-For counts for nothing here");
     }
 
     fn claims(exp: i64) -> Claims {
@@ -403,16 +493,5 @@ mod tests {
         }
         assert!(ReturnOrigins::default().check("https://app.example.com/").is_err());
         assert!(ReturnOrigins::parse("ftp://x").is_err());
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let proxies = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(proxies.client(Some(ip("203.0.113.5")), Some("1.2.3.4")), Some(ip("203.0.113.5")));
-        assert_eq!(proxies.client(Some(ip("127.0.0.1")), Some("1.2.3.4, 10.1.1.1")), Some(ip("1.2.3.4")));
-        assert_eq!(proxies.client(Some(ip("127.0.0.1")), None), Some(ip("127.0.0.1")));
-        assert_eq!(proxies.client(Some(ip("127.0.0.1")), Some("garbage")), Some(ip("127.0.0.1")));
-        assert!(TrustedProxies::parse("not-an-ip").is_err());
     }
 }

@@ -48,6 +48,9 @@ pub enum DbError {
     Corrupt(String),
     #[error("database task failed: {0}")]
     Task(String),
+    /// The database is away, busy or full: the request may be tried again shortly.
+    #[error("the database is not available: {0}")]
+    Unavailable(String),
     /// A command that only reads was pointed at a database that does not exist or holds no
     /// Assent data; nothing was created.
     #[error("{0}")]
@@ -69,6 +72,53 @@ impl From<diesel::r2d2::PoolError> for DbError {
 impl From<diesel::result::Error> for DbError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Query(e)
+    }
+}
+
+impl DbError {
+    /// Whether the database is away, busy or full (503, to be tried again), rather than a
+    /// fault of Assent's own (500).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Connect(_) | Self::Pool(_) | Self::Unavailable(_) => true,
+            Self::Query(e) => query_unavailable(e),
+            Self::Url(_) | Self::Migration(_) | Self::Corrupt(_) | Self::Task(_) | Self::Missing(_) => false,
+        }
+    }
+
+    /// The same failure again, for each of several requests that it failed together.
+    pub fn again(&self) -> Self {
+        if self.is_unavailable() { Self::Unavailable(self.to_string()) } else { Self::Task(self.to_string()) }
+    }
+}
+
+/// Whether a query failed because the database went away, is busy or is full: a broken or
+/// closed connection, a server shutting down or starting up, a full disk, an I/O error, a
+/// lock held too long, or a serialisation failure that outlived its retries.
+fn query_unavailable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    const AWAY: [&str; 12] = [
+        "connection",
+        "terminating",
+        "shutting down",
+        "starting up",
+        "recovery mode",
+        "could not receive",
+        "could not send",
+        "disk is full",
+        "disk i/o",
+        "no space",
+        "database is locked",
+        "read-only",
+    ];
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message().to_ascii_lowercase();
+            AWAY.iter().any(|away| message.contains(away))
+        }
+        Error::BrokenTransactionManager => true,
+        _ => false,
     }
 }
 
@@ -456,7 +506,7 @@ impl DbConnection {
             // hang on a long report; if it cannot finish now, the next checkpoint does.
             Self::Sqlite(_) => {
                 let _ = self.batch_execute("PRAGMA busy_timeout = 2000");
-                let done = self.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)");
+                let done = self.checkpoint_fully();
                 let _ = self.batch_execute("PRAGMA busy_timeout = 15000");
                 done
             }
@@ -465,6 +515,28 @@ impl DbConnection {
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not clear old copies of erased data (the next checkpoint or vacuum will)");
         }
+    }
+
+    /// `wal_checkpoint(TRUNCATE)` until it reports that it finished: a reader that was in the
+    /// middle of a read (another server's change watcher reads every millisecond) makes it
+    /// give up without an error, and the old pages would stay in the WAL.
+    fn checkpoint_fully(&mut self) -> diesel::QueryResult<()> {
+        #[derive(diesel::QueryableByName)]
+        struct Checkpoint {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            busy: i32,
+        }
+        for _ in 0..20 {
+            let result: Checkpoint = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result(self)?;
+            if result.busy == 0 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("the WAL checkpoint stayed busy".to_owned()),
+        ))
     }
 
     /// Checks that the database answers.

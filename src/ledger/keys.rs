@@ -21,6 +21,8 @@ pub enum KeyError {
     Invalid(#[from] InvalidValue),
     #[error("a key named `{0}` exists already")]
     Exists(String),
+    #[error("no live key is named `{0}` (`assent keys list` shows them)")]
+    NoLiveKey(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -53,6 +55,14 @@ pub fn create(
     let key = format!("assent_{prefix}_{}", hex::encode(random_bytes::<24>()?));
     insert_key(conn, name, &prefix, &sha256_hex(key.as_bytes()), scope.as_str(), audience.map(Audience::as_str), now)?;
     Ok(key)
+}
+
+/// Revokes the live key named `name`: from its commit on, every server refuses it (and ends
+/// the admin sessions opened with it). The caller waits [`crate::freshness::settle`] before
+/// telling anyone, if it runs outside a server.
+pub fn revoke(conn: &mut DbConnection, name: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, KeyError> {
+    check_name(name)?;
+    if crate::db::keys::revoke_key(conn, name, now)? { Ok(now) } else { Err(KeyError::NoLiveKey(name.to_owned())) }
 }
 
 /// A key that authenticated.

@@ -72,7 +72,7 @@ impl Writer {
         let (tx, rx) = oneshot::channel();
         let job = Job::Run(Box::new(move |conn: Option<&mut DbConnection>| {
             let Some(conn) = conn else {
-                let _ = tx.send(Err(E::from(DbError::Task("no database connection".into()))));
+                let _ = tx.send(Err(E::from(DbError::Unavailable("no database connection".into()))));
                 return;
             };
             // A write that panicked must not take the ledger's writer with it, nor leave its
@@ -209,7 +209,7 @@ fn write_loop(db: &Db, rx: &Receiver<Job>) {
                 }
                 let result = match held.as_mut() {
                     Some(conn) => erase_now(conn, &job),
-                    None => Err(RecordError::Db(DbError::Task("no database connection".into()))),
+                    None => Err(RecordError::Db(DbError::Unavailable("no database connection".into()))),
                 };
                 if matches!(result, Err(RecordError::Db(_))) {
                     held = None;
@@ -240,9 +240,10 @@ fn write_loop(db: &Db, rx: &Receiver<Job>) {
         }
         let results = match held.as_mut() {
             Some(conn) => commit_batch(conn, &batch),
-            None => {
-                batch.iter().map(|_| Err(RecordError::Db(DbError::Task("no database connection".into())))).collect()
-            }
+            None => batch
+                .iter()
+                .map(|_| Err(RecordError::Db(DbError::Unavailable("no database connection".into()))))
+                .collect(),
         };
         // After a failure, start the next batch on a fresh connection.
         if results.iter().any(|r| matches!(r, Err(RecordError::Db(_)))) {
@@ -256,11 +257,11 @@ fn write_loop(db: &Db, rx: &Receiver<Job>) {
 
 /// One transaction for the whole batch, one savepoint per decision.
 fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) -> Vec<Result<Recorded, RecordError>> {
-    let fail_all = |e: &dyn std::fmt::Display| -> Vec<Result<Recorded, RecordError>> {
-        batch.iter().map(|_| Err(RecordError::Db(DbError::Task(e.to_string())))).collect()
+    let fail_all = |e: DbError| -> Vec<Result<Recorded, RecordError>> {
+        batch.iter().map(|_| Err(RecordError::Db(e.again()))).collect()
     };
     if let Err(e) = conn.batch_execute("BEGIN IMMEDIATE") {
-        return fail_all(&e);
+        return fail_all(e.into());
     }
     let now = Utc::now();
     let mut results = Vec::with_capacity(batch.len());
@@ -275,7 +276,7 @@ fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) ->
             // SQLite may already have rolled the whole transaction back (a full disk, an I/O
             // error); carrying on would commit the rest outside it. Give up on the batch.
             let _ = conn.batch_execute("ROLLBACK");
-            return fail_all(&e);
+            return fail_all(e.into());
         }
         results.push(result);
     }
@@ -283,14 +284,14 @@ fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) ->
     let created = super::created_events(results.iter().filter_map(|r| r.as_ref().ok()));
     if let Err(e) = crate::log::integrate_with(conn, &created) {
         let _ = conn.batch_execute("ROLLBACK");
-        return fail_all(&e);
+        return fail_all(e);
     }
     match conn.batch_execute("COMMIT") {
         // Nothing in the batch is acknowledged before this point.
         Ok(()) => {}
         Err(e) => {
             let _ = conn.batch_execute("ROLLBACK");
-            return fail_all(&e);
+            return fail_all(e.into());
         }
     }
     let mut done: Vec<Recorded> = Vec::new();
@@ -305,7 +306,7 @@ fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) ->
         }
     }
     if let Err(e) = attach_log_indexes(conn, &mut done) {
-        return fail_all(&e);
+        return fail_all(e);
     }
     let mut done = done.into_iter();
     slots

@@ -113,8 +113,7 @@ pub async fn signin(
 ) -> Result<HttpResponse, PageError> {
     same_origin(&state, &req)?;
     let presented = form.into_inner().key.trim().to_owned();
-    let header = |name: &str| req.headers().get(name).and_then(|h| h.to_str().ok());
-    let client = state.settings.trusted_proxies.client(req.peer_addr().map(|a| a.ip()), header("x-forwarded-for"));
+    let client = super::client_addr(&state, &req);
     let opened = match sessions::sign_in(&state.db, &state.signins, client, presented).await? {
         sessions::SignIn::Opened(opened) => opened,
         sessions::SignIn::Refused => {

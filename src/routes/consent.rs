@@ -446,8 +446,7 @@ fn browser_evidence(state: &AppState, req: &HttpRequest) -> Result<Evidence, Pag
 
 fn sent_evidence(state: &AppState, req: &HttpRequest) -> EvidenceBody {
     let header = |name: &str| req.headers().get(name).and_then(|h| h.to_str().ok()).map(str::to_owned);
-    let peer = req.peer_addr().map(|a| a.ip());
-    let ip = state.settings.trusted_proxies.client(peer, header("x-forwarded-for").as_deref());
+    let ip = super::client_addr(state, req);
     EvidenceBody {
         ip: ip.map(|a| a.to_string()),
         // Browsers may send tabs; evidence refuses control characters, so they are dropped here

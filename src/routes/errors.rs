@@ -77,7 +77,15 @@ pub fn answer(status: StatusCode) -> actix_web::HttpResponseBuilder {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         tracing::error!(error = %e, "database error");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is not answering; try again shortly")
+        if e.is_unavailable() {
+            Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is not answering; try again shortly",
+            )
+        } else {
+            Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an error of Assent's own; it has been logged")
+        }
     }
 }
 
@@ -144,9 +152,16 @@ impl From<ApiError> for PageError {
 impl From<DbError> for PageError {
     fn from(e: DbError) -> Self {
         tracing::error!(error = %e, "database error");
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "The policy store is not answering. Please try again in a moment.".into(),
+        if e.is_unavailable() {
+            Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "The policy store is not answering. Please try again in a moment.".into(),
+            }
+        } else {
+            Self {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: "Something went wrong on our side; it has been logged.".into(),
+            }
         }
     }
 }

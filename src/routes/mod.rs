@@ -10,6 +10,7 @@ pub mod consent;
 pub mod diffs;
 pub mod errors;
 pub mod feed;
+pub mod keys;
 pub mod log;
 mod lookup;
 pub mod metrics;
@@ -57,24 +58,37 @@ pub struct AppState {
     pub admin_key: Vec<u8>,
 }
 
+/// What this request says about where it came from and where it was sent, as received.
+fn forwarding(req: &HttpRequest) -> crate::consent::Forwarding<'_> {
+    let all = |name: &str| req.headers().get_all(name).filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
+    crate::consent::Forwarding {
+        scheme: if req.app_config().secure() { "https" } else { "http" },
+        host: req
+            .headers()
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str())),
+        forwarded: all("forwarded"),
+        x_forwarded_for: all("x-forwarded-for"),
+        x_forwarded_host: all("x-forwarded-host"),
+        x_forwarded_proto: all("x-forwarded-proto"),
+    }
+}
+
 /// Where this request reached the server, for absolute URLs, the `Origin` check and `Secure`
 /// cookies: `ASSENT_PUBLIC_URL` when set; otherwise the `Host` header, or a trusted proxy's
-/// forwarded headers (`ASSENT_TRUSTED_PROXIES`). A client's own `X-Forwarded-Host` counts for
-/// nothing.
+/// forwarded headers (`ASSENT_TRUSTED_PROXIES`, `ASSENT_FORWARDED_HEADERS`). A client's own
+/// `X-Forwarded-Host` counts for nothing.
 pub fn origin(state: &AppState, req: &HttpRequest) -> crate::consent::Origin {
     if let Some(public) = state.settings.public_url.as_deref().and_then(crate::consent::Origin::of_url) {
         return public;
     }
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let all = |name: &str| req.headers().get_all(name).filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
-    let asked = crate::consent::RequestedOrigin {
-        scheme: if req.app_config().secure() { "https" } else { "http" },
-        host: header("host").or_else(|| req.uri().authority().map(|a| a.as_str())),
-        forwarded: all("forwarded"),
-        x_forwarded_host: all("x-forwarded-host"),
-        x_forwarded_proto: all("x-forwarded-proto"),
-    };
-    state.settings.trusted_proxies.origin(req.peer_addr().map(|a| a.ip()), &asked, req.app_config().host())
+    state.settings.trusted_proxies.origin(req.peer_addr().map(|a| a.ip()), &forwarding(req), req.app_config().host())
+}
+
+/// The client's address: the peer's, or what a trusted proxy says it is.
+pub fn client_addr(state: &AppState, req: &HttpRequest) -> Option<std::net::IpAddr> {
+    state.settings.trusted_proxies.client(req.peer_addr().map(|a| a.ip()), &forwarding(req))
 }
 
 /// The base of this server's absolute URLs (links in the feed, consent links):
@@ -175,6 +189,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/log/proof/inclusion", web::get().to(log::inclusion))
                 .route("/log/proof/consistency", web::get().to(log::consistency))
                 .route("/log/leaves", web::get().to(log::leaves))
+                .route("/keys/{name}", web::delete().to(keys::revoke))
                 .route("/webhooks", web::post().to(webhooks::register))
                 .route("/webhooks", web::get().to(webhooks::list))
                 .route("/webhooks/{id}", web::delete().to(webhooks::remove))

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::errors::ErrorBody;
 use super::{ApiError, AppState};
-use super::{api, audit, consent, diffs, log, subjects, webhooks};
+use super::{api, audit, consent, diffs, keys, log, subjects, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +38,7 @@ use super::{api, audit, consent, diffs, log, subjects, webhooks};
         log::inclusion,
         log::consistency,
         log::leaves,
+        keys::revoke,
         webhooks::register,
         webhooks::list,
         webhooks::remove,
@@ -50,6 +51,7 @@ use super::{api, audit, consent, diffs, log, subjects, webhooks};
         (name = "subjects", description = "Whether a subject is up to date, recording what it decided, consent links and erasure."),
         (name = "audit", description = "Events, coverage, per-version figures and exports, for legal and privacy staff."),
         (name = "log", description = "The Merkle log of every event and version: signed checkpoints and the proofs that check them."),
+        (name = "keys", description = "Revoking API keys through any server (admin); `assent keys` creates and lists them."),
         (name = "webhooks", description = "Endpoints told of events and publications as they commit (admin)."),
         (name = "meta", description = "This document."),
     ),
