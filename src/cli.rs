@@ -650,7 +650,10 @@ fn time(t: chrono::NaiveDateTime) -> String {
 }
 
 fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
-    let mut conn = if matches!(command, KeysCommand::List) { open_existing(settings)? } else { open(settings)? };
+    // Only `create` may start a database: revoking in one that was just made would only say
+    // "no such key" about a mistyped database URL.
+    let mut conn =
+        if matches!(command, KeysCommand::Create { .. }) { open(settings)? } else { open_existing(settings)? };
     let mut out = std::io::stdout().lock();
     match command {
         KeysCommand::Create { name, scope, audience } => {
@@ -941,7 +944,20 @@ fn link(
     let audience = known_audience(&mut conn, audience)?;
     let secret = crate::startup::server_secret(&mut conn, settings.secret.as_deref(), IfMissing::Generate)?;
     let key = crate::consent::link_key(&secret).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let base = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.bind));
+    let base = match settings.public_url.clone() {
+        Some(public) => public,
+        None => {
+            // 0.0.0.0 or [::] is where a server listens, not an address anyone can open.
+            let unspecified = settings.bind.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_unspecified());
+            if unspecified {
+                anyhow::bail!(
+                    "ASSENT_BIND is {}, which no browser can open: set ASSENT_PUBLIC_URL to the address people reach the server at",
+                    settings.bind
+                );
+            }
+            format!("http://{}", settings.bind)
+        }
+    };
     let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
     let link = crate::routes::consent::make_link(
         &key,

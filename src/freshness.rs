@@ -2,11 +2,13 @@
 //! (the catalog, API keys) is kept for as long as nothing it depends on changed, and dropped
 //! as soon as something did, whoever changed it: this server, another one, or a command.
 //!
-//! Database triggers (migration 000009) announce each change to a key, a document, a version
-//! or a webhook endpoint: on PostgreSQL with `NOTIFY assent_changes`, on SQLite by moving the
-//! generation in `assent_changes`. One thread per server watches on a connection of its own,
-//! outside the pool, and moves [`Freshness`]'s generation; a cache entry is good while it was
-//! loaded at the current generation. Requests never query to check.
+//! Database triggers (migrations 000009 and 000011) announce each change to a key, a document,
+//! a version or a webhook endpoint by moving the generation in `assent_changes`, and on
+//! PostgreSQL also with `NOTIFY assent_changes`. One thread per server watches on a connection
+//! of its own, outside the pool, and moves [`Freshness`]'s generation; a cache entry is good
+//! while it was loaded at the current generation. Requests never query to check. While the
+//! watcher is not looking (it lost its connection, or waits on a dead one for more than
+//! [`TRUSTED_FOR`]), nothing cached is trusted and requests read through.
 //!
 //! The watcher looks every [`LOOK_EVERY`]: a notification that has arrived is read without a
 //! round trip (libpq buffers it), and on SQLite `PRAGMA data_version` says without reading a
@@ -40,14 +42,39 @@ pub fn settle() {
 }
 
 /// The generation of what the database holds that servers cache.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Freshness {
     generation: AtomicU64,
+    /// When the watcher last looked, in milliseconds since `started`; 0 before its first look.
+    looked: AtomicU64,
+    started: std::time::Instant,
 }
 
+impl Default for Freshness {
+    fn default() -> Self {
+        Self { generation: AtomicU64::new(0), looked: AtomicU64::new(0), started: std::time::Instant::now() }
+    }
+}
+
+/// How long after the watcher's last look what is cached is still trusted: past it (the
+/// watcher lost its connection, or waits on a dead one), every request reads through.
+pub const TRUSTED_FOR: Duration = Duration::from_secs(3);
+
 impl Freshness {
+    /// The generation a cache entry must have been loaded at to be used. While the watcher is
+    /// not looking, it moves on every call: nothing cached is used, so a change that the
+    /// watcher cannot see is not missed.
     pub fn current(&self) -> u64 {
+        if !self.watching() {
+            return self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        }
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether the watcher has looked within [`TRUSTED_FOR`]: what is cached is trusted.
+    pub fn watching(&self) -> bool {
+        let looked = self.looked.load(Ordering::Acquire);
+        looked != 0 && self.elapsed_ms().saturating_sub(looked) <= TRUSTED_FOR.as_millis() as u64
     }
 
     /// Something changed: everything cached before now is stale.
@@ -55,8 +82,22 @@ impl Freshness {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// The watcher has just looked (and bumped for anything it saw).
+    fn looked_now(&self) {
+        self.looked.store(self.elapsed_ms().max(1), Ordering::Release);
+    }
+
+    /// The watcher is away: nothing cached is trusted until it looks again.
+    fn away(&self) {
+        self.looked.store(0, Ordering::Release);
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     /// This server committed a change that servers cache: in force here at once, and after
-    /// [`SETTLE`], when this returns, on every other server too.
+    /// [`SETTLE`], when this returns, on every other server whose watcher is connected too.
     pub async fn changed_here(&self) {
         self.bump();
         tokio::time::sleep(SETTLE).await;
@@ -64,12 +105,12 @@ impl Freshness {
 }
 
 /// One read at a time of something cached (single-flight): requests that find the cache stale
-/// together wait for one read, and right after a failed read the next ones fail at once
-/// instead of queueing for the pool's wait one after another.
+/// together wait for one read, and right after a failed read the next ones fail at once, with
+/// its error, instead of queueing for the pool's wait one after another.
 #[derive(Default)]
 pub struct Reload {
-    /// Held during a read; it holds when the last read failed, if it did.
-    failed: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Held during a read; it holds when and how the last read failed, if it did.
+    last_failure: tokio::sync::Mutex<Option<(std::time::Instant, DbError)>>,
 }
 
 impl Reload {
@@ -86,17 +127,19 @@ impl Reload {
     where
         F: std::future::Future<Output = Result<T, DbError>>,
     {
-        let mut failed = self.failed.lock().await;
+        let mut last_failure = self.last_failure.lock().await;
         // The generation before the read: a change during it makes the next request read again.
         let generation = freshness.current();
         if let Some(value) = cached(generation) {
             return Ok(value);
         }
-        if failed.is_some_and(|at| at.elapsed() < quiet) {
-            return Err(DbError::Unavailable("the read before this one just failed".into()));
+        if let Some((at, e)) = last_failure.as_ref()
+            && at.elapsed() < quiet
+        {
+            return Err(e.again());
         }
         let result = read(generation).await;
-        *failed = result.is_err().then(std::time::Instant::now);
+        *last_failure = result.as_ref().err().map(|e| (std::time::Instant::now(), e.again()));
         result
     }
 }
@@ -115,6 +158,7 @@ pub fn watch(db: &Db, freshness: Arc<Freshness>) {
                 Ok(()) => return,
                 Err(_) if abandoned(&freshness) => return,
                 Err(e) => {
+                    freshness.away();
                     tracing::warn!(error = %e, "lost the change notifications; reconnecting");
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(1));
@@ -135,8 +179,9 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// found.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// One number read by the watcher: `data_version`, or the generation.
 #[derive(diesel::QueryableByName)]
-struct Version {
+struct Counter {
     #[diesel(sql_type = BigInt)]
     value: i64,
 }
@@ -147,7 +192,7 @@ fn abandoned(freshness: &Arc<Freshness>) -> bool {
 }
 
 fn read_value(conn: &mut DbConnection, query: &'static str) -> Result<i64, DbError> {
-    Ok(diesel::sql_query(query).get_result::<Version>(conn)?.value)
+    Ok(diesel::sql_query(query).get_result::<Counter>(conn)?.value)
 }
 
 /// The generation row that the triggers of migrations 000009 and 000011 move.
@@ -198,6 +243,7 @@ fn watch_once(db: &Db, freshness: &Arc<Freshness>, pause: &mut Duration) -> Resu
                 freshness.bump();
             }
         }
+        freshness.looked_now();
         std::thread::sleep(LOOK_EVERY);
     }
 }

@@ -85,87 +85,116 @@ pub async fn sign_in(
     client: Option<IpAddr>,
     presented: String,
 ) -> Result<SignIn, DbError> {
-    let address = client.map(Throttle::address);
-    let prefix = crate::ledger::keys::prefix_of(&presented).map(|p| format!("key {p}"));
+    use crate::ledger::keys::Presented;
+    let address = client.map(address_of);
+    let prefix = crate::ledger::keys::prefix_of(&presented).map(str::to_owned);
     // Counted before the key is looked at, so that attempts running at once count too.
-    let attempt = match address.as_deref().map(|a| throttle.take(a, Instant::now())) {
-        Some(Err(wait)) => {
-            tracing::warn!(client = ?client, "admin sign-in refused: too many attempts from this address");
-            return Ok(SignIn::Throttled(wait));
-        }
-        Some(Ok(at)) => address.as_deref().map(|a| (a, at)),
+    let attempt = match &address {
+        Some(address) => match throttle.addresses.take(address, Instant::now()) {
+            Ok(at) => Some((address.as_str(), at)),
+            Err(wait) => {
+                tracing::warn!(client = ?client, "admin sign-in refused: too many attempts from this address");
+                return Ok(SignIn::Throttled(wait));
+            }
+        },
         None => None,
     };
     let forgive = || {
         if let Some((address, at)) = attempt {
-            throttle.forgive(address, at);
+            throttle.addresses.forgive(address, at);
         }
     };
-    let key = match db.run(move |c| crate::ledger::keys::authenticate(c, &presented)).await {
-        Ok(key) => key,
+    let found = match db.run(move |c| crate::ledger::keys::authenticate(c, &presented)).await {
+        Ok(found) => found,
         Err(e) => {
             forgive(); // not the client's failure
             return Err(e);
         }
     };
-    let Some(key) = key.filter(|k| k.scope != Scope::Write && k.audience.is_none()) else {
-        if let Some(Err(wait)) = prefix.as_deref().map(|p| throttle.take(p, Instant::now())) {
-            tracing::warn!(client = ?client, "admin sign-in refused: too many failures for this key");
-            return Ok(SignIn::Throttled(wait));
+    let key = match found {
+        Presented::Valid(key) if key.scope != Scope::Write && key.audience.is_none() => key,
+        Presented::Wrong => {
+            // Counted only for a prefix that is a key's: made-up prefixes fill no table.
+            if let Some(Err(wait)) = prefix.as_deref().map(|p| throttle.keys.take(p, Instant::now())) {
+                tracing::warn!(client = ?client, "admin sign-in refused: too many failures for this key");
+                return Ok(SignIn::Throttled(wait));
+            }
+            tracing::warn!(client = ?client, "admin sign-in failed");
+            return Ok(SignIn::Refused);
         }
-        tracing::warn!(client = ?client, "admin sign-in failed");
-        return Ok(SignIn::Refused);
+        Presented::Valid(_) | Presented::Unknown => {
+            tracing::warn!(client = ?client, "admin sign-in failed");
+            return Ok(SignIn::Refused);
+        }
     };
     forgive();
     let key_id = key.id;
     Ok(SignIn::Opened(db.run(move |c| open(c, key_id, Utc::now())).await?))
 }
 
-/// Sign-in attempts, per client address and per key prefix.
+/// What a client address is counted under: an IPv4 address, or an IPv6 client's /64 (one
+/// subscriber's prefix, which it can fill with addresses at will).
+pub fn address_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// Sign-in attempts, per client address, and failures per key prefix.
 #[derive(Default)]
 pub struct Throttle {
-    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
+    addresses: Attempts,
+    keys: Attempts,
 }
 
 impl Throttle {
-    /// Attempts allowed within [`Self::WINDOW`] for one address, failures for one key.
+    /// Attempts allowed within [`Self::WINDOW`] from one address, failures for one key.
     pub const LIMIT: usize = 10;
     pub const WINDOW: Duration = Duration::from_secs(10 * 60);
-    /// Most addresses and keys tracked: a flood of new addresses cannot grow it further, and
-    /// while it is full of live entries, a new one is throttled at once.
-    const MAX_TRACKED: usize = 100_000;
+}
 
-    /// What a client address is counted under: an IPv4 address, or an IPv6 client's /64
-    /// (one subscriber's prefix, which it can fill with addresses at will).
-    pub fn address(ip: IpAddr) -> String {
-        match ip {
-            IpAddr::V4(v4) => format!("address {v4}"),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => format!("address {v4}"),
-                None => {
-                    let s = v6.segments();
-                    format!("address {:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-        }
-    }
+/// Recent attempts by what they are counted under (an address, a key prefix).
+#[derive(Default)]
+pub struct Attempts {
+    by: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
 
-    /// Counts an attempt under `subject` at `now`, unless it has had [`Self::LIMIT`] within
+impl Attempts {
+    /// Most tracked: when full, the half attempted least recently is forgotten, so a flood of
+    /// new addresses costs its own entries and never refuses anyone new.
+    const MAX_TRACKED: usize = 50_000;
+
+    /// Counts an attempt under `who` at `now`, unless it has had [`Throttle::LIMIT`] within
     /// the window: then how long until the oldest leaves it.
-    pub fn take(&self, subject: &str, now: Instant) -> Result<Instant, Duration> {
-        let Ok(mut attempts) = self.attempts.lock() else { return Ok(now) };
-        if attempts.len() >= Self::MAX_TRACKED && !attempts.contains_key(subject) {
-            attempts.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < Self::WINDOW));
-            if attempts.len() >= Self::MAX_TRACKED {
-                return Err(Self::WINDOW);
+    pub fn take(&self, who: &str, now: Instant) -> Result<Instant, Duration> {
+        let Ok(mut by) = self.by.lock() else { return Ok(now) };
+        if by.len() >= Self::MAX_TRACKED && !by.contains_key(who) {
+            by.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < Throttle::WINDOW));
+            if by.len() >= Self::MAX_TRACKED {
+                // Forget the half attempted least recently, at once: a flood pays for sorting
+                // once per half a table of newcomers, not once per attempt.
+                let mut last: Vec<Instant> = by.values().filter_map(|times| times.back().copied()).collect();
+                let middle = last.len() / 2;
+                let (_, cut, _) = last.select_nth_unstable(middle);
+                let cut = *cut;
+                by.retain(|_, times| times.back().is_some_and(|t| *t > cut));
             }
         }
-        let times = attempts.entry(subject.to_owned()).or_default();
-        while times.front().is_some_and(|t| now.duration_since(*t) >= Self::WINDOW) {
+        let times = by.entry(who.to_owned()).or_default();
+        while times.front().is_some_and(|t| now.duration_since(*t) >= Throttle::WINDOW) {
             times.pop_front();
         }
         match times.front() {
-            Some(oldest) if times.len() >= Self::LIMIT => Err(Self::WINDOW.saturating_sub(now.duration_since(*oldest))),
+            Some(oldest) if times.len() >= Throttle::LIMIT => {
+                Err(Throttle::WINDOW.saturating_sub(now.duration_since(*oldest)))
+            }
             _ => {
                 times.push_back(now);
                 Ok(now)
@@ -174,14 +203,14 @@ impl Throttle {
     }
 
     /// Takes back the attempt counted at `at`: it succeeded.
-    pub fn forgive(&self, subject: &str, at: Instant) {
-        let Ok(mut attempts) = self.attempts.lock() else { return };
-        if let Some(times) = attempts.get_mut(subject) {
+    pub fn forgive(&self, who: &str, at: Instant) {
+        let Ok(mut by) = self.by.lock() else { return };
+        if let Some(times) = by.get_mut(who) {
             if let Some(i) = times.iter().rposition(|t| *t == at) {
                 times.remove(i);
             }
             if times.is_empty() {
-                attempts.remove(subject);
+                by.remove(who);
             }
         }
     }
@@ -193,15 +222,15 @@ mod tests {
 
     #[test]
     fn the_eleventh_attempt_waits_until_the_first_leaves_the_window() {
-        let t = Throttle::default();
-        let who = Throttle::address("198.51.100.7".parse().unwrap());
+        let t = Attempts::default();
+        let who = address_of("198.51.100.7".parse().unwrap());
         let start = Instant::now();
         for i in 0..Throttle::LIMIT {
             assert!(t.take(&who, start + Duration::from_secs(i as u64)).is_ok(), "attempt {i}");
         }
         let now = start + Duration::from_secs(60);
         assert_eq!(t.take(&who, now), Err(Throttle::WINDOW - Duration::from_secs(60)));
-        assert!(t.take(&Throttle::address("203.0.113.1".parse().unwrap()), now).is_ok(), "another address");
+        assert!(t.take(&address_of("203.0.113.1".parse().unwrap()), now).is_ok(), "another address");
         let later = start + Throttle::WINDOW;
         assert_eq!(t.take(&who, later), Ok(later), "the first attempt left the window");
         // An attempt that succeeded is taken back.
@@ -210,10 +239,26 @@ mod tests {
     }
 
     #[test]
+    fn a_full_table_forgets_its_stalest_entry_and_refuses_no_newcomer() {
+        let t = Attempts::default();
+        let start = Instant::now();
+        let held = "192.0.2.1";
+        for _ in 0..Throttle::LIMIT {
+            assert!(t.take(held, start).is_ok());
+        }
+        for n in 0..Attempts::MAX_TRACKED {
+            assert!(t.take(&format!("flood {n}"), start + Duration::from_secs(1)).is_ok(), "newcomer {n}");
+        }
+        let count = t.by.lock().unwrap().len();
+        assert!(count <= Attempts::MAX_TRACKED, "bounded: {count}");
+        assert!(t.take("someone new", start + Duration::from_secs(2)).is_ok(), "never refused for being new");
+    }
+
+    #[test]
     fn an_ipv6_client_counts_by_its_64() {
-        let a = Throttle::address("2001:db8:1:2::1".parse().unwrap());
-        assert_eq!(a, Throttle::address("2001:db8:1:2:ffff::9".parse().unwrap()));
-        assert_ne!(a, Throttle::address("2001:db8:1:3::1".parse().unwrap()));
-        assert_eq!(Throttle::address("::ffff:192.0.2.1".parse().unwrap()), "address 192.0.2.1");
+        let a = address_of("2001:db8:1:2::1".parse().unwrap());
+        assert_eq!(a, address_of("2001:db8:1:2:ffff::9".parse().unwrap()));
+        assert_ne!(a, address_of("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(address_of("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
     }
 }

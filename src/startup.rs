@@ -72,8 +72,6 @@ impl Application {
             signins: Default::default(),
             link_key: crate::consent::link_key(&keys.server_secret)
                 .map_err(|e| anyhow::anyhow!("deriving the link key: {e}"))?,
-            admin_key: crate::consent::derive_key(&keys.server_secret, b"assent admin sessions v1")
-                .map_err(|e| anyhow::anyhow!("deriving the session key: {e}"))?,
             subject_keys: keys.subject_keys,
             log_key: keys.log_key,
             ip_secret: keys.server_secret,

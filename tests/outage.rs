@@ -128,13 +128,16 @@ fn a_postgres_outage_is_answered_503_and_recovered_from_with_nothing_lost() {
     let pg = OwnPostgres::start();
     let app = TestApp::spawn_with(&Backend::Postgres(pg.admin_url()), folder);
     let key = app.key("host", "write");
+    let watched = app.key("watched", "read");
+    assert_eq!(app.get_auth("/api/v1/subjects/w/status", &watched).status, 200, "now cached");
     let running = AtomicBool::new(true);
     let acked: Mutex<Vec<i64>> = Mutex::new(Vec::new());
     let refused: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let slowest: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
     let mut recoveries = Vec::new();
     std::thread::scope(|s| {
         for t in 0..4 {
-            let (app, key, running, acked, refused) = (&app, &key, &running, &acked, &refused);
+            let (app, key, running, acked, refused, slowest) = (&app, &key, &running, &acked, &refused, &slowest);
             s.spawn(move || {
                 let mut n = 0;
                 while running.load(Ordering::Relaxed) {
@@ -157,11 +160,13 @@ fn a_postgres_outage_is_answered_503_and_recovered_from_with_nothing_lost() {
                     let took = started.elapsed();
                     if status != 201 && status != 200 {
                         refused.lock().unwrap().push(format!("{status} after {took:?}: {body}"));
+                        slowest.lock().unwrap().push(took);
                     }
-                    // A refusal is quick (the pool waits 1 s). An acceptance that committed as
-                    // the database went away waits for the log to take it in (its receipt names
-                    // its leaf), and is answered 201 once the database is back.
-                    assert!(status == 201 || took < Duration::from_secs(3), "a {status} took {took:?}");
+                    // A refusal is quick: the pool waits 1 s, and a request that began as the
+                    // database went away may meet that wait twice (a read, then its write). An acceptance that committed as the database went away waits
+                    // for the log to take it in (its receipt names its leaf), and is answered
+                    // 201 once the database is back.
+                    assert!(status == 201 || took < Duration::from_millis(2_500), "a {status} took {took:?}");
                 }
             });
         }
@@ -218,11 +223,19 @@ fn a_postgres_outage_is_answered_503_and_recovered_from_with_nothing_lost() {
     assert!(lost.is_empty(), "{} acknowledged events lost: {lost:?}", lost.len());
     let verify = common::assent(&["verify"], &app.db.url, app.policies.path());
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    // The change watcher came back too: a key revoked now is refused on the next request.
+    let revoke = common::assent(&["keys", "revoke", "watched"], &app.db.url, app.policies.path());
+    assert!(revoke.status.success(), "{}", String::from_utf8_lossy(&revoke.stderr));
+    assert_eq!(app.get_auth("/api/v1/subjects/w/status", &watched).status, 401, "the revocation was not heard");
     recoveries.sort();
+    let mut slowest = slowest.into_inner().unwrap();
+    slowest.sort();
     eprintln!(
-        "outage: {} acknowledged, {} refused with 503, 0 lost; recovery after each restart: {:?} (p50 {:?}, max {:?})",
+        "outage: {} acknowledged, {} refused with 503 (in p50 {:?}, max {:?}), 0 lost; recovery after each restart: {:?} (p50 {:?}, max {:?})",
         acked.len(),
         refused.len(),
+        slowest.get(slowest.len() / 2),
+        slowest.last(),
         recoveries,
         recoveries[recoveries.len() / 2],
         recoveries[recoveries.len() - 1]

@@ -313,7 +313,6 @@ fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
 /// values plain or quoted, without escapes). An element that does not parse is empty: it
 /// names nothing.
 fn forwarded_elements(lines: &[&str]) -> Vec<std::collections::HashMap<String, String>> {
-    let joined = lines.join(", ");
     let element = |text: &str| {
         let mut pairs = std::collections::HashMap::new();
         for pair in split_unquoted(text, ';').into_iter().map(str::trim).filter(|p| !p.is_empty()) {
@@ -326,7 +325,9 @@ fn forwarded_elements(lines: &[&str]) -> Vec<std::collections::HashMap<String, S
         }
         Some(pairs)
     };
-    split_unquoted(&joined, ',').into_iter().map(|e| element(e.trim()).unwrap_or_default()).collect()
+    // Line by line: a quote that a client left open in its own line cannot swallow the
+    // element a proxy appended on the next.
+    lines.iter().flat_map(|line| split_unquoted(line, ',')).map(|e| element(e.trim()).unwrap_or_default()).collect()
 }
 
 impl TrustedProxies {
@@ -434,6 +435,8 @@ mod tests {
         assert_eq!(rfc.client(peer, &fwd(vec!["for=192.0.2.60;proto=http, for=10.0.0.3"])), Some(ip("192.0.2.60")));
         assert_eq!(rfc.client(peer, &fwd(vec!["for=\"[2001:db8::1]:4711\""])), Some(ip("2001:db8::1")));
         assert_eq!(rfc.client(peer, &fwd(vec!["for=6.6.6.6", "for=192.0.2.1:8080"])), Some(ip("192.0.2.1")));
+        // A quote left open in a client's line does not swallow the proxy's next line.
+        assert_eq!(rfc.client(peer, &fwd(vec!["for=\"x", "for=203.0.113.7"])), Some(ip("203.0.113.7")));
         // An obfuscated or unknown node breaks the chain: nothing before it is believed.
         assert_eq!(rfc.client(peer, &fwd(vec!["for=6.6.6.6, for=unknown"])), peer);
         assert_eq!(rfc.client(peer, &xff(vec!["1.2.3.4"])), peer, "X-Forwarded-For counts for nothing here");

@@ -94,10 +94,13 @@ impl DbError {
 
 /// Whether a query failed because the database went away, is busy or is full: a broken or
 /// closed connection, a server shutting down or starting up, a full disk, an I/O error, a
-/// lock held too long, or a serialisation failure that outlived its retries.
+/// read-only file, a lock held too long or a deadlock, or a serialisation failure that
+/// outlived its retries.
 fn query_unavailable(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
-    const AWAY: [&str; 12] = [
+    // Message text, for neither diesel nor libpq gives the SQLSTATE or SQLite's result code
+    // of these. (libpq's own messages are in English unless its locale says otherwise.)
+    const AWAY: [&str; 14] = [
         "connection",
         "terminating",
         "shutting down",
@@ -108,8 +111,10 @@ fn query_unavailable(e: &diesel::result::Error) -> bool {
         "disk is full",
         "disk i/o",
         "no space",
-        "database is locked",
+        "locked",
+        "readonly",
         "read-only",
+        "deadlock",
     ];
     match e {
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure, _) => true,
@@ -127,7 +132,7 @@ fn connect_hint(e: &diesel::ConnectionError) -> String {
     let reason = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
     let next = if reason.contains("does not exist") && reason.contains("database") {
         ": create it (`createdb NAME`) or point ASSENT_DATABASE_URL at an existing database"
-    } else if reason.contains("Connection refused") {
+    } else if reason.contains("Connection refused") && !reason.contains("Is the server running") {
         ": is the server running, and on that host and port?"
     } else {
         ""
@@ -186,13 +191,15 @@ impl DatabaseUrl {
                 prepare_tls();
                 // A host that does not answer is given up after 5 s, not the kernel's minutes;
                 // a connection whose peer vanished (a network cut, not a restart) is found dead
-                // within about 25 s, so the change watcher reconnects and reloads.
+                // within about 25 s when idle (keepalives), or 20 s after it sent something that
+                // was never acknowledged (tcp_user_timeout), so the change watcher reconnects.
                 let mut url = url.clone();
                 for (name, value) in [
                     ("connect_timeout", "5"),
                     ("keepalives_idle", "10"),
                     ("keepalives_interval", "5"),
                     ("keepalives_count", "3"),
+                    ("tcp_user_timeout", "20000"),
                 ] {
                     if !url.contains(&format!("{name}=")) {
                         url.push(if url.contains('?') { '&' } else { '?' });
@@ -505,7 +512,7 @@ impl DbConnection {
             // Waits for readers at most 2 s (not the usual 15): an erasure's answer should not
             // hang on a long report; if it cannot finish now, the next checkpoint does.
             Self::Sqlite(_) => {
-                let _ = self.batch_execute("PRAGMA busy_timeout = 2000");
+                let _ = self.batch_execute("PRAGMA busy_timeout = 50");
                 let done = self.checkpoint_fully();
                 let _ = self.batch_execute("PRAGMA busy_timeout = 15000");
                 done
@@ -517,21 +524,22 @@ impl DbConnection {
         }
     }
 
-    /// `wal_checkpoint(TRUNCATE)` until it reports that it finished: a reader that was in the
-    /// middle of a read (another server's change watcher reads every millisecond) makes it
-    /// give up without an error, and the old pages would stay in the WAL.
+    /// `wal_checkpoint(TRUNCATE)` until it reports that it finished, for at most about 2 s
+    /// (40 tries, each waiting up to 50 ms for readers): a reader in the middle of a read
+    /// (another server's change watcher reads every millisecond) makes it give up without an
+    /// error, and the old pages would stay in the WAL until the next checkpoint.
     fn checkpoint_fully(&mut self) -> diesel::QueryResult<()> {
         #[derive(diesel::QueryableByName)]
         struct Checkpoint {
             #[diesel(sql_type = diesel::sql_types::Integer)]
             busy: i32,
         }
-        for _ in 0..20 {
+        for _ in 0..40 {
             let result: Checkpoint = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result(self)?;
             if result.busy == 0 {
                 return Ok(());
             }
-            std::thread::sleep(std::time::Duration::from_millis(25));
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::Unknown,

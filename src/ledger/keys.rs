@@ -17,7 +17,7 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], DbError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] InvalidValue),
     #[error("a key named `{0}` exists already")]
     Exists(String),
@@ -85,11 +85,13 @@ impl Authenticated {
     }
 }
 
-/// The prefix of a presented key, if it has the shape of one.
+/// The prefix of a presented key, if it has the shape of one that [`create`] makes (12 and 48
+/// lower-case hex digits): anything else is refused before any lookup.
 pub fn prefix_of(presented: &str) -> Option<&str> {
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     let rest = presented.strip_prefix("assent_")?;
     let (prefix, secret) = rest.split_once('_')?;
-    (prefix.len() == 12 && !secret.is_empty()).then_some(prefix)
+    (hex(prefix, 12) && hex(secret, 48)).then_some(prefix)
 }
 
 /// Checks a presented key against a stored row: live, and the same hash (constant time).
@@ -106,8 +108,20 @@ pub fn matches(row: &KeyRow, presented: &str) -> Option<Authenticated> {
     Some(Authenticated { id: row.id, name: row.name.clone(), scope: row.scope.parse().ok()?, audience })
 }
 
+/// What a presented key turned out to be.
+pub enum Presented {
+    /// No key has its prefix (or it has not the shape of a key).
+    Unknown,
+    /// A key has its prefix, but this is not that key, or that key is revoked.
+    Wrong,
+    Valid(Authenticated),
+}
+
 /// Looks a presented key up in the database.
-pub fn authenticate(conn: &mut DbConnection, presented: &str) -> Result<Option<Authenticated>, DbError> {
-    let Some(prefix) = prefix_of(presented) else { return Ok(None) };
-    Ok(key_by_prefix(conn, prefix)?.and_then(|row| matches(&row, presented)))
+pub fn authenticate(conn: &mut DbConnection, presented: &str) -> Result<Presented, DbError> {
+    let Some(prefix) = prefix_of(presented) else { return Ok(Presented::Unknown) };
+    Ok(match key_by_prefix(conn, prefix)? {
+        None => Presented::Unknown,
+        Some(row) => matches(&row, presented).map_or(Presented::Wrong, Presented::Valid),
+    })
 }

@@ -1,6 +1,6 @@
 //! `/admin`: coverage, acceptances over time, subject search, the event list and exports, for
-//! privacy and legal staff. Signed in with a `read` or `admin` key, kept in a signed session
-//! cookie (never the key in a URL).
+//! privacy and legal staff. Signed in with a `read` or `admin` key; the session is a row on the
+//! server (`crate::sessions`) whose random token is the cookie (never the key in a URL).
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::StatusCode;

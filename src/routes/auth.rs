@@ -18,13 +18,15 @@ use crate::ledger::keys::{Authenticated, matches, prefix_of};
 
 /// How often `last_used_at` is written for a busy key.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
-/// Most prefixes remembered (presented junk must not grow the cache without bound).
-const MAX_REMEMBERED: usize = 10_000;
+/// Most prefixes remembered as no key's (presented junk must not grow the cache without bound,
+/// nor push out the keys that exist).
+const MAX_UNKNOWN: usize = 10_000;
 
 pub struct KeyCache {
     rows: Mutex<Remembered>,
-    /// Requests that miss together wait for one lookup each.
-    looking: Reload,
+    /// Requests that miss together on one prefix wait for one lookup; other prefixes do not
+    /// wait for it.
+    looking: Mutex<HashMap<String, Arc<Reload>>>,
     freshness: Arc<Freshness>,
 }
 
@@ -32,14 +34,17 @@ pub struct KeyCache {
 struct Remembered {
     /// The generation the rows were read at; at another, they are all dropped.
     generation: u64,
-    rows: HashMap<String, Option<KeyRow>>,
+    /// Keys that exist (as many as the database holds).
+    rows: HashMap<String, KeyRow>,
+    /// Prefixes that are no key's.
+    unknown: std::collections::HashSet<String>,
     touched: HashMap<String, Instant>,
 }
 
 impl KeyCache {
     /// A cache whose keys hold while `freshness` does not move.
     pub fn new(freshness: Arc<Freshness>) -> Self {
-        Self { rows: Mutex::default(), looking: Reload::default(), freshness }
+        Self { rows: Mutex::default(), looking: Mutex::default(), freshness }
     }
 
     fn remembered(&self, prefix: &str, generation: u64) -> Option<Option<KeyRow>> {
@@ -48,21 +53,59 @@ impl KeyCache {
             // Generations only move forward: a request that read an older one misses.
             cache.generation = generation;
             cache.rows.clear();
+            cache.unknown.clear();
         }
         if generation != cache.generation {
             return None;
         }
-        cache.rows.get(prefix).cloned()
+        match cache.rows.get(prefix) {
+            Some(row) => Some(Some(row.clone())),
+            None => cache.unknown.contains(prefix).then_some(None),
+        }
     }
 
     fn remember(&self, prefix: &str, generation: u64, row: Option<KeyRow>) {
         if let Ok(mut cache) = self.rows.lock()
             && cache.generation == generation
         {
-            if cache.rows.len() >= MAX_REMEMBERED {
-                cache.rows.clear();
+            match row {
+                Some(row) => {
+                    cache.rows.insert(prefix.to_owned(), row);
+                }
+                None => {
+                    if cache.unknown.len() >= MAX_UNKNOWN {
+                        cache.unknown.clear();
+                    }
+                    cache.unknown.insert(prefix.to_owned());
+                }
             }
-            cache.rows.insert(prefix.to_owned(), row);
+        }
+    }
+
+    /// The single flight for `prefix`, shared by the requests that look it up at once.
+    fn flight<'a>(&'a self, prefix: &'a str) -> Flight<'a> {
+        let reload = match self.looking.lock() {
+            Ok(mut looking) => looking.entry(prefix.to_owned()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        Flight { cache: self, prefix, reload }
+    }
+}
+
+/// A request's part in a prefix's single flight; the last one out removes it, even when its
+/// request was dropped halfway.
+struct Flight<'a> {
+    cache: &'a KeyCache,
+    prefix: &'a str,
+    reload: Arc<Reload>,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut looking) = self.cache.looking.lock()
+            && Arc::strong_count(&self.reload) == 2
+        {
+            looking.remove(self.prefix);
         }
     }
 }
@@ -109,7 +152,8 @@ async fn cached_row(state: &AppState, prefix: &str) -> Result<Option<KeyRow>, Ap
         keys.remember(prefix, generation, row.clone());
         Ok(row)
     };
-    Ok(keys.looking.run(&keys.freshness, |g| keys.remembered(prefix, g), state.settings.pool_wait, read).await?)
+    let flight = keys.flight(prefix);
+    Ok(flight.reload.run(&keys.freshness, |g| keys.remembered(prefix, g), state.settings.pool_wait, read).await?)
 }
 
 /// Records when a key was last used, at most once a minute per key, off the request's path.
@@ -119,7 +163,7 @@ fn touch(state: &AppState, prefix: &str, id: i64) {
             let last = cache.touched.get(prefix).copied();
             let due = last.is_none_or(|t| t.elapsed() >= TOUCH_EVERY);
             if due {
-                if cache.touched.len() >= MAX_REMEMBERED {
+                if cache.touched.len() >= MAX_UNKNOWN {
                     cache.touched.clear();
                 }
                 cache.touched.insert(prefix.to_owned(), Instant::now());

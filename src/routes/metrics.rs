@@ -62,6 +62,7 @@ pub struct Metrics {
     subjects: Family<StateLabels, Gauge>,
     log_leaves: Gauge,
     pool: Family<PoolLabels, Gauge>,
+    watching: Gauge,
     webhook_attempts: Family<OutcomeLabels, Counter>,
     webhook_deliveries: Family<PoolLabels, Gauge>,
 }
@@ -91,6 +92,12 @@ impl Default for Metrics {
         registry.register("log_leaves", "Leaves in the transparency log", log_leaves.clone());
         let pool = Family::<PoolLabels, Gauge>::default();
         registry.register("db_connections", "Database pool connections, busy and idle", pool.clone());
+        let watching = Gauge::default();
+        registry.register(
+            "change_watcher_up",
+            "1 while this server's change watcher is looking (its caches are trusted), 0 while every request reads through",
+            watching.clone(),
+        );
         let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "webhook_attempts",
@@ -112,6 +119,7 @@ impl Default for Metrics {
             subjects,
             log_leaves,
             pool,
+            watching,
             webhook_attempts,
             webhook_deliveries,
         }
@@ -153,6 +161,11 @@ impl Metrics {
         let (pending, failed) = figures.webhooks;
         self.webhook_deliveries.get_or_create(&PoolLabels { state: "pending".into() }).set(pending);
         self.webhook_deliveries.get_or_create(&PoolLabels { state: "failed".into() }).set(failed);
+    }
+
+    /// Sets whether the change watcher is looking (no query: every scrape).
+    fn set_watching(&self, watching: bool) {
+        self.watching.set(i64::from(watching));
     }
 
     /// Sets the pool's figures (no query: every scrape).
@@ -221,6 +234,7 @@ pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
         read_figures(&state).await;
     }
     state.metrics.set_pool(state.db.pool_state());
+    state.metrics.set_watching(state.freshness.watching());
     match state.metrics.encode() {
         Ok(text) => {
             HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(text)

@@ -54,8 +54,6 @@ pub struct AppState {
     pub ip_secret: Vec<u8>,
     /// The key that signs consent links.
     pub link_key: Vec<u8>,
-    /// The key that signs admin sessions.
-    pub admin_key: Vec<u8>,
 }
 
 /// What this request says about where it came from and where it was sent, as received.
