@@ -9,7 +9,10 @@
 #                                              # answers after 1 s (fast: at once, and the delivery
 #                                              # latency under load and at 50 acceptances/s)
 #
-#   ASSENT_LOAD_ONLY=accept benches/load.sh    # only these runs, of: healthz accept status
+#   ASSENT_LOAD_ONLY=accept benches/load.sh    # only these runs, of: healthz accept status page
+#                                              # page-br (a policy page, ASSENT_LOAD_PAGE, default
+#                                              # /policies/privacy-policy: as is, and asked for as
+#                                              # a browser does, Accept-Encoding: gzip, deflate, br)
 #                                              # (status asks about the subjects the acceptance
 #                                              # run created: without it, about unknown ones)
 #
@@ -31,7 +34,7 @@ seconds=${ASSENT_LOAD_SECONDS:-10}
 connections=${ASSENT_LOAD_CONNECTIONS:-64}
 only=${ASSENT_LOAD_ONLY:-healthz accept status}
 for name in $only; do
-  case $name in healthz|accept|status) ;; *) echo "ASSENT_LOAD_ONLY: \`$name\` is not one of healthz accept status" >&2; exit 2 ;; esac
+  case $name in healthz|accept|status|page|page-br) ;; *) echo "ASSENT_LOAD_ONLY: \`$name\` is not one of healthz accept status page page-br" >&2; exit 2 ;; esac
 done
 work=$(mktemp -d)
 stop() {
@@ -93,6 +96,9 @@ printf '| %-24s | %10s | %8s | %8s | %8s |\n' "endpoint" "requests/s" "p50" "p99
 run "GET /healthz" healthz "http://127.0.0.1:$port/healthz"
 run "POST .../acceptances" accept -s benches/load/accept.lua "http://127.0.0.1:$port"
 run "GET .../status" status -s benches/load/status.lua "http://127.0.0.1:$port"
+page=${ASSENT_LOAD_PAGE:-/policies/privacy-policy}
+run "GET $page" page "http://127.0.0.1:$port$page"
+run "GET $page (br)" page-br -H "Accept-Encoding: gzip, deflate, br" "http://127.0.0.1:$port$page"
 if [ "$webhook" = fast ]; then
   # Wait for the backlog of the acceptance run to drain, then measure at a steady 50/s.
   for _ in $(seq 1 120); do

@@ -68,6 +68,7 @@ impl Application {
             diffs: Arc::new(DiffCache::new(settings.diff_cache_bytes)),
             catalog: routes::catalog::CatalogCache::new(freshness.clone()),
             keys: routes::KeyCache::new(freshness.clone()),
+            pages: Default::default(),
             freshness,
             signins: Default::default(),
             link_key: crate::consent::link_key(&keys.server_secret)

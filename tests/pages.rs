@@ -77,7 +77,14 @@ fn an_old_version_says_a_newer_one_exists(backend: Backend) {
     let page = app.get("/policies/terms/versions/1");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("The first terms."));
-    assert!(page.body.contains("This is an earlier version (1 of 3), in effect from 1 January 2020 until 1 January 2021. A newer version is in effect: version 2"), "{}", page.body);
+    assert!(
+        page.body.contains(
+            "This is an earlier version, in effect from 1 January 2020 until 1 January 2021. A newer version is in effect."
+        ),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Version 1 ·"), "a superseded page counts no versions (it never changes)");
     assert!(page.body.contains(r#"<a href="/policies/terms">Read the current version</a>"#));
     let current = app.get("/policies/terms/versions/2");
     assert!(!current.body.contains("earlier version"), "the current version has no superseded banner");
@@ -245,6 +252,82 @@ fn forwarded_headers_are_believed_only_from_trusted_proxies(backend: Backend) {
     assert!(tls.header("set-cookie").is_some_and(|c| c.contains("Secure")), "behind TLS: Secure");
 }
 
+/// The raw bytes of a page, asked for with `headers`.
+fn raw(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut req = agent.get(format!("{}{path}", app.address));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut resp = req.call().unwrap();
+    let head =
+        resp.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
+    (resp.status().as_u16(), head, resp.body_mut().read_to_vec().unwrap())
+}
+
+fn header<'a>(head: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    head.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// Version, current and diff pages are served as pre-built bytes: a strong ETag that a
+/// revalidation meets with 304, gzip and Brotli forms of the very same page, `immutable` on a
+/// superseded version; and a publication makes a changed page's ETag change.
+fn pages_carry_validators_and_prebuilt_encodings(backend: Backend) {
+    use std::io::Read;
+    let app = TestApp::spawn_with(&backend, timeline);
+    for path in ["/policies/terms/versions/1", "/policies/terms", "/policies/terms/diff?from=1&to=2"] {
+        let (status, head, plain) = raw(&app, path, &[]);
+        assert_eq!(status, 200, "{path}");
+        let etag = header(&head, "etag").unwrap_or_else(|| panic!("{path}: no ETag")).to_owned();
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{path}: a strong ETag: {etag}");
+        assert!(header(&head, "vary").is_some_and(|v| v.contains("Accept-Encoding")), "{path}");
+        let (again, head304, body) = raw(&app, path, &[("If-None-Match", &etag)]);
+        assert_eq!((again, body.len()), (304, 0), "{path}: a revalidation is answered 304, without a body");
+        assert_eq!(header(&head304, "etag"), Some(etag.as_str()));
+
+        let (_, head, gz) = raw(&app, path, &[("Accept-Encoding", "gzip")]);
+        assert_eq!(header(&head, "content-encoding"), Some("gzip"), "{path}");
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut unpacked).unwrap();
+        assert_eq!(unpacked, plain, "{path}: the gzip form is the same page");
+        assert_ne!(header(&head, "etag"), Some(etag.as_str()), "each encoding has its own strong ETag");
+
+        let (_, head, br) = raw(&app, path, &[("Accept-Encoding", "gzip, deflate, br")]);
+        assert_eq!(header(&head, "content-encoding"), Some("br"), "{path}");
+        let mut unpacked = Vec::new();
+        brotli::Decompressor::new(&br[..], 4096).read_to_end(&mut unpacked).unwrap();
+        assert_eq!(unpacked, plain, "{path}: the Brotli form is the same page");
+        assert!(br.len() < gz.len() && gz.len() < plain.len(), "{path}");
+        let (again, _, _) =
+            raw(&app, path, &[("Accept-Encoding", "br"), ("If-None-Match", header(&head, "etag").unwrap())]);
+        assert_eq!(again, 304, "{path}: the Brotli form's ETag revalidates too");
+    }
+    let cache = |path: &str| header(&raw(&app, path, &[]).1, "cache-control").map(str::to_owned);
+    assert_eq!(cache("/policies/terms/versions/1").as_deref(), Some("public, max-age=31536000, immutable"));
+    assert_eq!(cache("/policies/terms/versions/2").as_deref(), Some("public, max-age=60"), "current: may change");
+    assert_eq!(cache("/policies/terms").as_deref(), Some("public, max-age=60"));
+    // A translation is its own page.
+    let de = app.get_with("/policies/terms", &[("Accept-Language", "de")]);
+    assert!(de.body.contains("Die zweiten Bedingungen."), "{}", de.body);
+    assert!(!app.get("/policies/terms").body.contains("Die zweiten"), "the original is not served the German page");
+
+    // A publication changes the current page: a new ETag, and the new text.
+    let before = header(&raw(&app, "/policies/terms", &[]).1, "etag").unwrap().to_owned();
+    write(
+        app.policies.path(),
+        "privacy/v2.md",
+        "---\ntitle: Privacy Notice\neffective: 2022-01-01\npart_of: terms\n---\nWe keep less.\n",
+    );
+    let out = common::assent(&["sync"], &app.db.url, app.policies.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = app.get("/policies/privacy");
+    assert!(page.body.contains("We keep less."), "{}", page.body);
+    let (status, _, _) = raw(&app, "/policies/privacy", &[("If-None-Match", &before)]);
+    assert_eq!(status, 200);
+    let unchanged = header(&raw(&app, "/policies/terms", &[]).1, "etag").unwrap().to_owned();
+    assert_eq!(unchanged, before, "a page whose text did not change keeps its ETag");
+}
+
 fn every_get_route_answers_head(backend: Backend) {
     let app = TestApp::spawn_with(&backend, timeline);
     for path in ["/healthz", "/", "/policies/terms", "/policies/terms/versions/1", "/feed.atom", "/api/v1/documents"] {
@@ -288,6 +371,7 @@ fn pages_load_nothing_from_other_hosts(backend: Backend) {
 }
 
 on_both_databases!(
+    pages_carry_validators_and_prebuilt_encodings,
     index_lists_every_document_with_current_and_upcoming,
     the_shipped_policies_are_served,
     a_policy_page_shows_the_current_version_with_contents,

@@ -97,7 +97,8 @@ pub async fn show_diff(
     state: web::Data<AppState>,
     slug: web::Path<String>,
     query: web::Query<DiffQuery>,
-) -> Result<DiffPage, PageError> {
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
     let split = match query.view.as_deref() {
         None | Some("" | "inline") => false,
         Some("split") => true,
@@ -106,10 +107,14 @@ pub async fn show_diff(
     let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let (from, to) = pick(doc, &query)?;
+    let key = format!("diff|{}|{}|{}|{}", doc.slug, from.number, to.number, if split { "split" } else { "inline" });
+    if let Some(page) = state.pages.get(&key, &catalog) {
+        return Ok(page.respond(&req));
+    }
     let diff = compute(&state, &doc.slug, from, to).await?;
     let (items, sections) = layout(&diff.changes.blocks);
     let (low, high) = if from.number <= to.number { (from.number, to.number) } else { (to.number, from.number) };
-    Ok(DiffPage {
+    let html = DiffPage {
         slug: doc.slug.to_string(),
         title: to.title.clone(),
         split,
@@ -123,7 +128,11 @@ pub async fn show_diff(
         sections,
         items,
         numbers: doc.versions.iter().map(|v| v.number.get()).collect(),
-    })
+    }
+    .render()?;
+    let page = Arc::new(super::pages::built(html, super::prebuilt::CHANGING).await?);
+    state.pages.keep(key, &catalog, page.clone());
+    Ok(page.respond(&req))
 }
 
 /// A changed block in the API's shape.

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 mod params;
+pub mod prebuilt;
 pub mod record;
 mod reference;
 pub mod subjects;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub diffs: Arc<DiffCache>,
     pub catalog: catalog::CatalogCache,
+    /// The policy pages as they are served, drawn once per state of the catalog.
+    pub pages: prebuilt::PageCache,
     pub keys: KeyCache,
     /// When the catalog and keys were last changed, by anyone.
     pub freshness: Arc<crate::freshness::Freshness>,

@@ -1,11 +1,14 @@
 //! The public HTML pages: the index, a policy (current or any version), and its version list.
 
-use actix_web::{HttpRequest, web};
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::prebuilt::{CHANGING, IMMUTABLE, Prebuilt};
 use super::{AppState, PageError, lookup};
 use crate::db::versions::version_text;
 use crate::domain::{Catalog, DocumentInfo, Locale, VersionInfo, negotiate_locale};
@@ -118,6 +121,9 @@ pub struct DocumentPage {
     pub part_of: Option<Related>,
     pub parts: Vec<Related>,
     pub informational: bool,
+    /// A superseded version's page, which nothing can change any more: it names no other
+    /// version by number and counts none.
+    pub archived: bool,
 }
 
 #[derive(Deserialize)]
@@ -131,13 +137,13 @@ pub async fn show_current(
     slug: web::Path<String>,
     query: web::Query<LangQuery>,
     req: HttpRequest,
-) -> Result<DocumentPage, PageError> {
+) -> Result<HttpResponse, PageError> {
     let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let Some(version) = doc.shown(Utc::now()) else {
         return Err(PageError::not_found(format!("`{}` has no published version yet", doc.slug)));
     };
-    document_page(&state, &catalog, doc, version, query.lang.as_deref(), &req).await
+    prebuilt_page(&state, &catalog, doc, version, Shown::Current, query.lang.as_deref(), &req).await
 }
 
 /// `GET /policies/{slug}/versions/{n}`: one version, with a banner when it is not current.
@@ -146,12 +152,60 @@ pub async fn show_version(
     path: web::Path<(String, String)>,
     query: web::Query<LangQuery>,
     req: HttpRequest,
-) -> Result<DocumentPage, PageError> {
+) -> Result<HttpResponse, PageError> {
     let (slug, number) = path.into_inner();
     let catalog = state.catalog.get(&state.db).await?;
     let doc = lookup::document(&catalog, &slug)?;
     let version = lookup::version(doc, &number)?;
-    document_page(&state, &catalog, doc, version, query.lang.as_deref(), &req).await
+    prebuilt_page(&state, &catalog, doc, version, Shown::Version, query.lang.as_deref(), &req).await
+}
+
+/// Which page shows a version: the current page, or the version's own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Current,
+    Version,
+}
+
+/// A version's page from the pre-built pages, drawn first if it is not there yet.
+async fn prebuilt_page(
+    state: &AppState,
+    catalog: &Arc<Catalog>,
+    doc: &DocumentInfo,
+    version: &VersionInfo,
+    shown: Shown,
+    lang: Option<&str>,
+    req: &HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let now = Utc::now();
+    let accept = req.headers().get("accept-language").and_then(|h| h.to_str().ok());
+    let locale = negotiate_locale(&version.locales, lang, accept, &state.settings.original_locale);
+    // Superseded: a later version is in effect. Its page says nothing that can change.
+    let archived = shown == Shown::Version && doc.current(now).is_some_and(|c| c.number > version.number);
+    let number = |v: Option<&VersionInfo>| v.map_or(0, |v| v.number.get());
+    let key = format!(
+        "{}|{}|{}|{}|{}|{}",
+        if shown == Shown::Current { "current" } else { "version" },
+        doc.slug,
+        version.number,
+        locale.as_ref().map_or("", Locale::as_str),
+        number(doc.current(now)),
+        number(doc.upcoming(now)),
+    );
+    if let Some(page) = state.pages.get(&key, catalog) {
+        return Ok(page.respond(req));
+    }
+    let html = document_page(state, catalog, doc, version, locale, archived).await?.render()?;
+    let page = Arc::new(built(html, if archived { IMMUTABLE } else { CHANGING }).await?);
+    state.pages.keep(key, catalog, page.clone());
+    Ok(page.respond(req))
+}
+
+/// A page's encoded forms, drawn off the request threads (Brotli at its best takes a while).
+pub async fn built(html: String, cache_control: &'static str) -> Result<Prebuilt, PageError> {
+    tokio::task::spawn_blocking(move || Prebuilt::new(html, cache_control))
+        .await
+        .map_err(|e| PageError::from(crate::db::DbError::Task(format!("drawing a page: {e}"))))
 }
 
 async fn document_page(
@@ -159,13 +213,11 @@ async fn document_page(
     catalog: &Catalog,
     doc: &DocumentInfo,
     version: &VersionInfo,
-    lang: Option<&str>,
-    req: &HttpRequest,
+    locale: Option<Locale>,
+    archived: bool,
 ) -> Result<DocumentPage, PageError> {
     let now = Utc::now();
     let original = state.settings.original_locale.clone();
-    let accept = req.headers().get("accept-language").and_then(|h| h.to_str().ok());
-    let locale = negotiate_locale(&version.locales, lang, accept, &original);
     let (slug, number, wanted) = (doc.slug.clone(), version.number, locale.clone());
     let text = state
         .db
@@ -202,7 +254,7 @@ async fn document_page(
         sha256: version.sha256.clone(),
         toc: text.toc.into_iter().filter(|t| t.level <= 3).collect(),
         body: text.html,
-        notices: notices(doc, version, now),
+        notices: if archived { vec![archived_notice(doc, version)] } else { notices(doc, version, now) },
         languages,
         part_of: related(catalog, doc, now),
         parts: catalog
@@ -210,10 +262,31 @@ async fn document_page(
             .map(|p| Related { slug: p.slug.to_string(), title: p.title(now).to_owned() })
             .collect(),
         informational: doc.acceptance() == crate::domain::Acceptance::Informational,
+        archived,
     })
 }
 
-/// Banners that say where this version stands: superseded, upcoming, or about to be replaced.
+/// The banner of a superseded version: only what its successor's publication fixed for good.
+fn archived_notice(doc: &DocumentInfo, version: &VersionInfo) -> Notice {
+    let until = doc
+        .versions
+        .iter()
+        .find(|v| v.number > version.number)
+        .map_or_else(String::new, |next| format!(" until {}", human_time(next.effective)));
+    Notice {
+        kind: "superseded",
+        text: format!(
+            "This is an earlier version, in effect from {}{}. A newer version is in effect.",
+            human_time(version.effective),
+            until
+        ),
+        href: format!("/policies/{}", doc.slug),
+        link: "Read the current version".into(),
+    }
+}
+
+/// Banners that say where a version that is not superseded stands: upcoming, or about to be
+/// replaced (a superseded one has [`archived_notice`]).
 fn notices(doc: &DocumentInfo, version: &VersionInfo, now: DateTime<Utc>) -> Vec<Notice> {
     let mut out = Vec::new();
     let current = doc.current(now);
@@ -233,26 +306,6 @@ fn notices(doc: &DocumentInfo, version: &VersionInfo, now: DateTime<Utc>) -> Vec
             text,
             href: current.map_or_else(String::new, link_to),
             link: current.map_or_else(String::new, |c| format!("Read version {}", c.number)),
-        });
-    } else if let Some(c) = current.filter(|c| c.number != version.number) {
-        let until = doc
-            .versions
-            .iter()
-            .find(|v| v.number > version.number)
-            .map_or_else(String::new, |next| format!(" until {}", human_time(next.effective)));
-        out.push(Notice {
-            kind: "superseded",
-            text: format!(
-                "This is an earlier version ({} of {}), in effect from {}{}. A newer version is in effect: version {}, since {}.",
-                version.number,
-                doc.versions.len(),
-                human_time(version.effective),
-                until,
-                c.number,
-                human_time(c.effective)
-            ),
-            href: format!("/policies/{}", doc.slug),
-            link: "Read the current version".into(),
         });
     }
     if let Some(u) = doc.upcoming(now).filter(|u| u.number != version.number) {
