@@ -620,10 +620,15 @@ fn open_existing(settings: &Settings) -> anyhow::Result<crate::db::PooledConnect
 /// The database for a command that only reads: it must exist and be up to date, and nothing
 /// is changed. Any reason it cannot be opened means the command cannot run (exit 2).
 fn open_existing_db(settings: &Settings, connections: u32) -> anyhow::Result<Db> {
-    Db::open_existing(&settings.database_url, connections).map_err(|e| match e {
+    Db::open_existing(&settings.database_url, connections).map_err(|e| cannot_open(settings, e))
+}
+
+/// Why a database that must exist could not be opened: the command cannot run (exit 2).
+fn cannot_open(settings: &Settings, e: crate::db::DbError) -> anyhow::Error {
+    match e {
         crate::db::DbError::Missing(message) => Refused(message).into(),
         other => Refused(format!("cannot open {}: {other}", Db::describe(&settings.database_url))).into(),
-    })
+    }
 }
 
 /// A spinner on standard error while a command works, on a terminal only (hidden when piped).
@@ -652,8 +657,14 @@ fn time(t: chrono::NaiveDateTime) -> String {
 fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
     // Only `create` may start a database: revoking in one that was just made would only say
     // "no such key" about a mistyped database URL.
-    let mut conn =
-        if matches!(command, KeysCommand::Create { .. }) { open(settings)? } else { open_existing(settings)? };
+    let mut conn = match command {
+        KeysCommand::Create { .. } => open(settings)?,
+        KeysCommand::List => open_existing(settings)?,
+        KeysCommand::Revoke { .. } => Db::open_existing_to_change(&settings.database_url)
+            .map_err(|e| cannot_open(settings, e))?
+            .get()
+            .context("connecting to the database")?,
+    };
     let mut out = std::io::stdout().lock();
     match command {
         KeysCommand::Create { name, scope, audience } => {

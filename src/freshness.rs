@@ -48,11 +48,19 @@ pub struct Freshness {
     /// When the watcher last looked, in milliseconds since `started`; 0 before its first look.
     looked: AtomicU64,
     started: std::time::Instant,
+    /// When and how the last read of something cached failed because the database was away:
+    /// for a moment after, the caches' reads fail at once instead of each waiting for the pool.
+    failed: std::sync::Mutex<Option<(std::time::Instant, DbError)>>,
 }
 
 impl Default for Freshness {
     fn default() -> Self {
-        Self { generation: AtomicU64::new(0), looked: AtomicU64::new(0), started: std::time::Instant::now() }
+        Self {
+            generation: AtomicU64::new(0),
+            looked: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            failed: std::sync::Mutex::new(None),
+        }
     }
 }
 
@@ -92,6 +100,24 @@ impl Freshness {
         self.looked.store(0, Ordering::Release);
     }
 
+    /// The failure of a read within the last `quiet`, if one failed for want of the database.
+    fn fail_fast(&self, quiet: Duration) -> Result<(), DbError> {
+        match self.failed.lock().ok().as_deref().and_then(Option::as_ref) {
+            Some((at, e)) if at.elapsed() < quiet => Err(e.again()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Remembers how a read ended, for [`Self::fail_fast`].
+    fn read_ended<T>(&self, result: &Result<T, DbError>) {
+        if let Ok(mut failed) = self.failed.lock() {
+            *failed = match result {
+                Err(e) if e.is_unavailable() => Some((std::time::Instant::now(), e.again())),
+                _ => None,
+            };
+        }
+    }
+
     fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
@@ -105,12 +131,13 @@ impl Freshness {
 }
 
 /// One read at a time of something cached (single-flight): requests that find the cache stale
-/// together wait for one read, and right after a failed read the next ones fail at once, with
-/// its error, instead of queueing for the pool's wait one after another.
+/// together wait for one read. Right after a read failed for want of the database, the next
+/// ones, of any cache, fail at once with its error instead of queueing for the pool's wait one
+/// after another. While the watcher is not looking, reads run side by side: nothing cached is
+/// trusted then, so each request would only miss what the one before it read.
 #[derive(Default)]
 pub struct Reload {
-    /// Held during a read; it holds when and how the last read failed, if it did.
-    last_failure: tokio::sync::Mutex<Option<(std::time::Instant, DbError)>>,
+    flight: tokio::sync::Mutex<()>,
 }
 
 impl Reload {
@@ -127,19 +154,15 @@ impl Reload {
     where
         F: std::future::Future<Output = Result<T, DbError>>,
     {
-        let mut last_failure = self.last_failure.lock().await;
+        let _turn = if freshness.watching() { Some(self.flight.lock().await) } else { None };
         // The generation before the read: a change during it makes the next request read again.
         let generation = freshness.current();
         if let Some(value) = cached(generation) {
             return Ok(value);
         }
-        if let Some((at, e)) = last_failure.as_ref()
-            && at.elapsed() < quiet
-        {
-            return Err(e.again());
-        }
+        freshness.fail_fast(quiet)?;
         let result = read(generation).await;
-        *last_failure = result.as_ref().err().map(|e| (std::time::Instant::now(), e.again()));
+        freshness.read_ended(&result);
         result
     }
 }

@@ -180,11 +180,16 @@ impl Attempts {
             if by.len() >= Self::MAX_TRACKED {
                 // Forget the half attempted least recently, at once: a flood pays for sorting
                 // once per half a table of newcomers, not once per attempt.
+                // Those held back at the limit stay: they add no attempts while they wait, so
+                // they would otherwise be the first forgotten, by a flood made for that.
                 let mut last: Vec<Instant> = by.values().filter_map(|times| times.back().copied()).collect();
                 let middle = last.len() / 2;
                 let (_, cut, _) = last.select_nth_unstable(middle);
                 let cut = *cut;
-                by.retain(|_, times| times.back().is_some_and(|t| *t > cut));
+                by.retain(|_, times| times.len() >= Throttle::LIMIT || times.back().is_some_and(|t| *t > cut));
+                if by.len() >= Self::MAX_TRACKED {
+                    by.retain(|_, times| times.back().is_some_and(|t| *t > cut));
+                }
             }
         }
         let times = by.entry(who.to_owned()).or_default();
@@ -251,6 +256,7 @@ mod tests {
         }
         let count = t.by.lock().unwrap().len();
         assert!(count <= Attempts::MAX_TRACKED, "bounded: {count}");
+        assert!(t.take(held, start + Duration::from_secs(3)).is_err(), "the address held back is held back still");
         assert!(t.take("someone new", start + Duration::from_secs(2)).is_ok(), "never refused for being new");
     }
 

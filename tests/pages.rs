@@ -311,8 +311,14 @@ fn pages_carry_validators_and_prebuilt_encodings(backend: Backend) {
     assert!(de.body.contains("Die zweiten Bedingungen."), "{}", de.body);
     assert!(!app.get("/policies/terms").body.contains("Die zweiten"), "the original is not served the German page");
 
-    // A publication changes the current page: a new ETag, and the new text.
-    let before = header(&raw(&app, "/policies/terms", &[]).1, "etag").unwrap().to_owned();
+    // A publication redraws the pages it changes, and only those: the privacy notice's
+    // current page (new text, new ETag: its old ETag no longer revalidates), the diff page's
+    // version pickers; the terms page, whose bytes did not change, keeps its ETag.
+    let etag_of = |path: &str| header(&raw(&app, path, &[]).1, "etag").unwrap().to_owned();
+    let privacy = etag_of("/policies/privacy");
+    assert!(app.get("/policies/privacy").body.contains("We keep little."));
+    let terms = etag_of("/policies/terms");
+    let diff = etag_of("/policies/privacy/diff?from=1&to=1");
     write(
         app.policies.path(),
         "privacy/v2.md",
@@ -320,12 +326,15 @@ fn pages_carry_validators_and_prebuilt_encodings(backend: Backend) {
     );
     let out = common::assent(&["sync"], &app.db.url, app.policies.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let page = app.get("/policies/privacy");
-    assert!(page.body.contains("We keep less."), "{}", page.body);
-    let (status, _, _) = raw(&app, "/policies/privacy", &[("If-None-Match", &before)]);
-    assert_eq!(status, 200);
-    let unchanged = header(&raw(&app, "/policies/terms", &[]).1, "etag").unwrap().to_owned();
-    assert_eq!(unchanged, before, "a page whose text did not change keeps its ETag");
+    let (status, head, body) = raw(&app, "/policies/privacy", &[("If-None-Match", &privacy)]);
+    assert_eq!(status, 200, "the old page's ETag no longer matches");
+    assert_ne!(header(&head, "etag"), Some(privacy.as_str()));
+    assert!(String::from_utf8_lossy(&body).contains("We keep less."));
+    assert_ne!(etag_of("/policies/privacy/diff?from=1&to=1"), diff, "the diff page now offers version 2");
+    assert_eq!(etag_of("/policies/terms"), terms, "a page whose bytes did not change keeps its ETag");
+    // The superseded page is marked immutable, so it names nothing that may still change.
+    let old = app.get("/policies/privacy/versions/1");
+    assert!(old.body.contains("This is an earlier version") && !old.body.contains("integral part"), "{}", old.body);
 }
 
 fn every_get_route_answers_head(backend: Backend) {

@@ -293,18 +293,20 @@ fn plausible_host(host: &str) -> bool {
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']'))
 }
 
-/// Splits `text` at each `sep` outside double quotes.
-fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
-    let (mut parts, mut start, mut quoted) = (Vec::new(), 0, false);
-    for (i, c) in text.char_indices() {
+/// Splits `text` at each `sep` outside double quotes, reading the quotes from the right; the
+/// parts are in their order in `text`.
+fn split_unquoted_from_right(text: &str, sep: char) -> Vec<&str> {
+    let (mut parts, mut end, mut quoted) = (Vec::new(), text.len(), false);
+    for (i, c) in text.char_indices().rev() {
         if c == '"' {
             quoted = !quoted;
         } else if c == sep && !quoted {
-            parts.push(&text[start..i]);
-            start = i + c.len_utf8();
+            parts.push(&text[i + c.len_utf8()..end]);
+            end = i;
         }
     }
-    parts.push(&text[start..]);
+    parts.push(&text[..end]);
+    parts.reverse();
     parts
 }
 
@@ -315,7 +317,7 @@ fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
 fn forwarded_elements(lines: &[&str]) -> Vec<std::collections::HashMap<String, String>> {
     let element = |text: &str| {
         let mut pairs = std::collections::HashMap::new();
-        for pair in split_unquoted(text, ';').into_iter().map(str::trim).filter(|p| !p.is_empty()) {
+        for pair in split_unquoted_from_right(text, ';').into_iter().map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=')?;
             let value = match value.strip_prefix('"') {
                 Some(quoted) => quoted.strip_suffix('"').filter(|v| !v.contains(['"', '\\']))?,
@@ -325,9 +327,11 @@ fn forwarded_elements(lines: &[&str]) -> Vec<std::collections::HashMap<String, S
         }
         Some(pairs)
     };
-    // Line by line: a quote that a client left open in its own line cannot swallow the
-    // element a proxy appended on the next.
-    lines.iter().flat_map(|line| split_unquoted(line, ',')).map(|e| element(e.trim()).unwrap_or_default()).collect()
+    // Split from the right: the elements a trusted proxy appended last are well-formed, so a
+    // quote that a client left open before them (on its own line, or on the same one after a
+    // proxy merged the lines) cannot swallow them; it only spoils the client's own part.
+    let joined = lines.join(", ");
+    split_unquoted_from_right(&joined, ',').into_iter().map(|e| element(e.trim()).unwrap_or_default()).collect()
 }
 
 impl TrustedProxies {
@@ -435,8 +439,13 @@ mod tests {
         assert_eq!(rfc.client(peer, &fwd(vec!["for=192.0.2.60;proto=http, for=10.0.0.3"])), Some(ip("192.0.2.60")));
         assert_eq!(rfc.client(peer, &fwd(vec!["for=\"[2001:db8::1]:4711\""])), Some(ip("2001:db8::1")));
         assert_eq!(rfc.client(peer, &fwd(vec!["for=6.6.6.6", "for=192.0.2.1:8080"])), Some(ip("192.0.2.1")));
-        // A quote left open in a client's line does not swallow the proxy's next line.
+        // A quote left open by a client does not swallow what the proxy appended after it,
+        // on another line or on the same one.
         assert_eq!(rfc.client(peer, &fwd(vec!["for=\"x", "for=203.0.113.7"])), Some(ip("203.0.113.7")));
+        assert_eq!(rfc.client(peer, &fwd(vec!["for=\"x, for=203.0.113.8"])), Some(ip("203.0.113.8")));
+        let open =
+            Forwarding { forwarded: vec!["host=\"evil, host=good.example;proto=https"], ..Forwarding::default() };
+        assert_eq!(rfc.origin(peer, &open, "x").url(), "https://good.example");
         // An obfuscated or unknown node breaks the chain: nothing before it is believed.
         assert_eq!(rfc.client(peer, &fwd(vec!["for=6.6.6.6, for=unknown"])), peer);
         assert_eq!(rfc.client(peer, &xff(vec!["1.2.3.4"])), peer, "X-Forwarded-For counts for nothing here");

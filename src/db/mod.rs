@@ -308,7 +308,29 @@ impl Db {
     pub fn open_existing(url: &str, pool_size: u32) -> Result<Self, DbError> {
         let parsed = DatabaseUrl::parse(url)?;
         let name = parsed.describe();
-        if let DatabaseUrl::Sqlite(path) = &parsed {
+        let mut conn = Self::existing(&parsed)?;
+        // A command that only reads must not change the database, upgrades included.
+        if conn.has_pending_migrations()? {
+            return Err(DbError::Missing(format!(
+                "{name} was written by an older Assent and needs upgrading first: run `assent sync` (see README, Upgrading); nothing was changed"
+            )));
+        }
+        drop(conn);
+        Self::pooled(&parsed, pool_size)
+    }
+
+    /// Opens a database that must already hold Assent's data, for commands that change what
+    /// is there (`keys revoke`): a mistyped URL is refused rather than answered about an
+    /// empty database made for it; pending migrations are run.
+    pub fn open_existing_to_change(url: &str) -> Result<Self, DbError> {
+        drop(Self::existing(&DatabaseUrl::parse(url)?)?);
+        Self::open(url, 1)
+    }
+
+    /// A connection to the database `parsed` names, if it exists and holds Assent's data.
+    fn existing(parsed: &DatabaseUrl) -> Result<DbConnection, DbError> {
+        let name = parsed.describe();
+        if let DatabaseUrl::Sqlite(path) = parsed {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             if size == 0 {
                 return Err(DbError::Missing(format!(
@@ -322,20 +344,17 @@ impl Db {
                 "{name} holds no Assent data: point ASSENT_DATABASE_URL at the database to read, or run `assent sync` to create one"
             )));
         }
-        // A command that only reads must not change the database, upgrades included.
-        if conn.has_pending_migrations()? {
-            return Err(DbError::Missing(format!(
-                "{name} was written by an older Assent and needs upgrading first: run `assent sync` (see README, Upgrading); nothing was changed"
-            )));
-        }
-        drop(conn);
+        Ok(conn)
+    }
+
+    fn pooled(parsed: &DatabaseUrl, pool_size: u32) -> Result<Self, DbError> {
         let backend = parsed.backend_name();
         let pool = diesel::r2d2::Pool::builder()
             .max_size(pool_size)
             .connection_timeout(DEFAULT_POOL_WAIT)
             .error_handler(Box::new(LogConnectionErrors))
             .build(Manager { url: parsed.clone() })?;
-        Ok(Self { pool, url: parsed, backend, created: false, rounds: Default::default() })
+        Ok(Self { pool, url: parsed.clone(), backend, created: false, rounds: Default::default() })
     }
 
     /// Whether opening created the database's tables (a new SQLite file, an empty PostgreSQL

@@ -108,30 +108,33 @@ pub async fn show_diff(
     let doc = lookup::document(&catalog, &slug)?;
     let (from, to) = pick(doc, &query)?;
     let key = format!("diff|{}|{}|{}|{}", doc.slug, from.number, to.number, if split { "split" } else { "inline" });
-    if let Some(page) = state.pages.get(&key, &catalog) {
-        return Ok(page.respond(&req));
-    }
-    let diff = compute(&state, &doc.slug, from, to).await?;
-    let (items, sections) = layout(&diff.changes.blocks);
-    let (low, high) = if from.number <= to.number { (from.number, to.number) } else { (to.number, from.number) };
-    let html = DiffPage {
-        slug: doc.slug.to_string(),
-        title: to.title.clone(),
-        split,
-        between: doc.versions.iter().filter(|v| v.number > low && v.number < high).map(Side::from).collect(),
-        from: Side::from(from),
-        to: Side::from(to),
-        insertions: diff.changes.insertions,
-        deletions: diff.changes.deletions,
-        identical: diff.changes.is_empty(),
-        same_version: from.number == to.number,
-        sections,
-        items,
-        numbers: doc.versions.iter().map(|v| v.number.get()).collect(),
-    }
-    .render()?;
-    let page = Arc::new(super::pages::built(html, super::prebuilt::CHANGING).await?);
-    state.pages.keep(key, &catalog, page.clone());
+    let page = state
+        .pages
+        .get_or_draw(key, &catalog, || async {
+            let diff = compute(&state, &doc.slug, from, to).await?;
+            let (items, sections) = layout(&diff.changes.blocks);
+            let (low, high) =
+                if from.number <= to.number { (from.number, to.number) } else { (to.number, from.number) };
+            let html = DiffPage {
+                slug: doc.slug.to_string(),
+                title: to.title.clone(),
+                split,
+                between: doc.versions.iter().filter(|v| v.number > low && v.number < high).map(Side::from).collect(),
+                from: Side::from(from),
+                to: Side::from(to),
+                insertions: diff.changes.insertions,
+                deletions: diff.changes.deletions,
+                identical: diff.changes.is_empty(),
+                same_version: from.number == to.number,
+                sections,
+                items,
+                numbers: doc.versions.iter().map(|v| v.number.get()).collect(),
+            }
+            .render()?;
+            // Any pair may be asked for: quicker Brotli than for a version's page.
+            super::pages::built(html, super::prebuilt::CHANGING, super::prebuilt::Effort::Quick).await
+        })
+        .await?;
     Ok(page.respond(&req))
 }
 

@@ -8,7 +8,7 @@ use askama_web::WebTemplate;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::prebuilt::{CHANGING, IMMUTABLE, Prebuilt};
+use super::prebuilt::{CHANGING, Effort, IMMUTABLE, Prebuilt};
 use super::{AppState, PageError, lookup};
 use crate::db::versions::version_text;
 use crate::domain::{Catalog, DocumentInfo, Locale, VersionInfo, negotiate_locale};
@@ -182,8 +182,10 @@ async fn prebuilt_page(
     let locale = negotiate_locale(&version.locales, lang, accept, &state.settings.original_locale);
     // Superseded: a later version is in effect. Its page says nothing that can change.
     let archived = shown == Shown::Version && doc.current(now).is_some_and(|c| c.number > version.number);
+    // Everything the page says that time can change: which versions of this document, and
+    // of the documents it names (its agreement, its parts: their titles), are in effect.
     let number = |v: Option<&VersionInfo>| v.map_or(0, |v| v.number.get());
-    let key = format!(
+    let mut key = format!(
         "{}|{}|{}|{}|{}|{}",
         if shown == Shown::Current { "current" } else { "version" },
         doc.slug,
@@ -192,18 +194,23 @@ async fn prebuilt_page(
         number(doc.current(now)),
         number(doc.upcoming(now)),
     );
-    if let Some(page) = state.pages.get(&key, catalog) {
-        return Ok(page.respond(req));
+    let named = doc.part_of().and_then(|p| catalog.document(p)).into_iter().chain(catalog.parts_of(&doc.slug));
+    for other in named {
+        key.push_str(&format!("|{}:{}", other.slug, number(other.current(now))));
     }
-    let html = document_page(state, catalog, doc, version, locale, archived).await?.render()?;
-    let page = Arc::new(built(html, if archived { IMMUTABLE } else { CHANGING }).await?);
-    state.pages.keep(key, catalog, page.clone());
+    let page = state
+        .pages
+        .get_or_draw(key, catalog, || async {
+            let html = document_page(state, catalog, doc, version, locale, archived).await?.render()?;
+            built(html, if archived { IMMUTABLE } else { CHANGING }, Effort::Best).await
+        })
+        .await?;
     Ok(page.respond(req))
 }
 
 /// A page's encoded forms, drawn off the request threads (Brotli at its best takes a while).
-pub async fn built(html: String, cache_control: &'static str) -> Result<Prebuilt, PageError> {
-    tokio::task::spawn_blocking(move || Prebuilt::new(html, cache_control))
+pub async fn built(html: String, cache_control: &'static str, effort: Effort) -> Result<Prebuilt, PageError> {
+    tokio::task::spawn_blocking(move || Prebuilt::new(html, cache_control, effort))
         .await
         .map_err(|e| PageError::from(crate::db::DbError::Task(format!("drawing a page: {e}"))))
 }
@@ -225,7 +232,9 @@ async fn document_page(
         .await?
         .ok_or_else(|| PageError::not_found("this version's text is missing"))?;
     let mut languages = Vec::new();
-    if !version.locales.is_empty() {
+    // A superseded page names nothing that may still change: not the languages (a translation
+    // may yet be added), not other documents (their titles may change); the current page does.
+    if !version.locales.is_empty() && !archived {
         languages.push(LanguageLink {
             label: language_name(&original),
             tag: original.clone(),
@@ -256,11 +265,15 @@ async fn document_page(
         body: text.html,
         notices: if archived { vec![archived_notice(doc, version)] } else { notices(doc, version, now) },
         languages,
-        part_of: related(catalog, doc, now),
-        parts: catalog
-            .parts_of(&doc.slug)
-            .map(|p| Related { slug: p.slug.to_string(), title: p.title(now).to_owned() })
-            .collect(),
+        part_of: if archived { None } else { related(catalog, doc, now) },
+        parts: if archived {
+            Vec::new()
+        } else {
+            catalog
+                .parts_of(&doc.slug)
+                .map(|p| Related { slug: p.slug.to_string(), title: p.title(now).to_owned() })
+                .collect()
+        },
         informational: doc.acceptance() == crate::domain::Acceptance::Informational,
         archived,
     })

@@ -17,11 +17,21 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 
+use super::PageError;
 use crate::domain::{Catalog, sha256_hex};
 
-/// Most pages kept (every version × language × view of a large catalog fits; past it the
-/// cache starts again).
+/// Most pages kept, and most bytes (all their forms): every version and language of a large
+/// catalog fits; past either, the cache starts again.
 const MAX_PAGES: usize = 4_096;
+pub const MAX_BYTES: usize = 8 << 20;
+
+/// How hard Brotli works: at its best for the pages of versions (a bounded set, drawn once per
+/// publication), less for diff pages, whose pairs a client chooses.
+#[derive(Clone, Copy)]
+pub enum Effort {
+    Best,
+    Quick,
+}
 
 /// How long a browser or a proxy may keep a page that can still change (the current page, a
 /// version not yet superseded, a diff); it then asks again with `If-None-Match`.
@@ -48,7 +58,7 @@ enum Coding {
 
 impl Prebuilt {
     /// Draws the encoded forms of `html`, once.
-    pub fn new(html: String, cache_control: &'static str) -> Self {
+    pub fn new(html: String, cache_control: &'static str, effort: Effort) -> Self {
         let identity = Bytes::from(html);
         let digest = sha256_hex(&identity);
         let gzip = {
@@ -59,11 +69,23 @@ impl Prebuilt {
         };
         let brotli = {
             let mut out = Vec::new();
-            let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 22, ..Default::default() };
+            // A window no larger than the page (Brotli's tables grow with it).
+            let lgwin = (usize::BITS - identity.len().leading_zeros()).clamp(16, 22) as i32;
+            let quality = match effort {
+                Effort::Best => 11,
+                Effort::Quick => 5,
+            };
+            let params =
+                brotli::enc::BrotliEncoderParams { quality, lgwin, size_hint: identity.len(), ..Default::default() };
             let done = brotli::BrotliCompress(&mut identity.as_ref(), &mut out, &params);
             done.map(|_| Bytes::from(out)).unwrap_or_default()
         };
         Self { identity, gzip, brotli, etag: format!("\"{}\"", &digest[..32]), cache_control }
+    }
+
+    /// The bytes kept for this page, in all its forms.
+    fn size(&self) -> usize {
+        self.identity.len() + self.gzip.len() + self.brotli.len()
     }
 
     fn etag_of(&self, coding: Coding) -> String {
@@ -97,30 +119,34 @@ impl Prebuilt {
     }
 
     /// The page as an answer to `req`: `304` when its `If-None-Match` names this page (in any
-    /// encoding), else the page in the best encoding the request accepts.
+    /// encoding: the answer then carries the tag that matched), else the page in the best
+    /// encoding the request accepts.
     pub fn respond(&self, req: &HttpRequest) -> HttpResponse {
         let coding = self.coding_for(req);
-        let etag = self.etag_of(coding);
-        let matched = req.headers().get_all(header::IF_NONE_MATCH).filter_map(|v| v.to_str().ok()).any(|list| {
-            list.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| {
-                t == "*" || [Coding::Identity, Coding::Gzip, Coding::Brotli].iter().any(|c| t == self.etag_of(*c))
-            })
-        });
-        let mut answer = HttpResponse::build(if matched { StatusCode::NOT_MODIFIED } else { StatusCode::OK });
+        let tags = [Coding::Identity, Coding::Gzip, Coding::Brotli].map(|c| self.etag_of(c));
+        let matched = req
+            .headers()
+            .get_all(header::IF_NONE_MATCH)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|list| list.split(','))
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .find_map(
+                |t| if t == "*" { Some(self.etag_of(coding)) } else { tags.iter().find(|tag| *tag == t).cloned() },
+            );
+        let status = if matched.is_some() { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+        let mut answer = HttpResponse::build(status);
         answer
-            .insert_header((header::ETAG, etag))
+            .insert_header((header::ETAG, matched.clone().unwrap_or_else(|| self.etag_of(coding))))
             .insert_header((header::CACHE_CONTROL, self.cache_control))
             .insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding, Accept-Language")));
-        if matched {
+        if matched.is_some() {
             return answer.finish();
         }
         answer.content_type("text/html; charset=utf-8");
+        // An encoded form carries `Content-Encoding`, which also keeps the compressing
+        // middleware off it; the plain form is left to it (a client that takes only deflate).
         let body = match coding {
-            Coding::Identity => {
-                // Already as small as it gets here: the compressing middleware must not try.
-                answer.insert_header((header::CONTENT_ENCODING, "identity"));
-                self.identity.clone()
-            }
+            Coding::Identity => self.identity.clone(),
             Coding::Gzip => {
                 answer.insert_header((header::CONTENT_ENCODING, "gzip"));
                 self.gzip.clone()
@@ -134,38 +160,75 @@ impl Prebuilt {
     }
 }
 
+/// A page being drawn or drawn: requests that miss it together wait for one drawing.
+type Slot = Arc<tokio::sync::OnceCell<Arc<Prebuilt>>>;
+
 /// A page, and the catalog it was drawn from.
-type Drawn = (Arc<Catalog>, Arc<Prebuilt>);
+struct Entry {
+    drawn_from: Arc<Catalog>,
+    slot: Slot,
+}
+
+#[derive(Default)]
+struct Pages {
+    entries: HashMap<String, Entry>,
+    bytes: usize,
+}
 
 /// The pages drawn so far.
 #[derive(Default)]
 pub struct PageCache {
-    pages: Mutex<HashMap<String, Drawn>>,
+    pages: Mutex<Pages>,
 }
 
 impl PageCache {
-    /// The page kept under `key` if it was drawn from `catalog`: the same one, or one that
-    /// holds the same (a reload that found nothing new, as after a key was revoked).
-    pub fn get(&self, key: &str, catalog: &Arc<Catalog>) -> Option<Arc<Prebuilt>> {
-        let mut pages = self.pages.lock().ok()?;
-        let (drawn_from, page) = pages.get_mut(key)?;
-        if !Arc::ptr_eq(drawn_from, catalog) {
-            if **drawn_from != **catalog {
-                return None;
+    /// The page kept under `key`, drawn by `draw` first if it was not drawn from `catalog`: the
+    /// same one, or one that holds the same (a reload that found nothing new, as after a key
+    /// was revoked). One drawing per page at a time.
+    pub async fn get_or_draw<F, Fut>(
+        &self,
+        key: String,
+        catalog: &Arc<Catalog>,
+        draw: F,
+    ) -> Result<Arc<Prebuilt>, PageError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Prebuilt, PageError>>,
+    {
+        let kept =
+            self.pages.lock().ok().and_then(|p| p.entries.get(&key).map(|e| (e.drawn_from.clone(), e.slot.clone())));
+        // Compared outside the lock: after a reload, once per page, by value.
+        let slot = match kept {
+            Some((drawn_from, slot)) if Arc::ptr_eq(&drawn_from, catalog) => Some(slot),
+            Some((drawn_from, slot)) if *drawn_from == **catalog => {
+                if let Ok(mut pages) = self.pages.lock()
+                    && let Some(entry) = pages.entries.get_mut(&key)
+                {
+                    entry.drawn_from = catalog.clone();
+                }
+                Some(slot)
             }
-            *drawn_from = catalog.clone();
-        }
-        Some(page.clone())
-    }
-
-    /// Keeps `page`, drawn from `catalog`, under `key`.
-    pub fn keep(&self, key: String, catalog: &Arc<Catalog>, page: Arc<Prebuilt>) {
-        if let Ok(mut pages) = self.pages.lock() {
-            if pages.len() >= MAX_PAGES && !pages.contains_key(&key) {
-                pages.clear();
+            _ => None,
+        };
+        let (slot, new) = match slot {
+            Some(slot) => (slot, false),
+            None => {
+                let slot = Slot::default();
+                if let Ok(mut pages) = self.pages.lock() {
+                    if pages.entries.len() >= MAX_PAGES || pages.bytes >= MAX_BYTES {
+                        pages.entries.clear();
+                        pages.bytes = 0;
+                    }
+                    pages.entries.insert(key, Entry { drawn_from: catalog.clone(), slot: slot.clone() });
+                }
+                (slot, true)
             }
-            pages.insert(key, (catalog.clone(), page));
+        };
+        let page = slot.get_or_try_init(|| async { draw().await.map(Arc::new) }).await?.clone();
+        if new && let Ok(mut pages) = self.pages.lock() {
+            pages.bytes += page.size();
         }
+        Ok(page)
     }
 }
 
@@ -175,7 +238,7 @@ mod tests {
     use actix_web::test::TestRequest;
 
     fn page() -> Prebuilt {
-        Prebuilt::new("<p>".repeat(500), CHANGING)
+        Prebuilt::new("<p>".repeat(500), CHANGING, Effort::Best)
     }
 
     #[test]
@@ -201,5 +264,13 @@ mod tests {
         }
         let other = TestRequest::default().insert_header(("if-none-match", "\"nope\"")).to_http_request();
         assert_eq!(p.respond(&other).status(), StatusCode::OK);
+        // The 304 carries the tag that matched, whichever encoding would be chosen now.
+        let gz = p.etag_of(Coding::Gzip);
+        let req = TestRequest::default()
+            .insert_header(("if-none-match", gz.as_str()))
+            .insert_header(("accept-encoding", "br"))
+            .to_http_request();
+        let answer = p.respond(&req);
+        assert_eq!(answer.headers().get("etag").and_then(|v| v.to_str().ok()), Some(gz.as_str()));
     }
 }
