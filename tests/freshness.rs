@@ -11,6 +11,15 @@ fn folder(dir: &std::path::Path) {
     write(dir, "terms/v1.md", "---\ntitle: Terms\neffective: 2020-01-01\n---\nTerms one.\n");
 }
 
+/// Uses `key` a few times on each server, so that each has it cached.
+fn cached_on(servers: &[&TestApp], key: &str, round: usize) {
+    for server in servers {
+        for _ in 0..3 {
+            assert_eq!(server.get_auth("/api/v1/subjects/s/status", key).status, 200, "round {round}");
+        }
+    }
+}
+
 /// A key revoked by `assent keys revoke` is refused by both servers on the very next request,
 /// though both had it cached; ten times over, so that no lucky timing passes it.
 fn a_revoked_key_is_refused_on_every_server_at_once(backend: Backend) {
@@ -19,11 +28,7 @@ fn a_revoked_key_is_refused_on_every_server_at_once(backend: Backend) {
     for round in 0..10 {
         let name = format!("host-{round}");
         let key = a.key(&name, "read");
-        for server in [&a, &b] {
-            for _ in 0..3 {
-                assert_eq!(server.get_auth("/api/v1/subjects/s/status", &key).status, 200, "round {round}");
-            }
-        }
+        cached_on(&[&a, &b], &key, round);
         let out = assent(&["keys", "revoke", &name], &a.db.url, a.policies.path());
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         for (which, server) in [("a", &a), ("b", &b)] {
@@ -43,11 +48,7 @@ fn a_key_revoked_through_one_server_is_refused_by_the_other_at_once(backend: Bac
     for round in 0..10 {
         let name = format!("host-{round}");
         let key = a.key(&name, "read");
-        for server in [&a, &b] {
-            for _ in 0..3 {
-                assert_eq!(server.get_auth("/api/v1/subjects/s/status", &key).status, 200, "round {round}");
-            }
-        }
+        cached_on(&[&a, &b], &key, round);
         let (by, other) = if round % 2 == 0 { (&b, &a) } else { (&a, &b) };
         let r = by.delete_auth(&format!("/api/v1/keys/{name}"), &admin);
         assert_eq!(r.status, 200, "round {round}: {}", r.body);
