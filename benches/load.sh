@@ -111,4 +111,5 @@ if [ "$webhook" = fast ]; then
   sleep 2
   echo "delivery latency at 50 acceptances/s: $(python3 benches/webhooks.py summary "$work/latency" "$before")"
 fi
+echo "server peak RSS: $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$server/status")"
 $bin verify | tail -n 1

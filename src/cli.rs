@@ -37,9 +37,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "ASSENT_LOCALE", default_value = "en")]
     pub locale: String,
 
-    /// Database connections in the pool.
-    #[arg(long, global = true, env = "ASSENT_DB_POOL", default_value_t = 16)]
-    pub db_pool: u32,
+    /// Database connections in the pool (default: 4 on SQLite, 16 on PostgreSQL).
+    #[arg(long, global = true, env = "ASSENT_DB_POOL")]
+    pub db_pool: Option<u32>,
 
     /// How long a request waits for a database connection before it is answered 503 (`1s`).
     #[arg(long, global = true, env = "ASSENT_DB_POOL_WAIT", default_value = "1s")]
@@ -326,7 +326,9 @@ impl Cli {
     fn settings(&self) -> Settings {
         let mut s = Settings::new(self.database_url.clone(), self.policies.clone());
         s.original_locale = self.locale.clone();
-        s.pool_size = self.db_pool.max(1);
+        if let Some(pool) = self.db_pool {
+            s.pool_size = pool.max(1);
+        }
         s.diff_cache_bytes = self.diff_cache_mb.saturating_mul(1024 * 1024);
         s.secret = self.secret.clone();
         s.log_key = self.log_key.clone();

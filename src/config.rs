@@ -42,16 +42,25 @@ pub struct Settings {
     pub admin_idle_timeout: std::time::Duration,
 }
 
+/// Connections in the pool unless `ASSENT_DB_POOL` says otherwise: on SQLite 4 (one writer
+/// and readers; each connection keeps a page cache of its own, so more cost memory and gain
+/// nothing on a few cores), on PostgreSQL 16 (each waits on the network).
+pub fn default_pool_size(database_url: &str) -> u32 {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") { 16 } else { 4 }
+}
+
 impl Settings {
     /// Settings for a given database and policy folder, with every other value at its default.
     pub fn new(database_url: impl Into<String>, policies_dir: impl Into<PathBuf>) -> Self {
+        let database_url = database_url.into();
+        let pool_size = default_pool_size(&database_url);
         Self {
-            database_url: database_url.into(),
+            database_url,
             policies_dir: policies_dir.into(),
             bind: "127.0.0.1:8080".into(),
             original_locale: "en".into(),
             workers: 0,
-            pool_size: 16,
+            pool_size,
             diff_cache_bytes: 64 * 1024 * 1024,
             ip_mode: crate::ledger::IpMode::Truncated,
             secret: None,

@@ -182,8 +182,10 @@ impl DatabaseUrl {
                 // secure_delete FAST: deleted content is zeroed on the pages a write touches
                 // anyway; erasure and retention switch it fully on (`securely`), so that freed
                 // pages are zeroed too.
+                // cache_size 512 KiB: each pooled connection keeps its own page cache; the
+                // operating system's file cache holds the rest (see README, "Memory").
                 conn.batch_execute(
-                    "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = FAST;",
+                    "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = FAST; PRAGMA cache_size = -512;",
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
