@@ -69,6 +69,7 @@ impl Application {
             catalog: routes::catalog::CatalogCache::new(freshness.clone()),
             keys: routes::KeyCache::new(freshness.clone()),
             pages: Default::default(),
+            exports: std::sync::Arc::new(tokio::sync::Semaphore::new(routes::audit::EXPORTS_AT_ONCE)),
             freshness,
             signins: Default::default(),
             link_key: crate::consent::link_key(&keys.server_secret)

@@ -218,6 +218,9 @@ pub async fn export_events(
     stream_export(&state, &q, key.audience.as_ref()).await
 }
 
+/// Exports that run at once on one server, each on a database connection of its own.
+pub const EXPORTS_AT_ONCE: usize = 2;
+
 /// Streams an export as the response body.
 pub async fn stream_export(
     state: &AppState,
@@ -237,10 +240,20 @@ pub async fn stream_export(
     let filter = parse_filter(q, &catalog, &state.subject_keys, audience)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let db = state.db.clone();
+    // An export reads for as long as its reader takes: on a connection of its own, so that it
+    // holds none of the pool's (4 on SQLite) from the requests that must answer at once, and
+    // at most EXPORTS_AT_ONCE at a time per server; the next one waits for a turn.
+    let turn = state
+        .exports
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::from(crate::db::DbError::Task("the server is stopping".into())))?;
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let mut out = ChunkSender { buf: Vec::with_capacity(64 * 1024), tx: tx.clone() };
         let result = db
-            .get()
+            .dedicated()
             .map_err(crate::ledger::export::ExportError::from)
             .and_then(|mut c| export(&mut c, &filter, format, &mut out));
         if let Err(e) = result {

@@ -43,6 +43,8 @@ pub struct AppState {
     pub catalog: catalog::CatalogCache,
     /// The policy pages as they are served, drawn once per state of the catalog.
     pub pages: prebuilt::PageCache,
+    /// Turns for exports, [`audit::EXPORTS_AT_ONCE`] of them.
+    pub exports: Arc<tokio::sync::Semaphore>,
     pub keys: KeyCache,
     /// When the catalog and keys were last changed, by anyone.
     pub freshness: Arc<crate::freshness::Freshness>,
