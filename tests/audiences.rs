@@ -50,7 +50,7 @@ fn audiences_restrict_status_keys_links_and_coverage(backend: Backend) {
     assert_eq!(slugs(&dev), ["cookies", "terms"], "developers owe terms (and what applies to everyone)");
     let (_, sdk) = status(&app, &open, "u1", "?audience=sdk-users");
     assert_eq!(slugs(&sdk), ["cookies", "sdk"]);
-    for bad in ["?audience=nobody", "?audience=Not%20A%20Name"] {
+    for bad in ["?audience=nobody", "?audience=Not%20A%20Name", "?audience=%0C", "?audience=%20"] {
         let (code, body) = status(&app, &open, "u1", bad);
         assert_eq!(code, 400, "{bad}: {body}");
         assert_eq!(body["error"]["code"], "unknown_audience", "{body}");

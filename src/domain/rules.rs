@@ -199,7 +199,9 @@ pub fn audience_for(
     keys: Option<&Audience>,
     asked: Option<&str>,
 ) -> Result<Option<Audience>, AudienceError> {
-    let Some(asked) = asked.map(str::trim).filter(|a| !a.is_empty()) else { return Ok(keys.cloned()) };
+    // Only `?audience=` with nothing is no audience: a value of blanks or control characters
+    // is a value, and must name an audience.
+    let Some(asked) = asked.filter(|a| !a.is_empty()) else { return Ok(keys.cloned()) };
     let asked = Audience::parse(asked).map_err(|e| AudienceError::Invalid(e.0))?;
     if let Some(key) = keys
         && *key != asked
