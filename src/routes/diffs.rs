@@ -132,7 +132,7 @@ pub async fn show_diff(
             }
             .render()?;
             // Any pair may be asked for: quicker Brotli than for a version's page.
-            super::pages::built(html, super::prebuilt::CHANGING, super::prebuilt::Effort::Quick).await
+            super::prebuilt::Prebuilt::draw(html, super::prebuilt::CHANGING, super::prebuilt::Effort::Quick).await
         })
         .await?;
     Ok(page.respond(&req))

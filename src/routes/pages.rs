@@ -202,17 +202,10 @@ async fn prebuilt_page(
         .pages
         .get_or_draw(key, catalog, || async {
             let html = document_page(state, catalog, doc, version, locale, archived).await?.render()?;
-            built(html, if archived { IMMUTABLE } else { CHANGING }, Effort::Best).await
+            Prebuilt::draw(html, if archived { IMMUTABLE } else { CHANGING }, Effort::Best).await
         })
         .await?;
     Ok(page.respond(req))
-}
-
-/// A page's encoded forms, drawn off the request threads (Brotli at its best takes a while).
-pub async fn built(html: String, cache_control: &'static str, effort: Effort) -> Result<Prebuilt, PageError> {
-    tokio::task::spawn_blocking(move || Prebuilt::new(html, cache_control, effort))
-        .await
-        .map_err(|e| PageError::from(crate::db::DbError::Task(format!("drawing a page: {e}"))))
 }
 
 async fn document_page(

@@ -83,6 +83,13 @@ impl Prebuilt {
         Self { identity, gzip, brotli, etag: format!("\"{}\"", &digest[..32]), cache_control }
     }
 
+    /// [`Self::new`] off the request threads (Brotli at its best takes a while).
+    pub async fn draw(html: String, cache_control: &'static str, effort: Effort) -> Result<Self, PageError> {
+        tokio::task::spawn_blocking(move || Self::new(html, cache_control, effort))
+            .await
+            .map_err(|e| PageError::from(crate::db::DbError::Task(format!("drawing a page: {e}"))))
+    }
+
     /// The bytes kept for this page, in all its forms.
     fn size(&self) -> usize {
         self.identity.len() + self.gzip.len() + self.brotli.len()
