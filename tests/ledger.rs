@@ -369,6 +369,45 @@ fn one_subject_under_heavy_concurrency_never_sees_an_error(backend: Backend) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
+/// Two servers on one database, 24 clients each, accepting for the same eight subjects at once,
+/// one server's clients in ascending order and the other's in descending: their group commits
+/// hold several subjects' locks at a time, and must never each hold one the other waits for. Every
+/// answer is a 201 and every subject's chain holds every event once.
+fn two_servers_deciding_for_the_same_subjects_never_deadlock(backend: Backend) {
+    let l = ledger(&backend);
+    let other = l.app.another_server(|_| {});
+    let statuses: Vec<(u16, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..48)
+            .map(|i| {
+                let (l, other) = (&l, &other);
+                s.spawn(move || {
+                    let server = if i % 2 == 0 { &l.app } else { other };
+                    (0..8)
+                        .map(|j| {
+                            let n = if i % 2 == 0 { j } else { 7 - j };
+                            let r = server.post(
+                                &format!("/api/v1/subjects/pair-{n}/acceptances"),
+                                &l.write,
+                                &json!({"document": "terms", "version": 2}),
+                            );
+                            (r.status, r.body)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<_> = statuses.iter().filter(|(status, _)| *status != 201).collect();
+    assert!(failed.is_empty(), "{} of 384 failed, such as {:?}", failed.len(), failed.first());
+    for n in 0..8 {
+        let events = l.app.get_auth(&format!("/api/v1/subjects/pair-{n}/events"), &l.read).json();
+        assert_eq!(events.as_array().map(Vec::len), Some(48), "pair-{n}: {events}");
+    }
+    let out = assent(&["verify"], &l.app.db.url, l.app.policies.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
 /// A decline and a withdrawal sent at the same moment for one subject: whichever is recorded
 /// second must see the first. A withdrawal recorded after a decline would withdraw an
 /// acceptance that no longer stands (it is refused, 409, when the decline came first).
@@ -537,6 +576,7 @@ on_both_databases!(
     events_are_chained_and_evidence_minimised,
     concurrent_events_for_one_subject_chain_correctly,
     one_subject_under_heavy_concurrency_never_sees_an_error,
+    two_servers_deciding_for_the_same_subjects_never_deadlock,
     concurrent_decisions_for_one_subject_see_each_other,
     verify_finds_tampering,
     history_prints_a_readable_table,

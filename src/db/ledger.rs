@@ -394,6 +394,13 @@ pub fn list_events(
 /// Advisory lock key that orders event writers against listing horizons on PostgreSQL.
 const EVENT_WRITE_LOCK: i64 = 0x4153_5345_4e54; // "ASSENT"
 
+/// The advisory lock a subject's writers take on PostgreSQL (FNV-1a of its key). A transaction
+/// that locks several subjects takes them in the order of this value, so that two such
+/// transactions cannot each hold a lock the other waits for.
+pub fn subject_lock(subject_key: &str) -> u64 {
+    subject_key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
 /// Taken by every transaction that appends events for a subject on PostgreSQL: the writers'
 /// lock, shared (writers never wait for each other on it, only for a reader taking a horizon),
 /// then the subject's own lock. Decisions for one subject take turns, so that each reads the
@@ -407,10 +414,7 @@ pub fn lock_subject_for_writing(conn: &mut DbConnection, subject_key: &str) -> R
     if let DbConnection::Postgres(_) = conn {
         // Two 32-bit keys: a lock space apart from the writers' single 64-bit key. Subjects
         // whose keys share a hash merely take turns.
-        let hash = subject_key
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        let [a, b, c, d, e, f, g, h] = hash.to_be_bytes();
+        let [a, b, c, d, e, f, g, h] = subject_lock(subject_key).to_be_bytes();
         diesel::sql_query("SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2, $3)")
             .bind::<BigInt, _>(EVENT_WRITE_LOCK)
             .bind::<Integer, _>(i32::from_be_bytes([a, b, c, d]))

@@ -1,18 +1,23 @@
-//! Group commit for SQLite. SQLite has one writer at a time and `synchronous = FULL` makes each
-//! commit wait for the disk, so one transaction per request spends its time queuing for the
-//! lock and flushing. Here one writer thread takes every decision that is waiting, records each
-//! under its own savepoint inside a single transaction, commits once, and only then answers
-//! each request: a 201 still means "on disk", and a refused decision does not disturb the
-//! others in its batch.
+//! Group commit. One commit per request spends the request's time waiting for the disk (SQLite
+//! `synchronous = FULL`, PostgreSQL's WAL flush) and, on PostgreSQL, a second transaction to
+//! take the event into the log. Here a writer thread takes every decision that is waiting,
+//! records each under its own savepoint inside a single transaction, takes the batch into the
+//! log in that same transaction, commits once, and only then answers each request: a 201
+//! still means "on disk, and in the log", and a refused decision does not disturb the others in
+//! its batch.
 //!
-//! PostgreSQL needs none of this (its commits already share WAL flushes): decisions there run
-//! on the ordinary pool, one transaction each.
+//! SQLite has one writer at a time, so it has one such thread. PostgreSQL has [`PG_LANES`], each
+//! with its own connection, and a subject's decisions always go to the same one; their batches
+//! meet only at the log's lock, taken last, just before the commit. A batch locks its subjects
+//! in one global order (`db::ledger::subject_lock`), so two batches, on this server or another,
+//! cannot deadlock over two subjects.
 //!
 //! The writes that come often while the ledger is busy (the webhook deliverer's claims and
-//! outcomes, the consent page's several decisions) go through the same thread, in turn with
+//! outcomes, the consent page's several decisions) go through SQLite's thread, in turn with
 //! the batches ([`Writer::run`]). A write on another connection would not only wait
 //! for the lock: SQLite drops the writer's page cache whenever another connection has written,
-//! and the writer would read its B-tree pages again after each one.
+//! and the writer would read its B-tree pages again after each one. On PostgreSQL they run on
+//! the pool.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Weak};
@@ -21,11 +26,20 @@ use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use tokio::sync::oneshot;
 
-use super::{NewDecision, RecordError, Recorded, attach_log_indexes, record_once};
+use super::{Logged, NewDecision, RecordError, Recorded, record_once};
 use crate::db::{Db, DbConnection, DbError};
 
-/// Most decisions one transaction takes.
+/// Most decisions one transaction takes on SQLite.
 const MAX_BATCH: usize = 256;
+
+/// Most decisions one transaction takes on PostgreSQL. Each decision's savepoint is a
+/// subtransaction, and a transaction with more than 64 of them (`PGPROC_MAX_CACHED_SUBXIDS`)
+/// makes every other snapshot in the server look them up in `pg_subtrans`: throughput fell to
+/// a quarter in `benches/ceiling.rs` past that point.
+const MAX_BATCH_PG: usize = 60;
+
+/// Group-commit lanes on PostgreSQL (SQLite has one).
+pub const PG_LANES: usize = 2;
 
 type Reply = oneshot::Sender<Result<Recorded, RecordError>>;
 /// A write run on the writer's connection (None: it has none); it sends its own answer.
@@ -95,7 +109,9 @@ impl Writer {
 /// PostgreSQL.
 pub struct Recorder {
     db: Db,
-    lane: Option<Arc<Sender<Job>>>,
+    /// The group-commit lanes; none if no thread could be started (decisions then commit one
+    /// by one on the pool).
+    lanes: Vec<Arc<Sender<Job>>>,
     /// Counts what is committed (`events_recorded` in `/metrics`).
     metrics: std::sync::Arc<crate::routes::metrics::Metrics>,
     /// Wakes this server's webhook deliveries once something committed.
@@ -108,22 +124,38 @@ impl Recorder {
         metrics: std::sync::Arc<crate::routes::metrics::Metrics>,
         webhooks: std::sync::Arc<tokio::sync::Notify>,
     ) -> Self {
-        let lane = (db.backend() == "sqlite").then(|| {
-            let (tx, rx) = channel();
-            let writer = db.clone();
-            std::thread::Builder::new()
-                .name("assent-writer".into())
-                .spawn(move || write_loop(&writer, &rx))
-                .map_err(|e| tracing::error!(error = %e, "no writer thread; recording directly"))
-                .ok()
-                .map(|_| tx)
-        });
-        Self { db, lane: lane.flatten().map(Arc::new), metrics, webhooks }
+        let count = if db.backend() == "sqlite" { 1 } else { lanes_on_postgres() };
+        let lanes = (0..count)
+            .map_while(|n| {
+                let (tx, rx) = channel();
+                let writer = db.clone();
+                std::thread::Builder::new()
+                    .name(format!("assent-writer-{n}"))
+                    .spawn(move || write_loop(&writer, &rx))
+                    .map_err(|e| tracing::error!(error = %e, "no writer thread; recording directly"))
+                    .ok()
+                    .map(|_| Arc::new(tx))
+            })
+            .collect();
+        Self { db, lanes, metrics, webhooks }
     }
 
-    /// What runs other writes in turn with the ledger's (the webhook deliverer's).
+    /// What runs other writes in turn with the ledger's (the webhook deliverer's): SQLite's
+    /// writer thread, or PostgreSQL's pool.
     pub fn writer(&self) -> Writer {
-        Writer { db: self.db.clone(), lane: self.lane.as_ref().map(Arc::downgrade) }
+        let lane = match self.db.backend() {
+            "sqlite" => self.lanes.first().map(Arc::downgrade),
+            _ => None,
+        };
+        Writer { db: self.db.clone(), lane }
+    }
+
+    /// The lane that takes `subject_key`'s decisions: always the same one, so that a
+    /// subject's decisions never wait for each other's locks across lanes.
+    fn lane_for(&self, subject_key: &str) -> Option<&Arc<Sender<Job>>> {
+        let n = u64::try_from(self.lanes.len()).ok().filter(|&n| n > 0)?;
+        let at = usize::try_from(crate::db::ledger::subject_lock(subject_key) % n).unwrap_or(0);
+        self.lanes.get(at)
     }
 
     /// Wakes this server's webhook deliveries (something new is due).
@@ -142,7 +174,7 @@ impl Recorder {
     }
 
     async fn record_uncounted(&self, decision: NewDecision) -> Result<Recorded, RecordError> {
-        if let Some(lane) = &self.lane {
+        if let Some(lane) = self.lane_for(&decision.subject_key) {
             let (tx, rx) = oneshot::channel();
             if lane.send(Job::Decide(Box::new(decision), tx)).is_ok() {
                 return rx.await.map_err(|_| RecordError::Db(DbError::Task("the writer stopped".into())))?;
@@ -180,7 +212,9 @@ impl Recorder {
     }
 
     async fn erase_uncounted(&self, job: EraseJob) -> Result<super::Erasure, RecordError> {
-        if let Some(lane) = &self.lane {
+        // On SQLite in turn with the batches; on PostgreSQL on the pool (it takes the log's
+        // lock after its own commit, like the other writes there).
+        if let Some(lane) = self.lanes.first().filter(|_| self.db.backend() == "sqlite") {
             let (tx, rx) = oneshot::channel();
             if lane.send(Job::Erase(Box::new(job), tx)).is_ok() {
                 return rx.await.map_err(|_| RecordError::Db(DbError::Task("the writer stopped".into())))?;
@@ -196,6 +230,11 @@ fn erase_now(conn: &mut DbConnection, job: &EraseJob) -> Result<super::Erasure, 
 }
 
 fn write_loop(db: &Db, rx: &Receiver<Job>) {
+    let most = if db.backend() == "sqlite" {
+        MAX_BATCH
+    } else {
+        std::env::var("ASSENT_PG_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_BATCH_PG)
+    };
     // One connection for every batch: SQLite keeps a connection's page cache only while no other
     // connection writes, and this is the only writer, so the B-tree pages it touches stay warm.
     let mut held: Option<crate::db::PooledConnection> = None;
@@ -225,7 +264,7 @@ fn write_loop(db: &Db, rx: &Receiver<Job>) {
                 continue;
             }
         };
-        while batch.len() < MAX_BATCH {
+        while batch.len() < most {
             match rx.try_recv() {
                 Ok(Job::Decide(decision, reply)) => batch.push((decision, reply)),
                 Ok(erase) => {
@@ -255,37 +294,67 @@ fn write_loop(db: &Db, rx: &Receiver<Job>) {
     }
 }
 
-/// One transaction for the whole batch, one savepoint per decision.
+/// How many lanes PostgreSQL gets: [`PG_LANES`], or `ASSENT_PG_LANES` (1 to 16) to measure others.
+fn lanes_on_postgres() -> usize {
+    std::env::var("ASSENT_PG_LANES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=16).contains(n))
+        .unwrap_or(PG_LANES)
+}
+
+/// One transaction for the whole batch, one savepoint per decision, and the log's integration
+/// of what it recorded before the commit.
 fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) -> Vec<Result<Recorded, RecordError>> {
     let fail_all = |e: DbError| -> Vec<Result<Recorded, RecordError>> {
         batch.iter().map(|_| Err(RecordError::Db(e.again()))).collect()
     };
-    if let Err(e) = conn.batch_execute("BEGIN IMMEDIATE") {
+    let begin = match conn {
+        DbConnection::Sqlite(_) => "BEGIN IMMEDIATE; SAVEPOINT decision",
+        DbConnection::Postgres(_) => "BEGIN; SAVEPOINT decision",
+    };
+    if let Err(e) = conn.batch_execute(begin) {
+        let _ = conn.batch_execute("ROLLBACK");
         return fail_all(e.into());
     }
+    // Subjects in the order their locks are taken everywhere (see the module's comment); one
+    // subject's decisions keep the order they came in.
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    if let DbConnection::Postgres(_) = conn {
+        order.sort_by_key(|&i| crate::db::ledger::subject_lock(&batch[i].0.subject_key));
+    }
     let now = Utc::now();
-    let mut results = Vec::with_capacity(batch.len());
-    for (decision, _) in batch {
-        let step = conn.batch_execute("SAVEPOINT decision").map(|()| record_once(conn, decision, now));
-        let result = match step {
-            Ok(result) => result,
-            Err(e) => Err(RecordError::Db(e.into())),
+    let mut results: Vec<Option<Result<Recorded, RecordError>>> = batch.iter().map(|_| None).collect();
+    for (n, &i) in order.iter().enumerate() {
+        let result = record_once(conn, &batch[i].0, now, Logged::Here);
+        // Each decision's savepoint ends, and the next one's begins, in one round trip.
+        let end = match (result.is_ok(), n + 1 == order.len()) {
+            (true, true) => "RELEASE decision",
+            (true, false) => "RELEASE decision; SAVEPOINT decision",
+            (false, true) => "ROLLBACK TO decision; RELEASE decision",
+            (false, false) => "ROLLBACK TO decision; RELEASE decision; SAVEPOINT decision",
         };
-        let end = if result.is_ok() { "RELEASE decision" } else { "ROLLBACK TO decision; RELEASE decision" };
         if let Err(e) = conn.batch_execute(end) {
             // SQLite may already have rolled the whole transaction back (a full disk, an I/O
             // error); carrying on would commit the rest outside it. Give up on the batch.
             let _ = conn.batch_execute("ROLLBACK");
             return fail_all(e.into());
         }
-        results.push(result);
+        results[i] = Some(result);
     }
-    // The log takes in the batch's events in the same transaction.
-    let created = super::created_events(results.iter().filter_map(|r| r.as_ref().ok()));
-    if let Err(e) = crate::log::integrate_with(conn, &created) {
-        let _ = conn.batch_execute("ROLLBACK");
-        return fail_all(e);
-    }
+    let mut results: Vec<Result<Recorded, RecordError>> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(RecordError::Db(DbError::Task("a decision was skipped".into())))))
+        .collect();
+    // The log takes in the batch's events in the same transaction, in the order recorded.
+    let created = super::created_events(order.iter().filter_map(|&i| results.get(i).and_then(|r| r.as_ref().ok())));
+    let placed = match crate::log::integrate_placing(conn, &created) {
+        Ok((_, placed)) => placed,
+        Err(e) => {
+            let _ = conn.batch_execute("ROLLBACK");
+            return fail_all(e);
+        }
+    };
     match conn.batch_execute("COMMIT") {
         // Nothing in the batch is acknowledged before this point.
         Ok(()) => {}
@@ -294,25 +363,19 @@ fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) ->
             return fail_all(e.into());
         }
     }
-    let mut done: Vec<Recorded> = Vec::new();
-    let mut slots = Vec::with_capacity(results.len());
-    for result in results {
-        match result {
-            Ok(recorded) => {
-                slots.push(Ok(done.len()));
-                done.push(recorded);
-            }
-            Err(e) => slots.push(Err(e)),
+    // A replay's event was in the log already.
+    let mut indexes = placed;
+    let replayed: Vec<i64> =
+        results.iter().flatten().filter(|r| matches!(r, Recorded::Replayed(_))).map(|r| r.receipt().event_id).collect();
+    if !replayed.is_empty() {
+        match crate::log::ensure_integrated(conn, &replayed) {
+            Ok(found) => indexes.extend(found),
+            Err(e) => return fail_all(e),
         }
     }
-    if let Err(e) = attach_log_indexes(conn, &mut done) {
-        return fail_all(e);
+    for recorded in results.iter_mut().flatten() {
+        let receipt = recorded.receipt_mut();
+        receipt.log_index = indexes.get(&receipt.event_id).copied();
     }
-    let mut done = done.into_iter();
-    slots
-        .into_iter()
-        .map(|slot| {
-            slot.and_then(|_| done.next().ok_or_else(|| RecordError::Db(DbError::Task("lost a receipt".into()))))
-        })
-        .collect()
+    results
 }

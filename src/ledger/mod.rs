@@ -279,7 +279,7 @@ pub(crate) fn attach_log_indexes(conn: &mut DbConnection, recorded: &mut [Record
 /// Records a decision on PostgreSQL from the server: commits it with one connection, then
 /// waits for the log to take it in holding none (see `log::await_integrated`).
 pub fn record_pooled(db: &crate::db::Db, decision: &NewDecision, now: DateTime<Utc>) -> Result<Recorded, RecordError> {
-    let mut recorded = write(&mut *db.get()?, |conn| Ok(vec![record_once(conn, decision, now)?]))?;
+    let mut recorded = write(&mut *db.get()?, |conn| Ok(vec![record_once(conn, decision, now, Logged::by(conn))?]))?;
     crate::crash::point("after-commit-before-integration");
     let mut recorded = recorded.pop().ok_or_else(|| RecordError::Db(DbError::Task("nothing was recorded".into())))?;
     let id = recorded.receipt().event_id;
@@ -291,7 +291,7 @@ pub fn record_pooled(db: &crate::db::Db, decision: &NewDecision, now: DateTime<U
 /// Records a decision: one transaction appends the event, moves the subject's chain head and
 /// updates its state; it is committed, and in the log, before this returns.
 pub fn record(conn: &mut DbConnection, decision: &NewDecision, now: DateTime<Utc>) -> Result<Recorded, RecordError> {
-    let mut recorded = write_and_log(conn, |conn| Ok(vec![record_once(conn, decision, now)?]))?;
+    let mut recorded = write_and_log(conn, |conn| Ok(vec![record_once(conn, decision, now, Logged::by(conn))?]))?;
     recorded.pop().ok_or_else(|| RecordError::Db(DbError::Task("nothing was recorded".into())))
 }
 
@@ -304,7 +304,7 @@ pub fn record_many(
     decisions: &[NewDecision],
     now: DateTime<Utc>,
 ) -> Result<Vec<Recorded>, RecordError> {
-    write_and_log(conn, |conn| decisions.iter().map(|d| record_once(conn, d, now)).collect())
+    write_and_log(conn, |conn| decisions.iter().map(|d| record_once(conn, d, now, Logged::by(conn))).collect())
 }
 
 /// The one error a write retries: PostgreSQL's `serialization_failure` (SQLSTATE 40001), which
@@ -335,6 +335,26 @@ struct Append<'a> {
     evidence: Option<&'a Evidence>,
     idempotency_key: Option<&'a str>,
     request_hash: Option<&'a str>,
+    logged: Logged,
+}
+
+/// How an event gets into the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Logged {
+    /// Integrated in the transaction that commits it (SQLite's writes, the group-commit lanes).
+    Here,
+    /// Put in `log_queue`, for an integration round after the commit (PostgreSQL's other writes).
+    Queued,
+}
+
+impl Logged {
+    /// As [`write`] integrates on `conn`: in the transaction on SQLite, queued on PostgreSQL.
+    fn by(conn: &DbConnection) -> Self {
+        match conn {
+            DbConnection::Sqlite(_) => Self::Here,
+            DbConnection::Postgres(_) => Self::Queued,
+        }
+    }
 }
 
 fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result<Receipt, RecordError> {
@@ -415,9 +435,9 @@ fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result
         erased_subject,
         recorded_at,
     )?;
-    // SQLite's one writer integrates its events in this same transaction (`created_events`);
-    // on PostgreSQL, servers share the queue.
-    if let DbConnection::Postgres(_) = conn {
+    // Integrated in this same transaction by the caller (`created_events`), or queued for a
+    // round that every server shares.
+    if a.logged == Logged::Queued {
         enqueue(conn, Source::Event(event_id))?;
     }
     let sha256 = a.covers.iter().find(|c| Some(c.document.as_str()) == a.document).map(|c| c.sha256.clone());
@@ -443,6 +463,7 @@ pub(crate) fn record_once(
     conn: &mut DbConnection,
     d: &NewDecision,
     now: DateTime<Utc>,
+    logged: Logged,
 ) -> Result<Recorded, RecordError> {
     let key = d.subject_key.as_str();
     crate::db::ledger::lock_subject_for_writing(conn, key)?;
@@ -492,6 +513,7 @@ pub(crate) fn record_once(
             evidence: Some(&d.evidence),
             idempotency_key: d.idempotency_key.as_deref(),
             request_hash: d.request_hash.as_deref(),
+            logged,
         },
         now,
     )?;
@@ -597,6 +619,7 @@ pub fn erase(
                     evidence: None,
                     idempotency_key: None,
                     request_hash: None,
+                    logged: Logged::by(conn),
                 },
                 now,
             )?;

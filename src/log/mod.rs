@@ -145,7 +145,10 @@ pub fn integrate_with(conn: &mut DbConnection, events: &[i64]) -> Result<TreeHea
 }
 
 /// As [`integrate_with`], also giving back the leaf index of each event it placed.
-fn integrate_placing(conn: &mut DbConnection, events: &[i64]) -> Result<(TreeHead, HashMap<i64, i64>), DbError> {
+pub(crate) fn integrate_placing(
+    conn: &mut DbConnection,
+    events: &[i64],
+) -> Result<(TreeHead, HashMap<i64, i64>), DbError> {
     let mut placed = HashMap::new();
     let (size, root) = rows::lock_state(conn)?;
     let mut size = u64::try_from(size).map_err(|_| DbError::Corrupt("negative log size".into()))?;
