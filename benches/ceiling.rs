@@ -9,7 +9,13 @@
 //! ASSENT_CEILING_DATABASE_URL=postgres://postgres@127.0.0.1:5432/assent_ceiling cargo bench --bench ceiling
 //! ```
 //! `ASSENT_CEILING_SECONDS` (10) and `ASSENT_CEILING_CLIENTS` (64) set the run; the PostgreSQL
-//! database is created if missing and should be fresh for each run.
+//! database should be fresh for each run.
+//!
+//! Then it measures the log's sequencer alone, the one step that every server takes in turn
+//! (holding the log's lock): a copy of every event just recorded, under other subject keys, is
+//! queued for the log in one transaction, and one integration takes the whole queue in (5,000
+//! leaves per round, as `sync` and every start do). That leaves the benchmark's database with
+//! events whose chains `verify` does not know: it is for measuring only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,6 +96,31 @@ fn main() -> anyhow::Result<()> {
         recorded as f64 / seconds as f64,
         ms(at(0.5)),
         ms(at(0.99)),
+    );
+    sequencer(&db)?;
+    Ok(())
+}
+
+/// Leaves per second that one integration takes in, from a queue of every recorded event's copy.
+fn sequencer(db: &Db) -> anyhow::Result<()> {
+    use diesel::connection::SimpleConnection;
+    let mut conn = db.get()?;
+    let columns = "seq, kind, document, version, covers, recorded_at, recorded_by, method, subject_hash, ip_hash, \
+                   user_agent_hash, locale, idempotency_key, request_hash, prev_hash, chain_hash";
+    conn.batch_execute(&format!(
+        "BEGIN; INSERT INTO events (subject_key, {columns}) SELECT subject_key || '-copy', {columns} FROM events; \
+         INSERT INTO log_queue (event_id) SELECT id FROM events WHERE subject_key LIKE '%-copy' ORDER BY id; COMMIT"
+    ))?;
+    let queued = assent::db::log::queue_len(&mut conn)?;
+    let started = Instant::now();
+    let head = conn.write_transaction(assent::log::integrate)?;
+    let took = started.elapsed();
+    println!(
+        "{}: the sequencer took {queued} queued leaves in {:.2} s: {:.0} leaves/s (log size now {})",
+        db.backend(),
+        took.as_secs_f64(),
+        queued as f64 / took.as_secs_f64(),
+        head.size,
     );
     Ok(())
 }

@@ -34,8 +34,9 @@ const MAX_BATCH: usize = 256;
 
 /// Most decisions one transaction takes on PostgreSQL. Each decision's savepoint is a
 /// subtransaction, and a transaction with more than 64 of them (`PGPROC_MAX_CACHED_SUBXIDS`)
-/// makes every other snapshot in the server look them up in `pg_subtrans`: throughput fell to
-/// a quarter in `benches/ceiling.rs` past that point.
+/// makes every other snapshot in the database server look them up in `pg_subtrans`. (Batches
+/// of 30 and 60 ran at the same rate in `benches/ceiling.rs`: with 64 clients and two lanes
+/// they seldom fill.)
 const MAX_BATCH_PG: usize = 60;
 
 /// Group-commit lanes on PostgreSQL (SQLite has one).
@@ -230,13 +231,10 @@ fn erase_now(conn: &mut DbConnection, job: &EraseJob) -> Result<super::Erasure, 
 }
 
 fn write_loop(db: &Db, rx: &Receiver<Job>) {
-    let most = if db.backend() == "sqlite" {
-        MAX_BATCH
-    } else {
-        std::env::var("ASSENT_PG_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_BATCH_PG)
-    };
+    let most = if db.backend() == "sqlite" { MAX_BATCH } else { MAX_BATCH_PG };
     // One connection for every batch: SQLite keeps a connection's page cache only while no other
-    // connection writes, and this is the only writer, so the B-tree pages it touches stay warm.
+    // connection writes, and this is the only writer, so the B-tree pages it touches stay warm
+    // (on PostgreSQL: no pool checkout, and its check, per batch).
     let mut held: Option<crate::db::PooledConnection> = None;
     let mut next: Option<Job> = None;
     while let Some(first) = next.take().or_else(|| rx.recv().ok()) {
