@@ -56,10 +56,14 @@ fn main() -> anyhow::Result<()> {
                 tokio::spawn(async move {
                     let mut latencies = Vec::new();
                     let mut failed = 0u64;
-                    let mut n = client;
+                    // Uniformly random subjects among 20,000, as load/accept.lua picks them (some
+                    // chains grow): xorshift64, seeded per client.
+                    let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ (client + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
                     while Instant::now() < deadline {
-                        // The same spread of subjects as load/accept.lua: some chains grow.
-                        n = (n * 7_919 + 104_729) % 20_000;
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let n = x % 20_000 + 1;
                         let started = Instant::now();
                         let outcome = record(&recorder, &catalog, &keys, n).await;
                         match outcome {
@@ -79,9 +83,15 @@ fn main() -> anyhow::Result<()> {
         let mut all = Vec::new();
         let mut failed = 0;
         for task in tasks {
-            if let Ok((latencies, f)) = task.await {
-                all.extend(latencies);
-                failed += f;
+            match task.await {
+                Ok((latencies, f)) => {
+                    all.extend(latencies);
+                    failed += f;
+                }
+                Err(e) => {
+                    eprintln!("a client stopped: {e}");
+                    failed += 1;
+                }
             }
         }
         (all.len(), all, failed)
@@ -107,9 +117,12 @@ fn sequencer(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.get()?;
     let columns = "seq, kind, document, version, covers, recorded_at, recorded_by, method, subject_hash, ip_hash, \
                    user_agent_hash, locale, idempotency_key, request_hash, prev_hash, chain_hash";
+    // Copies of this run's events only (a database used before holds earlier copies).
+    let copy = format!("-copy-{}-{}", std::process::id(), chrono::Utc::now().timestamp());
     conn.batch_execute(&format!(
-        "BEGIN; INSERT INTO events (subject_key, {columns}) SELECT subject_key || '-copy', {columns} FROM events; \
-         INSERT INTO log_queue (event_id) SELECT id FROM events WHERE subject_key LIKE '%-copy' ORDER BY id; COMMIT"
+        "BEGIN; INSERT INTO events (subject_key, {columns}) SELECT subject_key || '{copy}', {columns} FROM events \
+         WHERE subject_key NOT LIKE '%-copy-%'; \
+         INSERT INTO log_queue (event_id) SELECT id FROM events WHERE subject_key LIKE '%{copy}' ORDER BY id; COMMIT"
     ))?;
     let queued = assent::db::log::queue_len(&mut conn)?;
     let started = Instant::now();

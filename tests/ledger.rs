@@ -369,10 +369,11 @@ fn one_subject_under_heavy_concurrency_never_sees_an_error(backend: Backend) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
-/// Two servers on one database, 24 clients each, accepting for the same eight subjects at once,
-/// one server's clients in ascending order and the other's in descending: their group commits
-/// hold several subjects' locks at a time, and must never each hold one the other waits for. Every
-/// answer is a 201 and every subject's chain holds every event once.
+/// Two servers on one database, 24 clients each, accepting for the same eight subjects at once:
+/// their group commits hold several subjects' locks at a time (in the order the decisions came,
+/// were they not sorted), and must never each hold one the other waits for. Every answer is a
+/// 201 for the subject it was sent for, with a leaf of its own, and every subject's chain holds
+/// every event once.
 fn two_servers_deciding_for_the_same_subjects_never_deadlock(backend: Backend) {
     let l = ledger(&backend);
     let other = l.app.another_server(|_| {});
@@ -390,6 +391,7 @@ fn two_servers_deciding_for_the_same_subjects_never_deadlock(backend: Backend) {
                                 &l.write,
                                 &json!({"document": "terms", "version": 2}),
                             );
+                            assert!(r.status != 201 || r.json()["subject"] == format!("pair-{n}"), "{}", r.body);
                             (r.status, r.body)
                         })
                         .collect::<Vec<_>>()
@@ -400,6 +402,13 @@ fn two_servers_deciding_for_the_same_subjects_never_deadlock(backend: Backend) {
     });
     let failed: Vec<_> = statuses.iter().filter(|(status, _)| *status != 201).collect();
     assert!(failed.is_empty(), "{} of 384 failed, such as {:?}", failed.len(), failed.first());
+    let mut leaves: Vec<u64> = statuses
+        .iter()
+        .filter_map(|(_, body)| serde_json::from_str::<Value>(body).ok()?["log_index"].as_u64())
+        .collect();
+    leaves.sort_unstable();
+    leaves.dedup();
+    assert_eq!(leaves.len(), 384, "every receipt names a leaf of its own");
     for n in 0..8 {
         let events = l.app.get_auth(&format!("/api/v1/subjects/pair-{n}/events"), &l.read).json();
         assert_eq!(events.as_array().map(Vec::len), Some(48), "pair-{n}: {events}");

@@ -177,7 +177,7 @@ pub fn open_counts(conn: &mut DbConnection, endpoint_id: Option<i64>) -> Result<
 /// not due again until `lease_until`, so no other server takes it meanwhile (and if this one
 /// dies, another takes it after that). On PostgreSQL, rows another server is taking at the same
 /// moment are skipped (`SKIP LOCKED`), not waited for; and an event is announced only once the
-/// log has taken it in (it commits first, and is integrated right after), so that what is sent
+/// log has taken it in (with its batch, or right after its commit), so that what is sent
 /// carries its `log_index`.
 pub fn claim(
     conn: &mut DbConnection,

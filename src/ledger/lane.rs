@@ -7,10 +7,12 @@
 //! its batch.
 //!
 //! SQLite has one writer at a time, so it has one such thread. PostgreSQL has [`PG_LANES`], each
-//! with its own connection, and a subject's decisions always go to the same one; their batches
-//! meet only at the log's lock, taken last, just before the commit. A batch locks its subjects
-//! in one global order (`db::ledger::subject_lock`), so two batches, on this server or another,
-//! cannot deadlock over two subjects.
+//! with a connection of its own (outside the pool), and a subject's decisions always go to the
+//! same one. Their batches meet at the log's lock, taken last, just before the commit, and at a
+//! subject's lock when two servers decide for one subject at once; a listing's horizon
+//! (`event_horizon`) waits for the batches in flight. A batch locks its subjects in one global
+//! order (`db::ledger::subject_lock`), so two batches, on this server or another, cannot
+//! deadlock over two subjects; a decision that waits for a subject's lock holds up its batch.
 //!
 //! The writes that come often while the ledger is busy (the webhook deliverer's claims and
 //! outcomes, the consent page's several decisions) go through SQLite's thread, in turn with
@@ -19,6 +21,7 @@
 //! and the writer would read its B-tree pages again after each one. On PostgreSQL they run on
 //! the pool.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Weak};
 
@@ -106,8 +109,8 @@ impl Writer {
     }
 }
 
-/// Records decisions and erasures: through the group-commit lane on SQLite, directly on
-/// PostgreSQL.
+/// Records decisions through the group-commit lanes (both databases), and erasures: on SQLite's
+/// lane, on PostgreSQL's pool.
 pub struct Recorder {
     db: Db,
     /// The group-commit lanes; none if no thread could be started (decisions then commit one
@@ -230,19 +233,57 @@ fn erase_now(conn: &mut DbConnection, job: &EraseJob) -> Result<super::Erasure, 
     super::erase(conn, &job.subject, &job.subject_key, &job.recorded_by, job.method, Utc::now())
 }
 
+/// The writer's connection: on SQLite one of the pool's (it holds it for good, and the pool is
+/// sized for that); on PostgreSQL one of its own, so that the lanes take nothing from the pool
+/// that requests use.
+enum Held {
+    Pooled(crate::db::PooledConnection),
+    Own(Box<DbConnection>),
+}
+
+impl Held {
+    fn connect(db: &Db) -> Option<Self> {
+        let held = if db.backend() == "sqlite" {
+            db.get().map(Self::Pooled)
+        } else {
+            db.dedicated().map(|c| Self::Own(Box::new(c)))
+        };
+        held.map_err(|e| tracing::error!(error = %e, "the writer has no connection")).ok()
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        match self {
+            Self::Pooled(c) => c,
+            Self::Own(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        match self {
+            Self::Pooled(c) => c,
+            Self::Own(c) => c,
+        }
+    }
+}
+
 fn write_loop(db: &Db, rx: &Receiver<Job>) {
     let most = if db.backend() == "sqlite" { MAX_BATCH } else { MAX_BATCH_PG };
     // One connection for every batch: SQLite keeps a connection's page cache only while no other
     // connection writes, and this is the only writer, so the B-tree pages it touches stay warm
     // (on PostgreSQL: no pool checkout, and its check, per batch).
-    let mut held: Option<crate::db::PooledConnection> = None;
+    let mut held: Option<Held> = None;
     let mut next: Option<Job> = None;
     while let Some(first) = next.take().or_else(|| rx.recv().ok()) {
         let mut batch = match first {
             Job::Decide(decision, reply) => vec![(decision, reply)],
             Job::Erase(job, reply) => {
                 if held.is_none() {
-                    held = db.get().map_err(|e| tracing::error!(error = %e, "the writer has no connection")).ok();
+                    held = Held::connect(db);
                 }
                 let result = match held.as_mut() {
                     Some(conn) => erase_now(conn, &job),
@@ -256,7 +297,7 @@ fn write_loop(db: &Db, rx: &Receiver<Job>) {
             }
             Job::Run(work) => {
                 if held.is_none() {
-                    held = db.get().map_err(|e| tracing::error!(error = %e, "the writer has no connection")).ok();
+                    held = Held::connect(db);
                 }
                 work(held.as_deref_mut());
                 continue;
@@ -273,10 +314,22 @@ fn write_loop(db: &Db, rx: &Receiver<Job>) {
             }
         }
         if held.is_none() {
-            held = db.get().map_err(|e| tracing::error!(error = %e, "the writer has no connection")).ok();
+            held = Held::connect(db);
         }
         let results = match held.as_mut() {
-            Some(conn) => commit_batch(conn, &batch),
+            Some(conn) => {
+                // A batch that panicked must not take the lane with it, nor leave its connection
+                // inside a transaction: it is rolled back and the connection thrown away.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit_batch(conn, &batch)));
+                run.unwrap_or_else(|_| {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    tracing::error!("a batch of decisions panicked; it was rolled back");
+                    batch
+                        .iter()
+                        .map(|_| Err(RecordError::Db(DbError::Task("the batch failed and was rolled back".into()))))
+                        .collect()
+                })
+            }
             None => batch
                 .iter()
                 .map(|_| Err(RecordError::Db(DbError::Unavailable("no database connection".into()))))
@@ -321,10 +374,10 @@ fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) ->
     if let DbConnection::Postgres(_) = conn {
         order.sort_by_key(|&i| crate::db::ledger::subject_lock(&batch[i].0.subject_key));
     }
-    let now = Utc::now();
     let mut results: Vec<Option<Result<Recorded, RecordError>>> = batch.iter().map(|_| None).collect();
     for (n, &i) in order.iter().enumerate() {
-        let result = record_once(conn, &batch[i].0, now, Logged::Here);
+        // Each decision's own time: one may wait for another server's batch to release a subject.
+        let result = record_once(conn, &batch[i].0, Utc::now(), Logged::Here);
         // Each decision's savepoint ends, and the next one's begins, in one round trip.
         let end = match (result.is_ok(), n + 1 == order.len()) {
             (true, true) => "RELEASE decision",
@@ -361,19 +414,33 @@ fn commit_batch(conn: &mut DbConnection, batch: &[(Box<NewDecision>, Reply)]) ->
             return fail_all(e.into());
         }
     }
-    // A replay's event was in the log already.
-    let mut indexes = placed;
+    // A replay's event was in the log already; looking its leaf up can fail only now, after the
+    // commit, and then only the replays are refused: the batch's new events are committed and
+    // their receipts hold their leaves.
     let replayed: Vec<i64> =
         results.iter().flatten().filter(|r| matches!(r, Recorded::Replayed(_))).map(|r| r.receipt().event_id).collect();
-    if !replayed.is_empty() {
-        match crate::log::ensure_integrated(conn, &replayed) {
-            Ok(found) => indexes.extend(found),
-            Err(e) => return fail_all(e),
+    let replayed =
+        if replayed.is_empty() { Ok(HashMap::new()) } else { crate::log::ensure_integrated(conn, &replayed) };
+    for result in &mut results {
+        let Ok(recorded) = result else { continue };
+        let is_replay = matches!(recorded, Recorded::Replayed(_));
+        let id = recorded.receipt().event_id;
+        let index = match (&replayed, is_replay) {
+            (_, false) => placed.get(&id).copied(),
+            (Ok(found), true) => found.get(&id).copied(),
+            (Err(e), true) => {
+                *result = Err(RecordError::Db(e.again()));
+                continue;
+            }
+        };
+        match index {
+            Some(index) => recorded.receipt_mut().log_index = Some(index),
+            None => {
+                *result = Err(RecordError::Db(DbError::Corrupt(format!(
+                    "event {id} was committed but the log does not take it in"
+                ))))
+            }
         }
-    }
-    for recorded in results.iter_mut().flatten() {
-        let receipt = recorded.receipt_mut();
-        receipt.log_index = indexes.get(&receipt.event_id).copied();
     }
     results
 }

@@ -276,8 +276,8 @@ pub(crate) fn attach_log_indexes(conn: &mut DbConnection, recorded: &mut [Record
     Ok(())
 }
 
-/// Records a decision on PostgreSQL from the server: commits it with one connection, then
-/// waits for the log to take it in holding none (see `log::await_integrated`).
+/// Records a decision on PostgreSQL when the group-commit lanes have no thread: commits it with
+/// one connection, then waits for the log to take it in holding none (`log::await_integrated`).
 pub fn record_pooled(db: &crate::db::Db, decision: &NewDecision, now: DateTime<Utc>) -> Result<Recorded, RecordError> {
     let mut recorded = write(&mut *db.get()?, |conn| Ok(vec![record_once(conn, decision, now, Logged::by(conn))?]))?;
     crate::crash::point("after-commit-before-integration");
@@ -321,7 +321,8 @@ fn new_salt() -> Result<String, DbError> {
     keys::random_bytes::<32>().map(hex::encode).map_err(|e| DbError::Task(format!("no randomness for a salt: {e}")))
 }
 
-/// Appends one event to the subject's chain and queues it for the log.
+/// Appends one event to the subject's chain, and queues it for the log unless the caller
+/// integrates it in the same transaction ([`Logged`]).
 struct Append<'a> {
     subject: &'a SubjectId,
     subject_key: &'a str,

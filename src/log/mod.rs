@@ -2,13 +2,14 @@
 //! version, and signed checkpoints of it, so that what Assent recorded can be checked against a
 //! small note saved somewhere the database's owner cannot edit.
 //!
-//! Sequencing: on SQLite the one writer integrates its batch's events inside the batch's own
-//! transaction ([`integrate_with`]); versions, and on PostgreSQL every event, are put in
-//! `log_queue` in the transaction that commits them. On PostgreSQL a request then waits for an
-//! integration round that started after its commit ([`await_integrated`]): one request at a time
-//! per server leads a round, which takes the tree's lock and integrates everything queued by
-//! every server, so a burst of decisions costs a round or two. Either way a receipt is
-//! answered only once its leaf is in the tree, so the newest checkpoint covers it.
+//! Sequencing: the group-commit lanes (`ledger::lane`, both databases) integrate each batch's
+//! events inside the batch's own transaction ([`integrate_placing`]). Every other event (on
+//! PostgreSQL: the consent page's answers, erasures, the CLI's) and every version is put in
+//! `log_queue` in the transaction that commits it, and integrated right after, on the writer's
+//! own connection ([`ensure_integrated`]; `sync` and every start integrate what is queued). Were
+//! the lanes to have no thread, a decision would wait for an integration round that started after
+//! its commit ([`await_integrated`]). Either way a receipt is answered only once its leaf is in
+//! the tree, so the newest checkpoint covers it.
 
 pub mod note;
 pub mod tree;
@@ -134,7 +135,7 @@ pub struct TreeHead {
 }
 
 /// Moves everything queued into the tree, then `events` (committed in this same transaction and
-/// not queued: SQLite's writer integrates its own batch). Call inside a transaction.
+/// not queued: a lane integrates its own batch). Call inside a transaction.
 pub fn integrate(conn: &mut DbConnection) -> Result<TreeHead, DbError> {
     integrate_with(conn, &[])
 }
@@ -250,8 +251,8 @@ pub fn head(conn: &mut DbConnection) -> Result<TreeHead, DbError> {
     Ok(TreeHead { size: u64::try_from(size).unwrap_or(0), root: from_hex(&root)? })
 }
 
-/// Integration rounds of one database in this process (PostgreSQL; each [`crate::db::Db`]
-/// has its own). One request at a time leads a round: it integrates everything queued, by
+/// Integration rounds of one database in this process (PostgreSQL's decisions when the lanes
+/// have no thread; each [`crate::db::Db`] has its own). One request at a time leads a round: it integrates everything queued, by
 /// every server, in one transaction. The others wait for a round that started after their
 /// commit, which has taken their events in, so a burst of decisions costs a round or two, not
 /// one locked transaction each. The indexes the last rounds gave out are kept, so a waiting
@@ -330,7 +331,7 @@ fn integrate_now(conn: &mut DbConnection) -> Result<HashMap<i64, i64>, DbError> 
 
 /// The leaf index of each event, integrating first (in a transaction of its own) if any is not
 /// in the tree yet. Call after the events committed. For the paths that are not hot (the CLI,
-/// erasure, bulk loads); the server's decisions on PostgreSQL use [`await_integrated`].
+/// erasure, the consent page's answers, bulk loads); the lanes integrate inside their batch.
 pub fn ensure_integrated(conn: &mut DbConnection, event_ids: &[i64]) -> Result<HashMap<i64, i64>, DbError> {
     let found = rows::event_indexes(conn, event_ids)?;
     if found.len() == event_ids.len() {
