@@ -250,8 +250,14 @@ impl diesel::r2d2::ManageConnection for Manager {
         self.url.establish()
     }
 
+    /// Checked as it leaves the pool: a PostgreSQL connection may have lost its server (the
+    /// pool then opens another). A SQLite connection is a file in this process and cannot be
+    /// lost, so it is not asked (that was a statement compiled and run before every query).
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
-        conn.batch_execute("SELECT 1").map_err(DbError::from)
+        match conn {
+            DbConnection::Sqlite(_) => Ok(()),
+            DbConnection::Postgres(_) => conn.batch_execute("SELECT 1").map_err(DbError::from),
+        }
     }
 
     fn has_broken(&self, _conn: &mut DbConnection) -> bool {
@@ -399,6 +405,25 @@ impl Db {
         conn.migrate()?;
         drop(conn);
         Ok(Self { pool, url, backend, created, rounds: Default::default() })
+    }
+
+    /// Runs a short read (a few rows by key) on the calling thread when SQLite has a pooled
+    /// connection free at once: reading a few pages that SQLite or the OS holds costs less than
+    /// handing the work to a blocking thread and back (two context switches, and a wake-up of
+    /// each thread, per request). Otherwise, and on PostgreSQL, whose every query is a round trip
+    /// over the network, as [`Db::run`]. For reads only: a write could wait for SQLite's lock.
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        if self.backend == "sqlite"
+            && let Some(mut conn) = self.pool.try_get()
+        {
+            return work(&mut conn);
+        }
+        self.run(work).await
     }
 
     /// A connection outside the pool, for a thread that keeps it (the change watcher).

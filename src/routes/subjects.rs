@@ -81,7 +81,7 @@ pub async fn status(
     let catalog = state.catalog.get(&state.db).await?;
     let audience = rules::audience_for(&catalog, key.audience.as_ref(), q.audience.as_deref())?;
     let who = state.subject_keys.key(&subject);
-    let decisions = state.db.run(move |c| ledger::decisions(c, &who)).await?;
+    let decisions = state.db.read(move |c| ledger::decisions(c, &who)).await?;
     let statuses = rules::status(&catalog, &decisions, audience.as_ref(), Utc::now());
     let body = StatusJson {
         subject: &subject,
