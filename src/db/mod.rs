@@ -251,8 +251,9 @@ impl diesel::r2d2::ManageConnection for Manager {
     }
 
     /// Checked as it leaves the pool: a PostgreSQL connection may have lost its server (the
-    /// pool then opens another). A SQLite connection is a file in this process and cannot be
-    /// lost, so it is not asked (that was a statement compiled and run before every query).
+    /// pool then opens another). A SQLite connection is not asked: `SELECT 1` never touches the
+    /// file, so it noticed nothing (a full disk, a file deleted), and it was a statement
+    /// compiled and run before every query.
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
         match conn {
             DbConnection::Sqlite(_) => Ok(()),
@@ -408,20 +409,31 @@ impl Db {
     }
 
     /// Runs a short read (a few rows by key) on the calling thread when SQLite has a pooled
-    /// connection free at once: reading a few pages that SQLite or the OS holds costs less than
-    /// handing the work to a blocking thread and back (two context switches, and a wake-up of
-    /// each thread, per request). Otherwise, and on PostgreSQL, whose every query is a round trip
-    /// over the network, as [`Db::run`]. For reads only: a write could wait for SQLite's lock.
+    /// connection free at once, and another besides: reading a few pages that SQLite or the OS
+    /// holds costs less than handing the work to a blocking thread and back (two context
+    /// switches, and a wake-up of each thread, per request). Otherwise, and on PostgreSQL, whose
+    /// every query is a round trip over the network, as [`Db::run`]. For reads only: a write
+    /// could wait for SQLite's lock. The price: a read that has to wait for the disk (a database
+    /// larger than memory, a disk busy flushing) holds up the other requests of its worker
+    /// meanwhile, as would a read that meets another process recovering the WAL (up to the
+    /// 15 s busy timeout).
     pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
+        // Never the last idle connection: the requests that wait for one (a key lookup, a
+        // listing, `/healthz`) would otherwise queue behind a stream of status checks.
         if self.backend == "sqlite"
+            && self.pool.state().idle_connections > 1
             && let Some(mut conn) = self.pool.try_get()
         {
-            return work(&mut conn);
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut conn))).unwrap_or_else(|_| {
+                let _ = conn.batch_execute("ROLLBACK");
+                tracing::error!("a read panicked");
+                Err(E::from(DbError::Task("the read failed unexpectedly".into())))
+            });
         }
         self.run(work).await
     }
@@ -460,7 +472,12 @@ impl Db {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
-            work(&mut conn)
+            // A panic must not send the connection back to the pool inside a transaction.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut conn))).unwrap_or_else(|_| {
+                let _ = conn.batch_execute("ROLLBACK");
+                tracing::error!("a database task panicked");
+                Err(E::from(DbError::Task("the database task failed unexpectedly".into())))
+            })
         })
         .await
         .map_err(|e| E::from(DbError::Task(e.to_string())))?
