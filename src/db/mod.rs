@@ -429,11 +429,7 @@ impl Db {
             && self.pool.state().idle_connections > 1
             && let Some(mut conn) = self.pool.try_get()
         {
-            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut conn))).unwrap_or_else(|_| {
-                let _ = conn.batch_execute("ROLLBACK");
-                tracing::error!("a read panicked");
-                Err(E::from(DbError::Task("the read failed unexpectedly".into())))
-            });
+            return conn.unwinding("a read", work);
         }
         self.run(work).await
     }
@@ -473,11 +469,7 @@ impl Db {
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
             // A panic must not send the connection back to the pool inside a transaction.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut conn))).unwrap_or_else(|_| {
-                let _ = conn.batch_execute("ROLLBACK");
-                tracing::error!("a database task panicked");
-                Err(E::from(DbError::Task("the database task failed unexpectedly".into())))
-            })
+            conn.unwinding("a database task", work)
         })
         .await
         .map_err(|e| E::from(DbError::Task(e.to_string())))?
@@ -501,6 +493,21 @@ impl DbConnection {
             Self::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
         };
         result.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// Runs `work`; should it panic, rolls back whatever transaction it left open and answers
+    /// a `Task` error naming `what` instead, so that neither the thread nor the connection (back
+    /// in the pool, or kept by a writer) is lost to it.
+    pub fn unwinding<T, E: From<DbError>>(
+        &mut self,
+        what: &str,
+        work: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut *self))).unwrap_or_else(|_| {
+            let _ = self.batch_execute("ROLLBACK");
+            tracing::error!("{what} panicked; it was rolled back");
+            Err(E::from(DbError::Task(format!("{what} failed unexpectedly and was rolled back"))))
+        })
     }
 
     /// Runs `work` in a transaction that holds the write lock from its first statement. On

@@ -95,12 +95,7 @@ impl Writer {
             };
             // A write that panicked must not take the ledger's writer with it, nor leave its
             // connection inside a transaction.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut *conn)));
-            let _ = tx.send(result.unwrap_or_else(|_| {
-                let _ = conn.batch_execute("ROLLBACK");
-                tracing::error!("a write on the writer thread panicked; it was rolled back");
-                Err(E::from(DbError::Task("the write failed unexpectedly and was rolled back".into())))
-            }));
+            let _ = tx.send(conn.unwinding("a write on the writer thread", work));
         }));
         if lane.upgrade().is_none_or(|lane| lane.send(job).is_err()) {
             return Err(stopped());
@@ -319,16 +314,9 @@ fn write_loop(db: &Db, rx: &Receiver<Job>) {
         let results = match held.as_mut() {
             Some(conn) => {
                 // A batch that panicked must not take the lane with it, nor leave its connection
-                // inside a transaction: it is rolled back and the connection thrown away.
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit_batch(conn, &batch)));
-                run.unwrap_or_else(|_| {
-                    let _ = conn.batch_execute("ROLLBACK");
-                    tracing::error!("a batch of decisions panicked; it was rolled back");
-                    batch
-                        .iter()
-                        .map(|_| Err(RecordError::Db(DbError::Task("the batch failed and was rolled back".into()))))
-                        .collect()
-                })
+                // inside a transaction: it is rolled back, and the connection thrown away (below).
+                conn.unwinding("a batch of decisions", |c| Ok::<_, DbError>(commit_batch(c, &batch)))
+                    .unwrap_or_else(|e| batch.iter().map(|_| Err(RecordError::Db(e.again()))).collect())
             }
             None => batch
                 .iter()

@@ -252,8 +252,8 @@ pub fn head(conn: &mut DbConnection) -> Result<TreeHead, DbError> {
 }
 
 /// Integration rounds of one database in this process (PostgreSQL's decisions when the lanes
-/// have no thread; each [`crate::db::Db`] has its own). One request at a time leads a round: it integrates everything queued, by
-/// every server, in one transaction. The others wait for a round that started after their
+/// have no thread; each [`crate::db::Db`] has its own). One request at a time leads a round: it
+/// integrates everything queued, by every server, in one transaction. The others wait for a round that started after their
 /// commit, which has taken their events in, so a burst of decisions costs a round or two, not
 /// one locked transaction each. The indexes the last rounds gave out are kept, so a waiting
 /// request usually needs no query to learn its own.
