@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load test against a running release build: requests/s and latency percentiles for /healthz,
-# the status check and acceptances, with 64 connections. Uses wrk (Debian package `wrk`).
+# the status check, a subject's history, acceptances and pages, with 64 connections. Uses wrk (Debian package `wrk`).
 #
 #   benches/load.sh                         # SQLite in a temporary folder
 #   ASSENT_LOAD_DATABASE_URL=postgres://postgres@127.0.0.1:5432/assent_load benches/load.sh
@@ -13,8 +13,13 @@
 #                                              # page-br (a policy page, ASSENT_LOAD_PAGE, default
 #                                              # /policies/privacy-policy: as is, and asked for as
 #                                              # a browser does, Accept-Encoding: gzip, deflate, br)
-#                                              # (status asks about the subjects the acceptance
-#                                              # run created: without it, about unknown ones)
+#                                              # (status and history, a subject's events, ask
+#                                              # about the subjects the acceptance run created:
+#                                              # without it, about unknown ones)
+#   ASSENT_LOAD_SUBJECTS=user-%07d:1000000 ASSENT_LOAD_ONLY="healthz status history" \
+#     ASSENT_LOAD_DATABASE_URL=… benches/load.sh  # status and history of a ledger that
+#                                              # examples/seed_ledger.rs filled (its subjects);
+#                                              # ASSENT_LOAD_VERIFY=0 leaves out the closing verify
 #   ASSENT_LOAD_SERVERS=3 ASSENT_LOAD_DATABASE_URL=postgres://… benches/load.sh
 #                                              # three servers on one database, a wrk each with a
 #                                              # third of the connections: the sum of requests/s,
@@ -38,7 +43,7 @@ seconds=${ASSENT_LOAD_SECONDS:-10}
 connections=${ASSENT_LOAD_CONNECTIONS:-64}
 only=${ASSENT_LOAD_ONLY:-healthz accept status}
 for name in $only; do
-  case $name in healthz|accept|status|page|page-br) ;; *) echo "ASSENT_LOAD_ONLY: \`$name\` is not one of healthz accept status page page-br" >&2; exit 2 ;; esac
+  case $name in healthz|accept|status|history|page|page-br) ;; *) echo "ASSENT_LOAD_ONLY: \`$name\` is not one of healthz accept status history page page-br" >&2; exit 2 ;; esac
 done
 work=$(mktemp -d)
 stop() {
@@ -122,6 +127,7 @@ printf '| %-24s | %10s | %8s | %8s | %8s |\n' "endpoint" "requests/s" "p50" "p99
 run "GET /healthz" healthz /healthz
 run "POST .../acceptances" accept "" -s benches/load/accept.lua
 run "GET .../status" status "" -s benches/load/status.lua
+ASSENT_LOAD_READ=events run "GET .../events" history "" -s benches/load/status.lua
 page=${ASSENT_LOAD_PAGE:-/policies/privacy-policy}
 run "GET $page" page "$page"
 run "GET $page (br)" page-br "$page" -H "Accept-Encoding: gzip, deflate, br"
@@ -138,4 +144,4 @@ if [ "$webhook" = fast ]; then
   echo "delivery latency at 50 acceptances/s: $(python3 benches/webhooks.py summary "$work/latency" "$before")"
 fi
 echo "server peak RSS: $(for pid in "${pids[@]}"; do awk '/VmHWM/ {printf "%.1f MiB ", $2 / 1024}' "/proc/$pid/status"; done)"
-$bin verify | tail -n 1
+[ "${ASSENT_LOAD_VERIFY:-1}" = 0 ] || $bin verify | tail -n 1

@@ -26,6 +26,11 @@ const CHUNK_SUBJECTS: usize = 2_000;
 type Row<'a> =
     (String, String, i64, &'a str, &'a str, i32, String, chrono::NaiveDateTime, String, String, String, String);
 
+/// A status row: subject key, document, state, version, covers, updated at, the newest version
+/// accepted, and the latest acceptance (what it covered, when).
+type State<'a> =
+    (String, String, &'a str, i32, String, chrono::NaiveDateTime, Option<i32>, Option<(String, chrono::NaiveDateTime)>);
+
 /// Multi-row INSERTs are not offered on diesel's multi-backend connection, so the same statement
 /// is written for each backend.
 macro_rules! bulk {
@@ -77,11 +82,12 @@ fn main() -> anyhow::Result<()> {
         let chunk_end = (subject_base + CHUNK_SUBJECTS).min(subjects);
         let mut rows: Vec<Row<'_>> = Vec::new();
         let mut heads = Vec::new();
-        let mut states: Vec<(String, String, &str, i32, String, chrono::NaiveDateTime)> = Vec::new();
+        let mut states: Vec<State<'_>> = Vec::new();
         for s in subject_base..chunk_end {
             let subject = format!("user-{s:07}");
             let key = keys.subject_keys.key(&SubjectId::parse(&subject)?);
             let mut prev = GENESIS.to_owned();
+            let mut mine: Vec<State<'_>> = Vec::new();
             // 3 to 7 events a subject, averaging the requested number.
             let count = (per_subject.saturating_sub(2) + s % 5).min(total - written - rows.len());
             for seq in 1..=count {
@@ -108,15 +114,29 @@ fn main() -> anyhow::Result<()> {
                 };
                 let hash = chain_hash(&prev, &canonical);
                 let covers_json = serde_json::to_string(covers)?;
+                // As `ledger::record_once` keeps them: an acceptance or a withdrawal sets the
+                // agreement and each covered part, a decline the agreement; only an acceptance
+                // of the agreement moves its newest version accepted and its latest acceptance,
+                // which later decisions keep.
                 for c in covers.iter().filter(|c| *kind != "declined" || c.document.as_str() == *document) {
-                    states.retain(|(su, d, ..)| !(su == &key && d == c.document.as_str()));
-                    states.push((
+                    let earlier = mine.iter().position(|st| st.1 == c.document.as_str());
+                    let (mut highest, mut accepted) = earlier.map_or((None, None), |i| (mine[i].6, mine[i].7.clone()));
+                    if let Some(i) = earlier {
+                        mine.remove(i);
+                    }
+                    if c.document.as_str() == *document && *kind == "accepted" {
+                        highest = highest.max(Some(*version));
+                        accepted = Some((covers_json.clone(), recorded_at));
+                    }
+                    mine.push((
                         key.clone(),
                         c.document.to_string(),
                         kind,
                         c.version.get() as i32,
                         covers_json.clone(),
                         recorded_at,
+                        highest,
+                        accepted,
                     ));
                 }
                 rows.push((
@@ -135,6 +155,7 @@ fn main() -> anyhow::Result<()> {
                 ));
                 prev = hash;
             }
+            states.extend(mine);
             if count > 0 {
                 heads.push((key, count as i64, prev));
             }
@@ -206,7 +227,7 @@ fn main() -> anyhow::Result<()> {
             for batch in states.chunks(1000) {
                 let values: Vec<_> = batch
                     .iter()
-                    .map(|(s, d, k, v, cov, at)| {
+                    .map(|(s, d, k, v, cov, at, highest, accepted)| {
                         (
                             subject_documents::subject_key.eq(s),
                             subject_documents::document.eq(d),
@@ -217,9 +238,9 @@ fn main() -> anyhow::Result<()> {
                             subject_documents::updated_at.eq(*at),
                             // The latest acceptance, which coverage groups by (its counts are
                             // kept by triggers as these rows go in).
-                            subject_documents::highest_accepted.eq((*k == "accepted").then_some(*v)),
-                            subject_documents::accepted_covers.eq((*k == "accepted").then_some(cov)),
-                            subject_documents::accepted_at.eq((*k == "accepted").then_some(*at)),
+                            subject_documents::highest_accepted.eq(*highest),
+                            subject_documents::accepted_covers.eq(accepted.as_ref().map(|(c, _)| c)),
+                            subject_documents::accepted_at.eq(accepted.as_ref().map(|(_, at)| *at)),
                         )
                     })
                     .collect();

@@ -829,8 +829,8 @@ fn history_row(cells: [&str; 8]) -> String {
 
 fn verify(settings: &Settings, checkpoints: &[PathBuf], verifier_key: Option<&str>) -> anyhow::Result<ExitCode> {
     use crate::log::note::{CheckpointError, NoteVerifier, open_checkpoint};
-    // Two connections: the chains and the log are walked at once.
-    let db = open_existing_db(settings, 2)?;
+    // The log and each share of the chains are walked at once.
+    let db = open_existing_db(settings, crate::ledger::verify::CONNECTIONS)?;
     let mut conn = db.get().context("connecting to the database")?;
     let verifier = match verifier_key {
         Some(text) => NoteVerifier::parse(text).map_err(|e| Refused(format!("--verifier-key: {e}")))?,

@@ -488,6 +488,25 @@ fn verify_finds_tampering(backend: Backend) {
     let text = String::from_utf8_lossy(&clean.stdout);
     assert!(clean.status.success(), "{text}");
     assert!(text.contains("2 subjects, 3 events,") && text.contains("all intact"), "{text}");
+    // verify reads a page of rows per query: in pages of one or two, subjects straddle pages.
+    let paged = |rows: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_assent"))
+            .arg("verify")
+            .env("ASSENT_DATABASE_URL", &l.app.db.url)
+            .env("ASSENT_POLICIES", l.app.policies.path())
+            .env("ASSENT_LOG", "warn")
+            .env("ASSENT_VERIFY_PAGE", rows)
+            .output()
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+        lines.sort();
+        (out.status.code(), lines)
+    };
+    for rows in ["1", "2"] {
+        let (code, lines) = paged(rows);
+        assert_eq!(code, Some(0), "pages of {rows}: {lines:?}");
+        assert!(lines.iter().any(|l| l.contains("2 subjects, 3 events,") && l.contains("all intact")), "{lines:?}");
+    }
 
     // Events 1 and 2 are heidi's, event 3 ivan's.
     let sql = "UPDATE events SET locale = 'fr' WHERE id = 1";
@@ -495,10 +514,22 @@ fn verify_finds_tampering(backend: Backend) {
     let status_sql = "UPDATE subject_documents SET state = 'accepted', version = 3 WHERE document = 'terms' AND subject_key = (SELECT subject_key FROM events WHERE id = 3)";
     // The newest version accepted, lowered: the subject could step back to an older version.
     let highest_sql = "UPDATE subject_documents SET highest_accepted = 1 WHERE document = 'terms' AND subject_key = (SELECT subject_key FROM events WHERE id = 1)";
+    // A chain head and a status row of a subject with no events (its events were deleted).
+    let orphan_head = format!(
+        "INSERT INTO subject_heads (subject_key, seq, chain_hash) VALUES ('{}', 1, '{}')",
+        "f".repeat(64),
+        "0".repeat(64)
+    );
+    let orphan_state = format!(
+        "INSERT INTO subject_documents (subject_key, document, state, version, covers, last_event_id, updated_at) VALUES ('{}', 'terms', 'declined', 2, '[]', 0, '2026-01-01 00:00:00')",
+        "f".repeat(64)
+    );
     let url = &l.app.db.url;
     match &backend {
         Backend::Sqlite => {
             let mut c = diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://")).unwrap();
+            diesel::sql_query(&orphan_head).execute(&mut c).unwrap();
+            diesel::sql_query(&orphan_state).execute(&mut c).unwrap();
             diesel::sql_query(sql).execute(&mut c).unwrap();
             diesel::sql_query(status_sql).execute(&mut c).unwrap();
             diesel::sql_query(highest_sql).execute(&mut c).unwrap();
@@ -506,6 +537,8 @@ fn verify_finds_tampering(backend: Backend) {
         }
         Backend::Postgres(_) => {
             let mut c = diesel::PgConnection::establish(url).unwrap();
+            diesel::sql_query(&orphan_head).execute(&mut c).unwrap();
+            diesel::sql_query(&orphan_state).execute(&mut c).unwrap();
             diesel::sql_query(sql).execute(&mut c).unwrap();
             diesel::sql_query(status_sql).execute(&mut c).unwrap();
             diesel::sql_query(highest_sql).execute(&mut c).unwrap();
@@ -531,6 +564,13 @@ fn verify_finds_tampering(backend: Backend) {
         "{text}"
     );
     assert_eq!(text.matches("\"ivan\"").count(), 1, "ivan's chain itself is intact: {text}");
+    assert!(text.contains("BROKEN 1 chain heads have no events (events were deleted)"), "{text}");
+    assert!(text.contains("BROKEN 1 status rows belong to subjects with no events"), "{text}");
+    let mut whole: Vec<String> = text.lines().map(str::to_owned).collect();
+    whole.sort();
+    for rows in ["1", "2"] {
+        assert_eq!(paged(rows), (Some(1), whole.clone()), "pages of {rows} find the same");
+    }
 }
 
 fn history_prints_a_readable_table(backend: Backend) {

@@ -1,5 +1,14 @@
--- GET a subject's status; subjects are spread over the ones the acceptance run created.
+-- GET a subject's status. Subjects are the ones the acceptance run created (load-1 to
+-- load-20000), or those of a seeded ledger: ASSENT_LOAD_SUBJECTS=user-%07d:1000000 picks among
+-- user-0000000 to user-0999999 (examples/seed_ledger.rs names them so).
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("ASSENT_LOAD_KEY")
+local format, count = (os.getenv("ASSENT_LOAD_SUBJECTS") or ""):match("^(.*):(%d+)$")
 request = function()
-  return wrk.format("GET", "/api/v1/subjects/load-" .. math.random(1, 20000) .. "/status")
+  local subject
+  if format then
+    subject = string.format(format, math.random(0, tonumber(count) - 1))
+  else
+    subject = "load-" .. math.random(1, 20000)
+  end
+  return wrk.format("GET", "/api/v1/subjects/" .. subject .. "/" .. (os.getenv("ASSENT_LOAD_READ") or "status"))
 end

@@ -180,15 +180,25 @@ pub fn events_of(conn: &mut DbConnection, subject_key: &str) -> Result<Vec<Event
 
 /// Events in (subject, seq) order after the given position, for walking the whole ledger in
 /// bounded memory.
-pub fn events_after(conn: &mut DbConnection, after: Option<(&str, i64)>, limit: i64) -> Result<Vec<Event>, DbError> {
-    let mut query = events::table.select(EventRow::as_select()).into_boxed();
-    if let Some((key, seq)) = after {
-        // The first condition is implied by the second; it is there so that the planner walks
-        // the (subject_key, seq) index from the cursor on (PostgreSQL does not see that in an
-        // OR, and would sort the whole table for every page).
-        query = query
-            .filter(events::subject_key.ge(key))
-            .filter(events::subject_key.gt(key).or(events::subject_key.eq(key).and(events::seq.gt(seq))));
+/// Events in `(subject_key, seq)` order after `after`, of subjects whose keys sort before
+/// `until` (all of them with none).
+pub fn events_after(
+    conn: &mut DbConnection,
+    after: (&str, i64),
+    until: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Event>, DbError> {
+    let (key, seq) = after;
+    // The first condition is implied by the second; it is there so that the planner walks
+    // the (subject_key, seq) index from the cursor on (PostgreSQL does not see that in an
+    // OR, and would sort the whole table for every page).
+    let mut query = events::table
+        .select(EventRow::as_select())
+        .filter(events::subject_key.ge(key))
+        .filter(events::subject_key.gt(key).or(events::subject_key.eq(key).and(events::seq.gt(seq))))
+        .into_boxed();
+    if let Some(until) = until {
+        query = query.filter(events::subject_key.lt(until));
     }
     let rows = query.order((events::subject_key.asc(), events::seq.asc())).limit(limit).load(conn)?;
     complete(conn, rows)
@@ -203,11 +213,28 @@ pub fn head(conn: &mut DbConnection, subject_key: &str) -> Result<Option<(i64, S
         .optional()?)
 }
 
-pub fn all_heads(conn: &mut DbConnection) -> Result<Vec<(String, i64, String)>, DbError> {
-    Ok(subject_heads::table
+/// The chain heads of the subjects whose keys lie in `from..=to`, by key.
+pub fn heads_between(conn: &mut DbConnection, from: &str, to: &str) -> Result<HashMap<String, (i64, String)>, DbError> {
+    let rows: Vec<(String, i64, String)> = subject_heads::table
+        .filter(subject_heads::subject_key.between(from, to))
         .select((subject_heads::subject_key, subject_heads::seq, subject_heads::chain_hash))
-        .order(subject_heads::subject_key.asc())
-        .load(conn)?)
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(key, seq, hash)| (key, (seq, hash))).collect())
+}
+
+/// How many chain heads and status rows the subjects whose keys lie in `from..until` have.
+pub fn count_heads_and_states(conn: &mut DbConnection, from: &str, until: Option<&str>) -> Result<(i64, i64), DbError> {
+    let mut heads =
+        subject_heads::table.select(diesel::dsl::count_star()).filter(subject_heads::subject_key.ge(from)).into_boxed();
+    let mut states = subject_documents::table
+        .select(diesel::dsl::count_star())
+        .filter(subject_documents::subject_key.ge(from))
+        .into_boxed();
+    if let Some(until) = until {
+        heads = heads.filter(subject_heads::subject_key.lt(until));
+        states = states.filter(subject_documents::subject_key.lt(until));
+    }
+    Ok((heads.get_result(conn)?, states.get_result(conn)?))
 }
 
 /// Moves a subject's head (creating it for a first event). Appends for one subject take turns
@@ -265,6 +292,23 @@ pub fn states_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<StateRow>
         .filter(subject_documents::subject_key.eq(subject))
         .select(StateRow::as_select())
         .load(conn)?)
+}
+
+/// The status rows of the subjects whose keys lie in `from..=to`, by key.
+pub fn states_between(
+    conn: &mut DbConnection,
+    from: &str,
+    to: &str,
+) -> Result<HashMap<String, Vec<StateRow>>, DbError> {
+    let rows: Vec<StateRow> = subject_documents::table
+        .filter(subject_documents::subject_key.between(from, to))
+        .select(StateRow::as_select())
+        .load(conn)?;
+    let mut by_subject: HashMap<String, Vec<StateRow>> = HashMap::new();
+    for row in rows {
+        by_subject.entry(row.subject_key.clone()).or_default().push(row);
+    }
+    Ok(by_subject)
 }
 
 pub fn state_of(conn: &mut DbConnection, subject: &str, document: &str) -> Result<Option<StateRow>, DbError> {

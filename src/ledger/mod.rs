@@ -49,14 +49,14 @@ impl SubjectKeys {
 
     /// The key of a subject id as stored (which `verify` checks without parsing it again).
     pub fn key_of(&self, subject: &str) -> String {
-        hex::encode(mac(&self.subjects, subject.as_bytes()))
+        crate::domain::hex32(&mac(&self.subjects, subject.as_bytes()))
     }
 
     /// What an idempotent request is remembered by: a keyed hash of its body, so that the
     /// addresses and user agents in it cannot be found by trying every value. Erasure and
     /// retention clear it with the rest.
     pub fn request_hash(&self, canonical_request: &[u8]) -> String {
-        hex::encode(mac(&self.requests, canonical_request))
+        crate::domain::hex32(&mac(&self.requests, canonical_request))
     }
 }
 

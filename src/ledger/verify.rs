@@ -1,14 +1,15 @@
 //! `assent verify`: recompute every subject's hash chain, every stored version's content hash
 //! and leaf, the whole log, and each saved checkpoint's root; name whatever does not match.
-//! It streams: memory holds one page of events or leaves, the versions, and the chain heads.
-//! The chains and the log are walked at once, on two threads with a connection each.
+//! It streams: memory holds a page of events or leaves, with the chain heads and status rows of
+//! the subjects that page reaches, and the versions. The log and each share of the subjects'
+//! chains are walked at once, on threads with a connection each ([`CONNECTIONS`]).
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
 
 use super::chain::{Canonical, CanonicalEvidence, GENESIS, chain_hash, chain_time, salted};
-use crate::db::ledger::{Event, all_heads, events_after};
+use crate::db::ledger::{Event, StateRow, count_heads_and_states, events_after, heads_between, states_between};
 use crate::db::log::{self as log_rows, Source};
 use crate::db::{Db, DbConnection, DbError, from_stored_time};
 use crate::domain::{Covered, sha256_hex};
@@ -31,6 +32,23 @@ pub struct Report {
 
 /// Rows read per query while walking the ledger and the log.
 const BATCH: i64 = 5_000;
+
+/// [`BATCH`], or `ASSENT_VERIFY_PAGE` (1 to 100,000): tests make pages of a few rows, so that
+/// subjects and subtrees straddle pages.
+fn page_rows() -> i64 {
+    std::env::var("ASSENT_VERIFY_PAGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=100_000).contains(n))
+        .unwrap_or(BATCH)
+}
+
+/// The subjects, in shares whose chains are walked at once, as key ranges `from..until`.
+/// Subject keys are keyed hashes in hex, so a first digit splits the ledger evenly.
+const SHARES: [(&str, Option<&str>); 2] = [("", Some("8")), ("8", None)];
+
+/// The connections [`verify`] holds at once: the log's walk and each share's.
+pub const CONNECTIONS: u32 = 1 + SHARES.len() as u32;
 
 /// Checks everything; `saved` are `(name, text)` of saved checkpoints. `keys` are the servers'
 /// (to check that each held subject id is the one its events are filed under); `progress` draws
@@ -58,31 +76,42 @@ pub fn verify(
     let leaves_bar = bar("log", crate::log::head(&mut conn)?.size);
     // Each walk reads one snapshot of its own, so that writes committed meanwhile (a server in
     // use) cannot look like a mismatch; each compares only what it read in its snapshot.
-    let (chains, log) = std::thread::scope(|s| {
-        let chains = s.spawn(|| -> Result<Report, DbError> {
-            db.get()?.snapshot(|conn| {
-                let mut report = Report::default();
-                let (hashes, _) = check_versions(conn, &mut Report::default())?;
-                check_chains(conn, &hashes, keys, &events_bar, &mut report)?;
-                report.problems.extend(crate::db::coverage::recount_mismatches(conn)?);
-                Ok(report)
+    let (shares, log) = std::thread::scope(|s| {
+        let shares: Vec<_> = SHARES
+            .iter()
+            .enumerate()
+            .map(|(i, &share)| {
+                let events_bar = &events_bar;
+                s.spawn(move || -> Result<Report, DbError> {
+                    db.get()?.snapshot(|conn| {
+                        let mut report = Report::default();
+                        let (hashes, _) = check_versions(conn, &mut Report::default())?;
+                        check_chains(conn, &hashes, keys, share, events_bar, &mut report)?;
+                        if i == 0 {
+                            report.problems.extend(crate::db::coverage::recount_mismatches(conn)?);
+                        }
+                        Ok(report)
+                    })
+                })
             })
-        });
+            .collect();
         let walked = conn.snapshot(|conn| {
             let mut log = Report::default();
             let (_, version_leaves) = check_versions(conn, &mut log)?;
             check_log(conn, &version_leaves, saved, verifier, &leaves_bar, &mut log)?;
             Ok(log)
         });
-        (chains.join(), walked)
+        (shares.into_iter().map(|walk| walk.join()).collect::<Vec<_>>(), walked)
     });
     events_bar.finish_and_clear();
     leaves_bar.finish_and_clear();
-    let chains = chains.map_err(|_| DbError::Task("the chain walk stopped unexpectedly".into()))??;
+    for share in shares {
+        let chains = share.map_err(|_| DbError::Task("a chain walk stopped unexpectedly".into()))??;
+        report.subjects += chains.subjects;
+        report.events += chains.events;
+        report.problems.extend(chains.problems);
+    }
     let log = log?;
-    report.subjects = chains.subjects;
-    report.events = chains.events;
-    report.problems.extend(chains.problems);
     report.versions = log.versions;
     report.leaves = log.leaves;
     report.checkpoints = log.checkpoints;
@@ -136,40 +165,66 @@ struct Row {
 /// By document.
 type Expected = HashMap<String, Row>;
 
+/// The chain heads and status rows of the subjects a page of events reaches, by key.
+#[derive(Default)]
+struct Around {
+    heads: HashMap<String, (i64, String)>,
+    states: HashMap<String, Vec<StateRow>>,
+}
+
+/// The subject whose events are being walked: its key, last seq and chain hash, its name in
+/// problems, and what its events say its status rows hold.
+struct Walking {
+    key: String,
+    seq: i64,
+    hash: String,
+    who: String,
+    expected: Expected,
+}
+
 fn check_chains(
     conn: &mut DbConnection,
     hashes: &HashMap<(String, i32), String>,
     keys: &super::SubjectKeys,
+    (from, until): (&str, Option<&str>),
     bar: &indicatif::ProgressBar,
     report: &mut Report,
 ) -> Result<(), DbError> {
-    let heads: HashMap<String, (i64, String)> =
-        all_heads(conn)?.into_iter().map(|(subject, seq, hash)| (subject, (seq, hash))).collect();
-    let mut last: Option<(String, i64, String, String)> = None; // subject key, seq, chain hash, name
-    let mut expected = Expected::new();
+    let mut covers = CoversSeen::default();
+    let mut filed = FiledUnder::default();
+    let mut walking: Option<Walking> = None;
+    let mut around = Around::default();
     let mut state_rows = 0usize;
-    let mut cursor: Option<(String, i64)> = None;
+    let mut cursor = (from.to_owned(), i64::MIN);
     loop {
-        let batch = events_after(conn, cursor.as_ref().map(|(s, q)| (s.as_str(), *q)), BATCH)?;
+        let batch = events_after(conn, (&cursor.0, cursor.1), until, page_rows())?;
         let Some(tail) = batch.last() else { break };
-        cursor = Some((tail.row.subject_key.clone(), tail.row.seq));
+        // From the subject the cursor stood on (which may still be walking) to the page's last.
+        around = Around {
+            heads: heads_between(conn, &cursor.0, &tail.row.subject_key)?,
+            states: states_between(conn, &cursor.0, &tail.row.subject_key)?,
+        };
+        cursor = (tail.row.subject_key.clone(), tail.row.seq);
         for event in &batch {
             let row = &event.row;
             report.events += 1;
-            let prev = match &last {
-                Some((key, seq, hash, who)) if *key == row.subject_key => {
-                    if row.seq != seq + 1 {
+            let walking = match &mut walking {
+                Some(w) if w.key == row.subject_key => {
+                    if row.seq != w.seq + 1 {
                         report.problems.push(format!(
-                            "subject {who} event {} (seq {}): expected seq {} (an event is missing)",
+                            "subject {} event {} (seq {}): expected seq {} (an event is missing)",
+                            w.who,
                             row.id,
                             row.seq,
-                            seq + 1
+                            w.seq + 1
                         ));
                     }
-                    hash.clone()
+                    w
                 }
                 _ => {
-                    state_rows += finish_subject(conn, &last, &heads, &mut expected, report)?;
+                    if let Some(done) = walking.take() {
+                        state_rows += finish_subject(done, &mut around, report);
+                    }
                     if row.seq != 1 {
                         report.problems.push(format!(
                             "subject {} event {} (seq {}): the chain does not start at seq 1",
@@ -178,34 +233,44 @@ fn check_chains(
                             row.seq
                         ));
                     }
-                    GENESIS.to_owned()
+                    walking.insert(Walking {
+                        key: row.subject_key.clone(),
+                        seq: 0,
+                        hash: GENESIS.to_owned(),
+                        who: name(event),
+                        expected: Expected::new(),
+                    })
                 }
             };
-            check_event(event, &prev, hashes, keys, &mut report.problems);
-            expect_state(event, &mut expected);
-            // The subject's name as the events still hold it (its first event may be erased
-            // by retention of nothing, but erasure clears them all at once).
-            let who = match &last {
-                Some((key, _, _, who)) if *key == row.subject_key && event.erased() => who.clone(),
-                _ => name(event),
-            };
-            last = Some((row.subject_key.clone(), row.seq, row.chain_hash.clone(), who));
+            let parsed = covers.check(&row.covers, hashes);
+            check_event(event, &walking.hash, parsed, hashes, keys, &mut filed, &mut report.problems);
+            if let Ok(parsed) = parsed {
+                expect_state(event, &parsed.covers, &mut walking.expected);
+            }
+            // The subject's name as the events still hold it (erasure clears them all at once).
+            if !event.erased() {
+                walking.who = name(event);
+            }
+            walking.seq = row.seq;
+            walking.hash.clone_from(&row.chain_hash);
         }
         bar.inc(batch.len() as u64);
     }
-    state_rows += finish_subject(conn, &last, &heads, &mut expected, report)?;
-    let all_state_rows: i64 =
-        crate::db::schema::subject_documents::table.select(diesel::dsl::count_star()).get_result(conn)?;
+    if let Some(done) = walking.take() {
+        state_rows += finish_subject(done, &mut around, report);
+    }
+    let (heads, all_state_rows) = count_heads_and_states(conn, from, until)?;
     if usize::try_from(all_state_rows).unwrap_or(usize::MAX) > state_rows {
         report.problems.push(format!(
             "{} status rows belong to subjects with no events (the status answer would be unfounded)",
             all_state_rows - i64::try_from(state_rows).unwrap_or(0)
         ));
     }
-    if heads.len() > report.subjects {
-        report
-            .problems
-            .push(format!("{} chain heads have no events (events were deleted)", heads.len() - report.subjects));
+    if usize::try_from(heads).unwrap_or(usize::MAX) > report.subjects {
+        report.problems.push(format!(
+            "{} chain heads have no events (events were deleted)",
+            heads - i64::try_from(report.subjects).unwrap_or(0)
+        ));
     }
     Ok(())
 }
@@ -220,15 +285,9 @@ fn name(event: &Event) -> String {
 
 /// Closes one subject: its status rows against its events, its head against its last event.
 /// Returns how many status rows it has.
-fn finish_subject(
-    conn: &mut DbConnection,
-    last: &Option<(String, i64, String, String)>,
-    heads: &HashMap<String, (i64, String)>,
-    expected: &mut Expected,
-    report: &mut Report,
-) -> Result<usize, DbError> {
-    let Some((key, seq, hash, who)) = last else { return Ok(0) };
-    let rows = crate::db::ledger::states_of(conn, key)?;
+fn finish_subject(done: Walking, around: &mut Around, report: &mut Report) -> usize {
+    let Walking { key, seq, hash, who, mut expected } = done;
+    let rows = around.states.remove(&key).unwrap_or_default();
     for row in &rows {
         let stored = Row {
             state: row.state.clone(),
@@ -279,30 +338,85 @@ fn finish_subject(
     for document in expected.keys() {
         report.problems.push(format!("subject {who}: its events decide {document}, but it has no status for it"));
     }
-    expected.clear();
     report.subjects += 1;
-    match heads.get(key) {
+    match around.heads.remove(&key) {
         Some((head_seq, head_hash)) if head_seq == seq && head_hash == hash => {}
         Some((head_seq, _)) => report.problems.push(format!(
             "subject {who}: its chain head says seq {head_seq}, but the last event is seq {seq} (events missing or added)"
         )),
         None => report.problems.push(format!("subject {who}: has events but no chain head")),
     }
-    Ok(rows.len())
+    rows.len()
+}
+
+/// What events cover, read once per distinct text: a ledger holds few of them (one per set of
+/// versions accepted together), and most of a walk's time went into parsing them again.
+#[derive(Default)]
+struct CoversSeen {
+    seen: HashMap<String, Result<Parsed, String>>,
+}
+
+struct Parsed {
+    covers: Vec<Covered>,
+    /// Whether every version named is stored, with that hash.
+    stored: bool,
+}
+
+impl CoversSeen {
+    /// At most this many texts are kept (a forged ledger could make every one different).
+    const KEPT: usize = 4_096;
+
+    /// The covers parsed, or why the text cannot be read.
+    fn check(&mut self, text: &str, hashes: &HashMap<(String, i32), String>) -> Result<&Parsed, &str> {
+        if !self.seen.contains_key(text) {
+            if self.seen.len() >= Self::KEPT {
+                self.seen.clear();
+            }
+            let parsed = serde_json::from_str::<Vec<Covered>>(text).map_err(|e| e.to_string()).map(|covers| {
+                let stored = covers.iter().all(|c| {
+                    let version = i32::try_from(c.version.get()).unwrap_or(i32::MAX);
+                    hashes.get(&(c.document.to_string(), version)) == Some(&c.sha256)
+                });
+                Parsed { covers, stored }
+            });
+            self.seen.insert(text.to_owned(), parsed);
+        }
+        match self.seen.get(text) {
+            Some(Ok(parsed)) => Ok(parsed),
+            Some(Err(e)) => Err(e),
+            None => Err("not kept"),
+        }
+    }
+}
+
+/// The last subject id whose key was computed, and the key: events come a subject at a time.
+#[derive(Default)]
+struct FiledUnder {
+    subject: String,
+    key: String,
+}
+
+impl FiledUnder {
+    fn key(&mut self, keys: &super::SubjectKeys, subject: &str) -> &str {
+        if self.subject != subject || self.key.is_empty() {
+            self.key = keys.key_of(subject);
+            subject.clone_into(&mut self.subject);
+        }
+        &self.key
+    }
 }
 
 /// What an event does to its subject's status rows (as `ledger::record_once` writes them): an
 /// acceptance or a withdrawal sets the agreement and each covered part; a decline, the
 /// agreement; an erasure removes them all. An acceptance also raises the agreement's newest
 /// version accepted, which nothing else changes.
-fn expect_state(event: &Event, expected: &mut Expected) {
+fn expect_state(event: &Event, covers: &[Covered], expected: &mut Expected) {
     let row = &event.row;
     if row.kind == "erased" {
         expected.clear();
         return;
     }
     let Some(document) = &row.document else { return };
-    let Ok(covers) = serde_json::from_str::<Vec<Covered>>(&row.covers) else { return };
     let before = |expected: &Expected, document: &str| {
         expected.get(document).map_or((None, None), |e| (e.highest, e.accepted.clone()))
     };
@@ -331,25 +445,28 @@ fn expect_state(event: &Event, expected: &mut Expected) {
 fn check_event(
     event: &Event,
     prev: &str,
+    parsed: Result<&Parsed, &str>,
     hashes: &HashMap<(String, i32), String>,
     keys: &super::SubjectKeys,
+    filed: &mut FiledUnder,
     problems: &mut Vec<String>,
 ) {
     let row = &event.row;
-    let at = format!("subject {} event {} (seq {})", name(event), row.id, row.seq);
+    let at = || format!("subject {} event {} (seq {})", name(event), row.id, row.seq);
     if row.prev_hash != prev {
-        problems.push(format!("{at}: prev_hash does not match the chain hash of the event before it"));
+        problems.push(format!("{}: prev_hash does not match the chain hash of the event before it", at()));
     }
-    let covers: Vec<Covered> = match serde_json::from_str(&row.covers) {
-        Ok(c) => c,
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
-            problems.push(format!("{at}: covers cannot be read ({e})"));
+            problems.push(format!("{}: covers cannot be read ({e})", at()));
             return;
         }
     };
+    let covers = &parsed.covers;
     let recorded_at = chain_time(from_stored_time(row.recorded_at));
     let canonical = Canonical {
-        covers: &covers,
+        covers,
         document: row.document.as_deref(),
         evidence: CanonicalEvidence {
             ip: row.ip_hash.as_deref(),
@@ -365,16 +482,17 @@ fn check_event(
         version: row.version,
     };
     if chain_hash(&row.prev_hash, &canonical) != row.chain_hash {
-        problems.push(format!("{at}: chain_hash does not match the event's contents (the event was altered)"));
+        problems.push(format!("{}: chain_hash does not match the event's contents (the event was altered)", at()));
     }
     // Personal values still held must be the ones the chain committed to.
     if let Some(p) = &event.personal {
         if salted(&p.salt, "subject", &p.subject) != row.subject_hash {
-            problems.push(format!("{at}: its stored subject id is not the one the chain committed to"));
+            problems.push(format!("{}: its stored subject id is not the one the chain committed to", at()));
         }
-        if keys.key_of(&p.subject) != row.subject_key {
+        if filed.key(keys, &p.subject) != row.subject_key {
             problems.push(format!(
-                "{at}: it is filed under another subject's key (events were moved between subjects, or ASSENT_SECRET differs from the servers')"
+                "{}: it is filed under another subject's key (events were moved between subjects, or ASSENT_SECRET differs from the servers')",
+                at()
             ));
         }
         let opened = |field: &str, value: &Option<String>| {
@@ -383,23 +501,32 @@ fn check_event(
         if p.evidence_salt.is_some()
             && (opened("ip", &p.ip) != row.ip_hash || opened("user_agent", &p.user_agent) != row.user_agent_hash)
         {
-            problems.push(format!("{at}: its stored IP address or user agent is not what the chain committed to"));
+            problems.push(format!("{}: its stored IP address or user agent is not what the chain committed to", at()));
         }
         if p.evidence_salt.is_none() && (p.ip.is_some() || p.user_agent.is_some()) {
-            problems.push(format!("{at}: holds evidence without the salt of its hashes"));
+            problems.push(format!("{}: holds evidence without the salt of its hashes", at()));
         }
     }
-    for c in &covers {
+    if !parsed.stored {
+        problems.extend(covers_problems(covers, hashes).into_iter().map(|p| format!("{}: {p}", at())));
+    }
+}
+
+/// What is wrong with the versions an event covers.
+fn covers_problems(covers: &[Covered], hashes: &HashMap<(String, i32), String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for c in covers {
         let version = i32::try_from(c.version.get()).unwrap_or(i32::MAX);
         match hashes.get(&(c.document.to_string(), version)) {
             Some(sha) if *sha == c.sha256 => {}
             Some(sha) => problems.push(format!(
-                "{at}: covers {} v{} with sha256 {}, but that version's sha256 is {sha}",
+                "covers {} v{} with sha256 {}, but that version's sha256 is {sha}",
                 c.document, c.version, c.sha256
             )),
-            None => problems.push(format!("{at}: covers {} v{}, which is not stored", c.document, c.version)),
+            None => problems.push(format!("covers {} v{}, which is not stored", c.document, c.version)),
         }
     }
+    problems
 }
 
 /// Complete subtrees from the left, as leaves stream in: enough to give the root at any size.
@@ -477,7 +604,7 @@ fn check_log(
     let mut next: u64 = 0;
     loop {
         let start = i64::try_from(next).unwrap_or(i64::MAX);
-        let page = log_rows::leaves(conn, start, start.saturating_add(BATCH))?;
+        let page = log_rows::leaves(conn, start, start.saturating_add(page_rows()))?;
         if page.is_empty() {
             break;
         }

@@ -98,7 +98,7 @@ pub fn version_leaf(v: &VersionFields) -> String {
 }
 
 pub fn to_hex(h: &Hash) -> String {
-    hex::encode(h)
+    crate::domain::hex32(h)
 }
 
 pub fn from_hex(s: &str) -> Result<Hash, DbError> {
