@@ -9,8 +9,9 @@
 #                                              # answers after 1 s (fast: at once, and the delivery
 #                                              # latency under load and at 50 acceptances/s)
 #
-#   ASSENT_LOAD_ONLY=accept benches/load.sh    # only these runs, of: healthz accept status page
-#                                              # page-br (a policy page, ASSENT_LOAD_PAGE, default
+#   ASSENT_LOAD_ONLY=accept benches/load.sh    # only these runs, of: healthz accept status
+#                                              # history page page-br (a policy page,
+#                                              # ASSENT_LOAD_PAGE, default
 #                                              # /policies/privacy-policy: as is, and asked for as
 #                                              # a browser does, Accept-Encoding: gzip, deflate, br)
 #                                              # (status and history, a subject's events, ask

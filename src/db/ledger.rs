@@ -178,8 +178,6 @@ pub fn events_of(conn: &mut DbConnection, subject_key: &str) -> Result<Vec<Event
     complete(conn, rows)
 }
 
-/// Events in (subject, seq) order after the given position, for walking the whole ledger in
-/// bounded memory.
 /// Events in `(subject_key, seq)` order after `after`, of subjects whose keys sort before
 /// `until` (all of them with none).
 pub fn events_after(

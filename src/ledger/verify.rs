@@ -36,11 +36,24 @@ const BATCH: i64 = 5_000;
 /// [`BATCH`], or `ASSENT_VERIFY_PAGE` (1 to 100,000): tests make pages of a few rows, so that
 /// subjects and subtrees straddle pages.
 fn page_rows() -> i64 {
-    std::env::var("ASSENT_VERIFY_PAGE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| (1..=100_000).contains(n))
-        .unwrap_or(BATCH)
+    let Ok(text) = std::env::var("ASSENT_VERIFY_PAGE") else { return BATCH };
+    match text.parse() {
+        Ok(n) if (1..=100_000).contains(&n) => n,
+        _ => {
+            tracing::warn!(value = %text, "ASSENT_VERIFY_PAGE is not a number from 1 to 100000; reading {BATCH} rows a page");
+            BATCH
+        }
+    }
+}
+
+/// What a share's walk counted, to be compared once all shares are done.
+#[derive(Default)]
+struct Counted {
+    /// Chain heads and status rows stored for the share's key range.
+    heads: i64,
+    state_rows: i64,
+    /// Status rows that belong to subjects whose events were walked.
+    state_rows_walked: usize,
 }
 
 /// The subjects, in shares whose chains are walked at once, as key ranges `from..until`.
@@ -74,6 +87,7 @@ pub fn verify(
     };
     let events_bar = bar("events", u64::try_from(crate::db::ledger::count_events(&mut conn)?).unwrap_or(0));
     let leaves_bar = bar("log", crate::log::head(&mut conn)?.size);
+    let page = page_rows();
     // Each walk reads one snapshot of its own, so that writes committed meanwhile (a server in
     // use) cannot look like a mismatch; each compares only what it read in its snapshot.
     let (shares, log) = std::thread::scope(|s| {
@@ -82,15 +96,15 @@ pub fn verify(
             .enumerate()
             .map(|(i, &share)| {
                 let events_bar = &events_bar;
-                s.spawn(move || -> Result<Report, DbError> {
+                s.spawn(move || -> Result<(Report, Counted), DbError> {
                     db.get()?.snapshot(|conn| {
                         let mut report = Report::default();
                         let (hashes, _) = check_versions(conn, &mut Report::default())?;
-                        check_chains(conn, &hashes, keys, share, events_bar, &mut report)?;
+                        let counted = check_chains(conn, &hashes, keys, share, page, events_bar, &mut report)?;
                         if i == 0 {
                             report.problems.extend(crate::db::coverage::recount_mismatches(conn)?);
                         }
-                        Ok(report)
+                        Ok((report, counted))
                     })
                 })
             })
@@ -98,18 +112,33 @@ pub fn verify(
         let walked = conn.snapshot(|conn| {
             let mut log = Report::default();
             let (_, version_leaves) = check_versions(conn, &mut log)?;
-            check_log(conn, &version_leaves, saved, verifier, &leaves_bar, &mut log)?;
+            check_log(conn, &version_leaves, saved, verifier, page, &leaves_bar, &mut log)?;
             Ok(log)
         });
         (shares.into_iter().map(|walk| walk.join()).collect::<Vec<_>>(), walked)
     });
     events_bar.finish_and_clear();
     leaves_bar.finish_and_clear();
+    let mut counted = Counted::default();
     for share in shares {
-        let chains = share.map_err(|_| DbError::Task("a chain walk stopped unexpectedly".into()))??;
+        let (chains, share) = share.map_err(|_| DbError::Task("a chain walk stopped unexpectedly".into()))??;
         report.subjects += chains.subjects;
         report.events += chains.events;
         report.problems.extend(chains.problems);
+        counted.heads += share.heads;
+        counted.state_rows += share.state_rows;
+        counted.state_rows_walked += share.state_rows_walked;
+    }
+    let walked = i64::try_from(counted.state_rows_walked).unwrap_or(i64::MAX);
+    if counted.state_rows > walked {
+        report.problems.push(format!(
+            "{} status rows belong to subjects with no events (the status answer would be unfounded)",
+            counted.state_rows - walked
+        ));
+    }
+    let subjects = i64::try_from(report.subjects).unwrap_or(i64::MAX);
+    if counted.heads > subjects {
+        report.problems.push(format!("{} chain heads have no events (events were deleted)", counted.heads - subjects));
     }
     let log = log?;
     report.versions = log.versions;
@@ -187,9 +216,10 @@ fn check_chains(
     hashes: &HashMap<(String, i32), String>,
     keys: &super::SubjectKeys,
     (from, until): (&str, Option<&str>),
+    page: i64,
     bar: &indicatif::ProgressBar,
     report: &mut Report,
-) -> Result<(), DbError> {
+) -> Result<Counted, DbError> {
     let mut covers = CoversSeen::default();
     let mut filed = FiledUnder::default();
     let mut walking: Option<Walking> = None;
@@ -197,7 +227,7 @@ fn check_chains(
     let mut state_rows = 0usize;
     let mut cursor = (from.to_owned(), i64::MIN);
     loop {
-        let batch = events_after(conn, (&cursor.0, cursor.1), until, page_rows())?;
+        let batch = events_after(conn, (&cursor.0, cursor.1), until, page)?;
         let Some(tail) = batch.last() else { break };
         // From the subject the cursor stood on (which may still be walking) to the page's last.
         around = Around {
@@ -244,9 +274,7 @@ fn check_chains(
             };
             let parsed = covers.check(&row.covers, hashes);
             check_event(event, &walking.hash, parsed, hashes, keys, &mut filed, &mut report.problems);
-            if let Ok(parsed) = parsed {
-                expect_state(event, &parsed.covers, &mut walking.expected);
-            }
+            expect_state(event, parsed.ok().map(|p| p.covers.as_slice()), &mut walking.expected);
             // The subject's name as the events still hold it (erasure clears them all at once).
             if !event.erased() {
                 walking.who = name(event);
@@ -259,20 +287,8 @@ fn check_chains(
     if let Some(done) = walking.take() {
         state_rows += finish_subject(done, &mut around, report);
     }
-    let (heads, all_state_rows) = count_heads_and_states(conn, from, until)?;
-    if usize::try_from(all_state_rows).unwrap_or(usize::MAX) > state_rows {
-        report.problems.push(format!(
-            "{} status rows belong to subjects with no events (the status answer would be unfounded)",
-            all_state_rows - i64::try_from(state_rows).unwrap_or(0)
-        ));
-    }
-    if usize::try_from(heads).unwrap_or(usize::MAX) > report.subjects {
-        report.problems.push(format!(
-            "{} chain heads have no events (events were deleted)",
-            heads - i64::try_from(report.subjects).unwrap_or(0)
-        ));
-    }
-    Ok(())
+    let (heads, stored_state_rows) = count_heads_and_states(conn, from, until)?;
+    Ok(Counted { heads, state_rows: stored_state_rows, state_rows_walked: state_rows })
 }
 
 /// How a subject is named in a problem: its id while held, else the start of its key.
@@ -354,6 +370,8 @@ fn finish_subject(done: Walking, around: &mut Around, report: &mut Report) -> us
 #[derive(Default)]
 struct CoversSeen {
     seen: HashMap<String, Result<Parsed, String>>,
+    /// The length of the texts kept.
+    bytes: usize,
 }
 
 struct Parsed {
@@ -363,15 +381,19 @@ struct Parsed {
 }
 
 impl CoversSeen {
-    /// At most this many texts are kept (a forged ledger could make every one different).
+    /// At most this many texts, of at most this many bytes in all, are kept (a forged ledger
+    /// could make every one different, and long).
     const KEPT: usize = 4_096;
+    const KEPT_BYTES: usize = 4 << 20;
 
     /// The covers parsed, or why the text cannot be read.
     fn check(&mut self, text: &str, hashes: &HashMap<(String, i32), String>) -> Result<&Parsed, &str> {
         if !self.seen.contains_key(text) {
-            if self.seen.len() >= Self::KEPT {
+            if self.seen.len() >= Self::KEPT || self.bytes >= Self::KEPT_BYTES {
                 self.seen.clear();
+                self.bytes = 0;
             }
+            self.bytes += text.len();
             let parsed = serde_json::from_str::<Vec<Covered>>(text).map_err(|e| e.to_string()).map(|covers| {
                 let stored = covers.iter().all(|c| {
                     let version = i32::try_from(c.version.get()).unwrap_or(i32::MAX);
@@ -410,13 +432,14 @@ impl FiledUnder {
 /// acceptance or a withdrawal sets the agreement and each covered part; a decline, the
 /// agreement; an erasure removes them all. An acceptance also raises the agreement's newest
 /// version accepted, which nothing else changes.
-fn expect_state(event: &Event, covers: &[Covered], expected: &mut Expected) {
+fn expect_state(event: &Event, covers: Option<&[Covered]>, expected: &mut Expected) {
     let row = &event.row;
     if row.kind == "erased" {
         expected.clear();
         return;
     }
-    let Some(document) = &row.document else { return };
+    // Covers that cannot be read are a problem of their own (see `check_event`).
+    let (Some(document), Some(covers)) = (&row.document, covers) else { return };
     let before = |expected: &Expected, document: &str| {
         expected.get(document).map_or((None, None), |e| (e.highest, e.accepted.clone()))
     };
@@ -572,6 +595,7 @@ fn check_log(
     version_leaves: &HashMap<i64, (String, String)>,
     saved: &[(String, String)],
     verifier: &NoteVerifier,
+    page: i64,
     bar: &indicatif::ProgressBar,
     report: &mut Report,
 ) -> Result<(), DbError> {
@@ -604,12 +628,12 @@ fn check_log(
     let mut next: u64 = 0;
     loop {
         let start = i64::try_from(next).unwrap_or(i64::MAX);
-        let page = log_rows::leaves(conn, start, start.saturating_add(page_rows()))?;
-        if page.is_empty() {
+        let leaves = log_rows::leaves(conn, start, start.saturating_add(page))?;
+        if leaves.is_empty() {
             break;
         }
         // Every stored subtree this page completes, level by level.
-        let end = next + page.len() as u64;
+        let end = next + leaves.len() as u64;
         let mut stored: HashMap<(u32, u64), String> = HashMap::new();
         for level in 0..64u32 {
             let (first, last) = (next >> level, end >> level);
@@ -620,9 +644,9 @@ fn check_log(
             stored.extend(rows.into_iter().map(|(idx, hash)| ((level, u64::try_from(idx).unwrap_or(u64::MAX)), hash)));
         }
         let mut completed = Vec::new();
-        let event_ids: Vec<i64> = page.iter().filter_map(|l| l.event_id).collect();
+        let event_ids: Vec<i64> = leaves.iter().filter_map(|l| l.event_id).collect();
         let events = log_rows::event_heads(conn, &event_ids)?;
-        for leaf in &page {
+        for leaf in &leaves {
             if leaf.idx != i64::try_from(next).unwrap_or(-1) {
                 report.problems.push(format!("log: leaf {next} is missing (the next stored leaf is {})", leaf.idx));
                 return Ok(());
