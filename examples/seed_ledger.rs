@@ -11,7 +11,8 @@
 
 use std::time::Instant;
 
-use assent::db::ledger::{EventFilter, NewEventRow, event_horizon, list_events};
+use assent::db::hash::{Hex, bytes};
+use assent::db::ledger::{EventFilter, event_horizon, list_events};
 use assent::db::schema::{event_personal, events, log_leaves, log_nodes, log_state, subject_documents, subject_heads};
 use assent::db::{Db, DbConnection, to_stored_time};
 use assent::domain::{Covered, Slug, SubjectId, VersionNumber, sha256_hex};
@@ -164,38 +165,35 @@ fn main() -> anyhow::Result<()> {
             let first_id: i64 =
                 events::table.select(diesel::dsl::max(events::id)).first::<Option<i64>>(c)?.unwrap_or(0) + 1;
             for batch in rows.chunks(500) {
-                let new: Vec<NewEventRow<'_>> = batch
+                let new: Vec<_> = batch
                     .iter()
                     .map(|(_, key, seq, kind, document, version, covers, at, prev, hash, _, subject_hash)| {
-                        NewEventRow {
-                            subject_key: key,
-                            seq: *seq,
-                            kind,
-                            document: Some(document),
-                            version: Some(*version),
-                            covers,
-                            recorded_at: *at,
-                            recorded_by: "seed",
-                            method: "api",
-                            subject_hash,
-                            ip_hash: None,
-                            user_agent_hash: None,
-                            locale: Some("en"),
-                            idempotency_key: None,
-                            request_hash: None,
-                            prev_hash: prev,
-                            chain_hash: hash,
-                        }
+                        (
+                            events::subject_key.eq(bytes(key)),
+                            events::seq.eq(*seq),
+                            events::kind.eq(*kind),
+                            events::document.eq(Some(*document)),
+                            events::version.eq(Some(*version)),
+                            events::covers.eq(covers),
+                            events::recorded_at.eq(*at),
+                            events::recorded_by.eq("seed"),
+                            events::method.eq("api"),
+                            events::subject_hash.eq(bytes(subject_hash)),
+                            events::locale.eq(Some("en")),
+                            events::prev_hash.eq(bytes(prev)),
+                            events::chain_hash.eq(bytes(hash)),
+                        )
                     })
                     .collect();
                 bulk!(c, diesel::insert_into(events::table).values(&new))?;
             }
             // The only writer: ids follow one another from `first_id`, in insertion order.
-            let ids: Vec<(i64, String)> = events::table
+            let ids: Vec<(i64, Hex)> = events::table
                 .filter(events::id.ge(first_id))
                 .order(events::id.asc())
                 .select((events::id, events::chain_hash))
                 .load(c)?;
+            let ids: Vec<(i64, String)> = ids.into_iter().map(|(id, hash)| (id, hash.0)).collect();
             anyhow::ensure!(ids.len() == rows.len(), "expected {} new events, found {}", rows.len(), ids.len());
             for (batch, id_batch) in rows.chunks(500).zip(ids.chunks(500)) {
                 let values: Vec<_> = batch
@@ -205,10 +203,7 @@ fn main() -> anyhow::Result<()> {
                         (
                             event_personal::event_id.eq(*id),
                             event_personal::subject.eq(&r.0),
-                            event_personal::salt.eq(&r.10),
-                            event_personal::ip.eq(None::<String>),
-                            event_personal::user_agent.eq(None::<String>),
-                            event_personal::evidence_salt.eq(None::<String>),
+                            event_personal::salt.eq(bytes(&r.10)),
                         )
                     })
                     .collect();
@@ -219,7 +214,11 @@ fn main() -> anyhow::Result<()> {
                 let values: Vec<_> = batch
                     .iter()
                     .map(|(s, q, h)| {
-                        (subject_heads::subject_key.eq(s), subject_heads::seq.eq(q), subject_heads::chain_hash.eq(h))
+                        (
+                            subject_heads::subject_key.eq(bytes(s)),
+                            subject_heads::seq.eq(q),
+                            subject_heads::chain_hash.eq(bytes(h)),
+                        )
                     })
                     .collect();
                 bulk!(c, diesel::insert_into(subject_heads::table).values(&values))?;
@@ -229,7 +228,7 @@ fn main() -> anyhow::Result<()> {
                     .iter()
                     .map(|(s, d, k, v, cov, at, highest, accepted)| {
                         (
-                            subject_documents::subject_key.eq(s),
+                            subject_documents::subject_key.eq(bytes(s)),
                             subject_documents::document.eq(d),
                             subject_documents::state.eq(*k),
                             subject_documents::version.eq(Some(*v)),
@@ -360,15 +359,16 @@ impl LogTail {
             let absorbed = created.len() - 1;
             self.peaks.truncate(self.peaks.len() - absorbed);
             self.peaks.push(top);
-            leaves.push((self.size as i64, *id, data));
+            leaves.push((self.size as i64, *id));
             nodes.extend(created);
             self.size += 1;
         }
         for batch in leaves.chunks(500) {
             let values: Vec<_> = batch
                 .iter()
-                .map(|(idx, id, data)| {
-                    (log_leaves::idx.eq(*idx), log_leaves::event_id.eq(Some(*id)), log_leaves::data.eq(data))
+                // As the server writes them: an event's leaf bytes are written out from its row.
+                .map(|(idx, id)| {
+                    (log_leaves::idx.eq(*idx), log_leaves::event_id.eq(Some(*id)), log_leaves::data.eq(None::<String>))
                 })
                 .collect();
             bulk!(c, diesel::insert_into(log_leaves::table).values(&values))?;
@@ -380,7 +380,7 @@ impl LogTail {
                     (
                         log_nodes::level.eq(*level as i32),
                         log_nodes::idx.eq(*idx as i64),
-                        log_nodes::hash.eq(assent::log::to_hex(hash)),
+                        log_nodes::hash.eq(hash.to_vec()),
                     )
                 })
                 .collect();

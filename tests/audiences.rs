@@ -234,9 +234,9 @@ fn acceptances_on_either_side_of_the_cutoff_day(backend: Backend) {
         ("recent", chrono::TimeDelta::days(2)),
     ] {
         app.sql(&format!(
-            "UPDATE subject_documents SET accepted_at = '{}' WHERE subject_key = '{}'",
+            "UPDATE subject_documents SET accepted_at = '{}' WHERE subject_key = {}",
             ago(back),
-            keys.key_of(who)
+            app.bytes(&keys.key_of(who))
         ));
     }
     let state = |who: &str| status(&app, &key, who, "").1["documents"][0]["state"].clone();

@@ -516,13 +516,13 @@ fn verify_finds_tampering(backend: Backend) {
     let highest_sql = "UPDATE subject_documents SET highest_accepted = 1 WHERE document = 'terms' AND subject_key = (SELECT subject_key FROM events WHERE id = 1)";
     // A chain head and a status row of a subject with no events (its events were deleted).
     let orphan_head = format!(
-        "INSERT INTO subject_heads (subject_key, seq, chain_hash) VALUES ('{}', 1, '{}')",
-        "f".repeat(64),
-        "0".repeat(64)
+        "INSERT INTO subject_heads (subject_key, seq, chain_hash) VALUES ({}, 1, {})",
+        l.app.bytes(&"f".repeat(64)),
+        l.app.bytes(&"0".repeat(64))
     );
     let orphan_state = format!(
-        "INSERT INTO subject_documents (subject_key, document, state, version, covers, last_event_id, updated_at) VALUES ('{}', 'terms', 'declined', 2, '[]', 0, '2026-01-01 00:00:00')",
-        "f".repeat(64)
+        "INSERT INTO subject_documents (subject_key, document, state, version, covers, last_event_id, updated_at) VALUES ({}, 'terms', 'declined', 2, '[]', 0, '2026-01-01 00:00:00')",
+        l.app.bytes(&"f".repeat(64))
     );
     let url = &l.app.db.url;
     match &backend {

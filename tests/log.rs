@@ -499,8 +499,9 @@ fn the_auditor_script_rebuilds_the_tree_from_the_api(backend: Backend) {
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{text}{}", String::from_utf8_lossy(&ok.stderr));
     assert!(text.contains("log intact"), "{text}");
-    // A leaf edited in place: the root no longer matches the signed checkpoint.
-    l.app.sql("UPDATE log_leaves SET data = replace(data, '\"type\":\"event\"', '\"type\":\"event\" ') WHERE idx = (SELECT max(idx) FROM log_leaves);");
+    // A leaf edited in place (an event's leaf, which is written out from its row, given text of
+    // its own): the root no longer matches the signed checkpoint.
+    l.app.sql("UPDATE log_leaves SET data = '{\"chain_hash\":\"00\",\"type\":\"event\"}' WHERE idx = (SELECT max(idx) FROM log_leaves);");
     let broken = run();
     assert_eq!(broken.status.code(), Some(1), "{}", String::from_utf8_lossy(&broken.stdout));
 }
@@ -652,7 +653,7 @@ fn verify_checks_every_stored_subtree_and_each_subjects_key(backend: Backend) {
     }
     assert_eq!(l.cli(&["verify"]).0, 0);
     // A wrong inner hash breaks the proofs through it, though every leaf and the root are right.
-    l.app.sql("UPDATE log_nodes SET hash = '00' || substr(hash, 3) WHERE level = 1 AND idx = 0;");
+    l.app.sql(&format!("UPDATE log_nodes SET hash = {} WHERE level = 1 AND idx = 0;", l.app.bytes(&"ab".repeat(32))));
     let (code, out, _) = l.cli(&["verify"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("the stored hash of leaves 0 to 1 (level 1, index 0) is wrong"), "{out}");
@@ -672,9 +673,11 @@ fn verify_checks_every_stored_subtree_and_each_subjects_key(backend: Backend) {
         keys.key(&assent::domain::SubjectId::parse("dee").unwrap()),
     );
     l.app.sql(&format!(
-        "UPDATE events SET subject_key = '{dee}' WHERE subject_key = '{bob}';
-         UPDATE subject_heads SET subject_key = '{dee}' WHERE subject_key = '{bob}';
-         UPDATE subject_documents SET subject_key = '{dee}' WHERE subject_key = '{bob}';"
+        "UPDATE events SET subject_key = {dee} WHERE subject_key = {bob};
+         UPDATE subject_heads SET subject_key = {dee} WHERE subject_key = {bob};
+         UPDATE subject_documents SET subject_key = {dee} WHERE subject_key = {bob};",
+        dee = l.app.bytes(&dee),
+        bob = l.app.bytes(&bob),
     ));
     let dee_status = l.get("/api/v1/subjects/dee/status").json();
     assert!(dee_status["documents"].as_array().unwrap().iter().any(|d| d["state"] == "accepted"), "{dee_status}");

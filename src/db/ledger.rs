@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use super::hash::{Hex, MaybeHex, bytes, stored, stored_opt};
 use super::prepared::{InsertEvent, InsertPersonal, UpsertAcceptance, UpsertHead, UpsertState};
 use super::schema::{event_personal, events, log_leaves, subject_documents, subject_heads};
 use super::{DbConnection, DbError, to_stored_time};
@@ -16,6 +17,7 @@ use super::{DbConnection, DbError, to_stored_time};
 #[diesel(table_name = events)]
 pub struct EventRow {
     pub id: i64,
+    #[diesel(deserialize_as = Hex)]
     pub subject_key: String,
     pub seq: i64,
     pub kind: String,
@@ -25,25 +27,33 @@ pub struct EventRow {
     pub recorded_at: NaiveDateTime,
     pub recorded_by: String,
     pub method: String,
+    #[diesel(deserialize_as = Hex)]
     pub subject_hash: String,
+    #[diesel(deserialize_as = MaybeHex)]
     pub ip_hash: Option<String>,
+    #[diesel(deserialize_as = MaybeHex)]
     pub user_agent_hash: Option<String>,
     pub locale: Option<String>,
     pub idempotency_key: Option<String>,
+    #[diesel(deserialize_as = MaybeHex)]
     pub request_hash: Option<String>,
+    #[diesel(deserialize_as = Hex)]
     pub prev_hash: String,
+    #[diesel(deserialize_as = Hex)]
     pub chain_hash: String,
 }
 
 /// The erasable part of an event.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = event_personal)]
 pub struct PersonalRow {
     pub event_id: i64,
     pub subject: String,
+    #[diesel(deserialize_as = Hex)]
     pub salt: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    #[diesel(deserialize_as = MaybeHex)]
     pub evidence_salt: Option<String>,
 }
 
@@ -95,9 +105,8 @@ pub fn complete(conn: &mut DbConnection, rows: Vec<EventRow>) -> Result<Vec<Even
         .collect())
 }
 
-/// An event to append.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = events)]
+/// An event to append (hashes in hex).
+#[derive(Debug, Clone)]
 pub struct NewEventRow<'a> {
     pub subject_key: &'a str,
     pub seq: i64,
@@ -119,8 +128,12 @@ pub struct NewEventRow<'a> {
 }
 
 pub fn insert_event(conn: &mut DbConnection, row: &NewEventRow<'_>) -> Result<i64, DbError> {
+    let (subject_key, subject_hash) = (stored(row.subject_key)?, stored(row.subject_hash)?);
+    let (ip_hash, user_agent_hash) = (stored_opt(row.ip_hash)?, stored_opt(row.user_agent_hash)?);
+    let request_hash = stored_opt(row.request_hash)?;
+    let (prev_hash, chain_hash) = (stored(row.prev_hash)?, stored(row.chain_hash)?);
     let statement = InsertEvent {
-        subject_key: row.subject_key,
+        subject_key: &subject_key,
         seq: row.seq,
         kind: row.kind,
         document: row.document,
@@ -129,26 +142,27 @@ pub fn insert_event(conn: &mut DbConnection, row: &NewEventRow<'_>) -> Result<i6
         recorded_at: row.recorded_at,
         recorded_by: row.recorded_by,
         method: row.method,
-        subject_hash: row.subject_hash,
-        ip_hash: row.ip_hash,
-        user_agent_hash: row.user_agent_hash,
+        subject_hash: &subject_hash,
+        ip_hash: ip_hash.as_deref(),
+        user_agent_hash: user_agent_hash.as_deref(),
         locale: row.locale,
         idempotency_key: row.idempotency_key,
-        request_hash: row.request_hash,
-        prev_hash: row.prev_hash,
-        chain_hash: row.chain_hash,
+        request_hash: request_hash.as_deref(),
+        prev_hash: &prev_hash,
+        chain_hash: &chain_hash,
     };
     Ok(statement.get_result(conn)?)
 }
 
 pub fn insert_personal(conn: &mut DbConnection, row: &PersonalRow) -> Result<(), DbError> {
+    let (salt, evidence_salt) = (stored(&row.salt)?, stored_opt(row.evidence_salt.as_deref())?);
     InsertPersonal {
         event_id: row.event_id,
         subject: &row.subject,
-        salt: &row.salt,
+        salt: &salt,
         ip: row.ip.as_deref(),
         user_agent: row.user_agent.as_deref(),
-        evidence_salt: row.evidence_salt.as_deref(),
+        evidence_salt: evidence_salt.as_deref(),
     }
     .execute(conn)?;
     Ok(())
@@ -160,7 +174,7 @@ pub fn event_by_idempotency_key(
     key: &str,
 ) -> Result<Option<Event>, DbError> {
     let row = events::table
-        .filter(events::subject_key.eq(subject_key))
+        .filter(events::subject_key.eq(bytes(subject_key)))
         .filter(events::idempotency_key.eq(key))
         .select(EventRow::as_select())
         .get_result(conn)
@@ -171,7 +185,7 @@ pub fn event_by_idempotency_key(
 /// Every event of a subject, oldest first.
 pub fn events_of(conn: &mut DbConnection, subject_key: &str) -> Result<Vec<Event>, DbError> {
     let rows = events::table
-        .filter(events::subject_key.eq(subject_key))
+        .filter(events::subject_key.eq(bytes(subject_key)))
         .order(events::seq.asc())
         .select(EventRow::as_select())
         .load(conn)?;
@@ -186,17 +200,17 @@ pub fn events_after(
     until: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Event>, DbError> {
-    let (key, seq) = after;
+    let (key, seq) = (bytes(after.0), after.1);
     // The first condition is implied by the second; it is there so that the planner walks
     // the (subject_key, seq) index from the cursor on (PostgreSQL does not see that in an
     // OR, and would sort the whole table for every page).
     let mut query = events::table
         .select(EventRow::as_select())
-        .filter(events::subject_key.ge(key))
-        .filter(events::subject_key.gt(key).or(events::subject_key.eq(key).and(events::seq.gt(seq))))
+        .filter(events::subject_key.ge(key.clone()))
+        .filter(events::subject_key.gt(key.clone()).or(events::subject_key.eq(key).and(events::seq.gt(seq))))
         .into_boxed();
     if let Some(until) = until {
-        query = query.filter(events::subject_key.lt(until));
+        query = query.filter(events::subject_key.lt(bytes(until)));
     }
     let rows = query.order((events::subject_key.asc(), events::seq.asc())).limit(limit).load(conn)?;
     complete(conn, rows)
@@ -204,33 +218,36 @@ pub fn events_after(
 
 /// The head of a subject's chain: the last sequence number and chain hash.
 pub fn head(conn: &mut DbConnection, subject_key: &str) -> Result<Option<(i64, String)>, DbError> {
-    Ok(subject_heads::table
-        .filter(subject_heads::subject_key.eq(subject_key))
+    let head: Option<(i64, Hex)> = subject_heads::table
+        .filter(subject_heads::subject_key.eq(bytes(subject_key)))
         .select((subject_heads::seq, subject_heads::chain_hash))
         .get_result(conn)
-        .optional()?)
+        .optional()?;
+    Ok(head.map(|(seq, hash)| (seq, hash.0)))
 }
 
 /// The chain heads of the subjects whose keys lie in `from..=to`, by key.
 pub fn heads_between(conn: &mut DbConnection, from: &str, to: &str) -> Result<HashMap<String, (i64, String)>, DbError> {
-    let rows: Vec<(String, i64, String)> = subject_heads::table
-        .filter(subject_heads::subject_key.between(from, to))
+    let rows: Vec<(Hex, i64, Hex)> = subject_heads::table
+        .filter(subject_heads::subject_key.between(bytes(from), bytes(to)))
         .select((subject_heads::subject_key, subject_heads::seq, subject_heads::chain_hash))
         .load(conn)?;
-    Ok(rows.into_iter().map(|(key, seq, hash)| (key, (seq, hash))).collect())
+    Ok(rows.into_iter().map(|(key, seq, hash)| (key.0, (seq, hash.0))).collect())
 }
 
 /// How many chain heads and status rows the subjects whose keys lie in `from..until` have.
 pub fn count_heads_and_states(conn: &mut DbConnection, from: &str, until: Option<&str>) -> Result<(i64, i64), DbError> {
-    let mut heads =
-        subject_heads::table.select(diesel::dsl::count_star()).filter(subject_heads::subject_key.ge(from)).into_boxed();
+    let mut heads = subject_heads::table
+        .select(diesel::dsl::count_star())
+        .filter(subject_heads::subject_key.ge(bytes(from)))
+        .into_boxed();
     let mut states = subject_documents::table
         .select(diesel::dsl::count_star())
-        .filter(subject_documents::subject_key.ge(from))
+        .filter(subject_documents::subject_key.ge(bytes(from)))
         .into_boxed();
     if let Some(until) = until {
-        heads = heads.filter(subject_heads::subject_key.lt(until));
-        states = states.filter(subject_documents::subject_key.lt(until));
+        heads = heads.filter(subject_heads::subject_key.lt(bytes(until)));
+        states = states.filter(subject_documents::subject_key.lt(bytes(until)));
     }
     Ok((heads.get_result(conn)?, states.get_result(conn)?))
 }
@@ -239,7 +256,7 @@ pub fn count_heads_and_states(conn: &mut DbConnection, from: &str, until: Option
 /// ([`lock_subject_for_writing`] on PostgreSQL, one writer on SQLite); were two ever to race,
 /// the second one's event would fail on the unique `(subject_key, seq)`, and be retried.
 pub fn set_head(conn: &mut DbConnection, subject: &str, seq: i64, chain_hash: &str) -> Result<(), DbError> {
-    UpsertHead { subject_key: subject, seq, chain_hash }.execute(conn)?;
+    UpsertHead { subject_key: &stored(subject)?, seq, chain_hash: &stored(chain_hash)? }.execute(conn)?;
     Ok(())
 }
 
@@ -247,6 +264,7 @@ pub fn set_head(conn: &mut DbConnection, subject: &str, seq: i64, chain_hash: &s
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = subject_documents)]
 pub struct StateRow {
+    #[diesel(deserialize_as = Hex)]
     pub subject_key: String,
     pub document: String,
     pub state: String,
@@ -279,7 +297,7 @@ pub struct DecisionRow {
 /// accepted with their agreement, never carry an acceptance of their own or a decline).
 pub fn decisions_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<DecisionRow>, DbError> {
     Ok(subject_documents::table
-        .filter(subject_documents::subject_key.eq(subject))
+        .filter(subject_documents::subject_key.eq(bytes(subject)))
         .filter(subject_documents::accepted_covers.is_not_null().or(subject_documents::state.eq("declined")))
         .select(DecisionRow::as_select())
         .load(conn)?)
@@ -287,7 +305,7 @@ pub fn decisions_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<Decisi
 
 pub fn states_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<StateRow>, DbError> {
     Ok(subject_documents::table
-        .filter(subject_documents::subject_key.eq(subject))
+        .filter(subject_documents::subject_key.eq(bytes(subject)))
         .select(StateRow::as_select())
         .load(conn)?)
 }
@@ -299,7 +317,7 @@ pub fn states_between(
     to: &str,
 ) -> Result<HashMap<String, Vec<StateRow>>, DbError> {
     let rows: Vec<StateRow> = subject_documents::table
-        .filter(subject_documents::subject_key.between(from, to))
+        .filter(subject_documents::subject_key.between(bytes(from), bytes(to)))
         .select(StateRow::as_select())
         .load(conn)?;
     let mut by_subject: HashMap<String, Vec<StateRow>> = HashMap::new();
@@ -311,7 +329,7 @@ pub fn states_between(
 
 pub fn state_of(conn: &mut DbConnection, subject: &str, document: &str) -> Result<Option<StateRow>, DbError> {
     Ok(subject_documents::table
-        .filter(subject_documents::subject_key.eq(subject))
+        .filter(subject_documents::subject_key.eq(bytes(subject)))
         .filter(subject_documents::document.eq(document))
         .select(StateRow::as_select())
         .get_result(conn)
@@ -330,7 +348,7 @@ pub fn set_state(
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     UpsertState {
-        subject_key: subject,
+        subject_key: &stored(subject)?,
         document,
         state,
         version,
@@ -355,7 +373,7 @@ pub fn set_accepted(
     now: DateTime<Utc>,
 ) -> Result<bool, DbError> {
     let written = UpsertAcceptance {
-        subject_key: subject,
+        subject_key: &stored(subject)?,
         document,
         version,
         covers,
@@ -374,7 +392,7 @@ pub fn consent_events(conn: &mut DbConnection, subject_key: &str, nonce: &str) -
     // The nonce is hex, so it holds no LIKE wildcards.
     let pattern = format!("consent:{}:%", nonce.chars().filter(char::is_ascii_hexdigit).collect::<String>());
     let rows = events::table
-        .filter(events::subject_key.eq(subject_key))
+        .filter(events::subject_key.eq(bytes(subject_key)))
         .filter(events::idempotency_key.like(pattern))
         .select(EventRow::as_select())
         .load(conn)?;
@@ -421,7 +439,7 @@ pub fn list_events(
         q = q.filter(events::kind.eq(k.clone()));
     }
     if let Some(s) = &filter.subject_key {
-        q = q.filter(events::subject_key.eq(s.clone()));
+        q = q.filter(events::subject_key.eq(bytes(s)));
     }
     if let Some(t) = filter.since {
         q = q.filter(events::recorded_at.ge(t));
@@ -508,14 +526,15 @@ pub fn acceptances_between(conn: &mut DbConnection, from: NaiveDateTime, to: Nai
 /// Erases a subject's personal data: the plain values and salts of all its events, and its
 /// status rows (its status is `never` from now on). Returns how many events lost their data.
 pub fn erase_subject(conn: &mut DbConnection, subject_key: &str) -> Result<usize, DbError> {
-    let ids = events::table.filter(events::subject_key.eq(subject_key)).select(events::id);
+    let ids = events::table.filter(events::subject_key.eq(bytes(subject_key))).select(events::id);
     let n = diesel::delete(event_personal::table.filter(event_personal::event_id.eq_any(ids))).execute(conn)?;
     // The idempotency key and the request's hash are not in the chain; a host may have put the
     // subject's id in the key, and the hash was taken over the full request.
-    diesel::update(events::table.filter(events::subject_key.eq(subject_key)))
-        .set((events::idempotency_key.eq(None::<String>), events::request_hash.eq(None::<String>)))
+    diesel::update(events::table.filter(events::subject_key.eq(bytes(subject_key))))
+        .set((events::idempotency_key.eq(None::<String>), events::request_hash.eq(None::<Vec<u8>>)))
         .execute(conn)?;
-    diesel::delete(subject_documents::table.filter(subject_documents::subject_key.eq(subject_key))).execute(conn)?;
+    diesel::delete(subject_documents::table.filter(subject_documents::subject_key.eq(bytes(subject_key))))
+        .execute(conn)?;
     Ok(n)
 }
 
@@ -527,7 +546,7 @@ pub fn count_events(conn: &mut DbConnection) -> Result<i64, DbError> {
 /// Whether any event of the subject still holds personal data.
 pub fn has_personal(conn: &mut DbConnection, subject_key: &str) -> Result<bool, DbError> {
     use diesel::dsl::{exists, select};
-    let ids = events::table.filter(events::subject_key.eq(subject_key)).select(events::id);
+    let ids = events::table.filter(events::subject_key.eq(bytes(subject_key))).select(events::id);
     Ok(select(exists(event_personal::table.filter(event_personal::event_id.eq_any(ids)))).get_result(conn)?)
 }
 
@@ -548,13 +567,13 @@ pub fn clear_evidence_before(conn: &mut DbConnection, before: NaiveDateTime) -> 
     .set((
         event_personal::ip.eq(None::<String>),
         event_personal::user_agent.eq(None::<String>),
-        event_personal::evidence_salt.eq(None::<String>),
+        event_personal::evidence_salt.eq(None::<Vec<u8>>),
     ))
     .execute(conn)?;
     // The request's hash covered the address and user agent too. Without it the idempotency
     // key cannot be checked, so it goes as well: a request retried this late counts as new.
     diesel::update(events::table.filter(events::recorded_at.lt(before)).filter(events::request_hash.is_not_null()))
-        .set((events::idempotency_key.eq(None::<String>), events::request_hash.eq(None::<String>)))
+        .set((events::idempotency_key.eq(None::<String>), events::request_hash.eq(None::<Vec<u8>>)))
         .execute(conn)?;
     Ok(cleared)
 }
@@ -562,7 +581,7 @@ pub fn clear_evidence_before(conn: &mut DbConnection, before: NaiveDateTime) -> 
 /// The newest event of a subject of one kind, if any.
 pub fn latest_of_kind(conn: &mut DbConnection, subject_key: &str, kind: &str) -> Result<Option<Event>, DbError> {
     let row = events::table
-        .filter(events::subject_key.eq(subject_key))
+        .filter(events::subject_key.eq(bytes(subject_key)))
         .filter(events::kind.eq(kind))
         .order(events::seq.desc())
         .select(EventRow::as_select())

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
 
+use super::hash::{Hex, MaybeHex, stored};
 use super::schema::{documents, events, log_leaves, log_nodes, log_queue, log_state, versions};
 use super::{DbConnection, DbError};
 
@@ -79,11 +80,11 @@ pub fn dequeue(conn: &mut DbConnection, ids: &[i64]) -> Result<(), DbError> {
 pub fn event_heads(conn: &mut DbConnection, ids: &[i64]) -> Result<HashMap<i64, (String, String)>, DbError> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(500) {
-        let rows: Vec<(i64, String, String)> = events::table
+        let rows: Vec<(i64, String, Hex)> = events::table
             .filter(events::id.eq_any(chunk))
             .select((events::id, events::kind, events::chain_hash))
             .load(conn)?;
-        out.extend(rows.into_iter().map(|(id, kind, hash)| (id, (kind, hash))));
+        out.extend(rows.into_iter().map(|(id, kind, hash)| (id, (kind, hash.0))));
     }
     Ok(out)
 }
@@ -147,12 +148,12 @@ pub fn nodes(conn: &mut DbConnection, ids: &[(u32, u64)]) -> Result<HashMap<(u32
         for (level, idxs) in by_level {
             let level_i = i32::try_from(level).unwrap_or(i32::MAX);
             for chunk in idxs.chunks(500) {
-                let rows: Vec<(i64, String)> = log_nodes::table
+                let rows: Vec<(i64, Hex)> = log_nodes::table
                     .filter(log_nodes::level.eq(level_i))
                     .filter(log_nodes::idx.eq_any(chunk))
                     .select((log_nodes::idx, log_nodes::hash))
                     .load(conn)?;
-                out.extend(rows.into_iter().map(|(idx, hash)| ((level, u64::try_from(idx).unwrap_or(0)), hash)));
+                out.extend(rows.into_iter().map(|(idx, hash)| ((level, u64::try_from(idx).unwrap_or(0)), hash.0)));
             }
         }
         return Ok(out);
@@ -177,10 +178,11 @@ pub fn nodes(conn: &mut DbConnection, ids: &[(u32, u64)]) -> Result<HashMap<(u32
         if ids == 0 {
             break;
         }
-        let rows: Vec<(i32, i64, String)> = query.load(conn)?;
+        let rows: Vec<(i32, i64, Hex)> = query.load(conn)?;
         out.extend(
-            rows.into_iter()
-                .map(|(level, idx, hash)| ((u32::try_from(level).unwrap_or(0), u64::try_from(idx).unwrap_or(0)), hash)),
+            rows.into_iter().map(|(level, idx, hash)| {
+                ((u32::try_from(level).unwrap_or(0), u64::try_from(idx).unwrap_or(0)), hash.0)
+            }),
         );
     }
     Ok(out)
@@ -189,16 +191,16 @@ pub fn nodes(conn: &mut DbConnection, ids: &[(u32, u64)]) -> Result<HashMap<(u32
 /// Writes subtree hashes `(level, index, hex)`, many rows per statement.
 pub fn insert_nodes(conn: &mut DbConnection, nodes: &[(u32, u64, String)]) -> Result<(), DbError> {
     for chunk in nodes.chunks(ROWS_PER_INSERT) {
-        let values: Vec<_> = chunk
+        let values = chunk
             .iter()
             .map(|(level, idx, hash)| {
-                (
+                Ok((
                     log_nodes::level.eq(i32::try_from(*level).unwrap_or(i32::MAX)),
                     log_nodes::idx.eq(i64::try_from(*idx).unwrap_or(i64::MAX)),
-                    log_nodes::hash.eq(hash.as_str()),
-                )
+                    log_nodes::hash.eq(stored(hash)?),
+                ))
             })
-            .collect();
+            .collect::<Result<Vec<_>, DbError>>()?;
         let insert = diesel::insert_into(log_nodes::table).values(&values);
         match conn {
             DbConnection::Sqlite(c) => insert.execute(c)?,
@@ -218,11 +220,14 @@ pub fn insert_leaves(conn: &mut DbConnection, leaves: &[(i64, Source, String)]) 
                     Source::Event(id) => (Some(id), None),
                     Source::Version(id) => (None, Some(id)),
                 };
+                // An event's leaf is its kind and chain hash, which its row holds: it is
+                // written out again when read (see [`leaves`]), not stored twice.
+                let data = version_id.map(|_| data.as_str());
                 (
                     log_leaves::idx.eq(*idx),
                     log_leaves::event_id.eq(event_id),
                     log_leaves::version_id.eq(version_id),
-                    log_leaves::data.eq(data.as_str()),
+                    log_leaves::data.eq(data),
                 )
             })
             .collect();
@@ -235,34 +240,60 @@ pub fn insert_leaves(conn: &mut DbConnection, leaves: &[(i64, Source, String)]) 
     Ok(())
 }
 
-/// A stored leaf.
-#[derive(Debug, Clone, Queryable)]
+/// A leaf of the log.
+#[derive(Debug, Clone)]
 pub struct LeafRow {
     pub idx: i64,
     pub event_id: Option<i64>,
     pub version_id: Option<i64>,
+    /// The leaf's bytes: stored for a version; for an event, written out from the event's row
+    /// (empty if the event is missing).
     pub data: String,
+    /// Whether `data` was stored (versions; and event leaves stored before 000013 whose text
+    /// did not match their event then) rather than written out from the event.
+    pub stored: bool,
 }
 
 /// Leaves `[start, end)`, in order.
 pub fn leaves(conn: &mut DbConnection, start: i64, end: i64) -> Result<Vec<LeafRow>, DbError> {
-    Ok(log_leaves::table
+    type Row = (i64, Option<i64>, Option<i64>, Option<String>, Option<String>, MaybeHex);
+    let rows: Vec<Row> = log_leaves::table
+        .left_join(events::table.on(log_leaves::event_id.eq(events::id.nullable())))
         .filter(log_leaves::idx.ge(start))
         .filter(log_leaves::idx.lt(end))
         .order(log_leaves::idx.asc())
-        .select((log_leaves::idx, log_leaves::event_id, log_leaves::version_id, log_leaves::data))
-        .load(conn)?)
+        .select((
+            log_leaves::idx,
+            log_leaves::event_id,
+            log_leaves::version_id,
+            log_leaves::data,
+            events::kind.nullable(),
+            events::chain_hash.nullable(),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(idx, event_id, version_id, data, kind, chain)| {
+            let stored = data.is_some();
+            let data = data.unwrap_or_else(|| match (kind, chain.0) {
+                (Some(kind), Some(chain)) => crate::log::event_leaf(&kind, &chain),
+                _ => String::new(),
+            });
+            LeafRow { idx, event_id, version_id, data, stored }
+        })
+        .collect())
 }
 
 /// Stored subtree hashes at one level from `start` on, for `verify`.
 pub fn nodes_at(conn: &mut DbConnection, level: u32, start: u64, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
-    Ok(log_nodes::table
+    let rows: Vec<(i64, Hex)> = log_nodes::table
         .filter(log_nodes::level.eq(i32::try_from(level).unwrap_or(i32::MAX)))
         .filter(log_nodes::idx.ge(i64::try_from(start).unwrap_or(i64::MAX)))
         .order(log_nodes::idx.asc())
         .limit(limit)
         .select((log_nodes::idx, log_nodes::hash))
-        .load(conn)?)
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(idx, hash)| (idx, hash.0)).collect())
 }
 
 /// How many subtree hashes are stored.

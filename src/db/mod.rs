@@ -5,6 +5,7 @@
 //! refused rather than being taken for a SQLite file name.
 
 pub mod coverage;
+pub mod hash;
 pub mod keys;
 pub mod ledger;
 pub mod log;

@@ -17,7 +17,7 @@
 //! the same on both databases (diesel writes `?` or `$n` for each parameter).
 
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text, Timestamp};
 use diesel::{QueryResult, RunQueryDsl};
 
 use super::MultiBackend;
@@ -66,7 +66,7 @@ statement! {
     pub struct InsertEvent<'a> -> BigInt {
         "INSERT INTO events (subject_key, seq, kind, document, version, covers, recorded_at, recorded_by, \
          method, subject_hash, ip_hash, user_agent_hash, locale, idempotency_key, request_hash, prev_hash, \
-         chain_hash) VALUES (", subject_key: &'a str => Text,
+         chain_hash) VALUES (", subject_key: &'a [u8] => Binary,
         ", ", seq: i64 => BigInt,
         ", ", kind: &'a str => Text,
         ", ", document: Option<&'a str> => Nullable<Text>,
@@ -75,14 +75,14 @@ statement! {
         ", ", recorded_at: chrono::NaiveDateTime => Timestamp,
         ", ", recorded_by: &'a str => Text,
         ", ", method: &'a str => Text,
-        ", ", subject_hash: &'a str => Text,
-        ", ", ip_hash: Option<&'a str> => Nullable<Text>,
-        ", ", user_agent_hash: Option<&'a str> => Nullable<Text>,
+        ", ", subject_hash: &'a [u8] => Binary,
+        ", ", ip_hash: Option<&'a [u8]> => Nullable<Binary>,
+        ", ", user_agent_hash: Option<&'a [u8]> => Nullable<Binary>,
         ", ", locale: Option<&'a str> => Nullable<Text>,
         ", ", idempotency_key: Option<&'a str> => Nullable<Text>,
-        ", ", request_hash: Option<&'a str> => Nullable<Text>,
-        ", ", prev_hash: &'a str => Text,
-        ", ", chain_hash: &'a str => Text,
+        ", ", request_hash: Option<&'a [u8]> => Nullable<Binary>,
+        ", ", prev_hash: &'a [u8] => Binary,
+        ", ", chain_hash: &'a [u8] => Binary,
         ; ") RETURNING id",
     }
 }
@@ -93,10 +93,10 @@ statement! {
         "INSERT INTO event_personal (event_id, subject, salt, ip, user_agent, evidence_salt) VALUES (",
         event_id: i64 => BigInt,
         ", ", subject: &'a str => Text,
-        ", ", salt: &'a str => Text,
+        ", ", salt: &'a [u8] => Binary,
         ", ", ip: Option<&'a str> => Nullable<Text>,
         ", ", user_agent: Option<&'a str> => Nullable<Text>,
-        ", ", evidence_salt: Option<&'a str> => Nullable<Text>,
+        ", ", evidence_salt: Option<&'a [u8]> => Nullable<Binary>,
         ; ")",
     }
 }
@@ -104,9 +104,9 @@ statement! {
 statement! {
     /// Moves a subject's chain head, creating it for a first event.
     pub struct UpsertHead<'a> {
-        "INSERT INTO subject_heads (subject_key, seq, chain_hash) VALUES (", subject_key: &'a str => Text,
+        "INSERT INTO subject_heads (subject_key, seq, chain_hash) VALUES (", subject_key: &'a [u8] => Binary,
         ", ", seq: i64 => BigInt,
-        ", ", chain_hash: &'a str => Text,
+        ", ", chain_hash: &'a [u8] => Binary,
         ; ") ON CONFLICT (subject_key) DO UPDATE SET seq = excluded.seq, chain_hash = excluded.chain_hash",
     }
 }
@@ -115,7 +115,7 @@ statement! {
     /// Sets a subject's latest decision on one document.
     pub struct UpsertState<'a> {
         "INSERT INTO subject_documents (subject_key, document, state, version, covers, last_event_id, updated_at) \
-         VALUES (", subject_key: &'a str => Text,
+         VALUES (", subject_key: &'a [u8] => Binary,
         ", ", document: &'a str => Text,
         ", ", state: &'a str => Text,
         ", ", version: Option<i32> => Nullable<Integer>,
@@ -134,7 +134,7 @@ statement! {
     /// withdrawals, which [`UpsertState`] writes.
     pub struct UpsertAcceptance<'a> {
         "INSERT INTO subject_documents (subject_key, document, state, version, covers, last_event_id, updated_at, \
-         highest_accepted, accepted_covers, accepted_at) VALUES (", subject_key: &'a str => Text,
+         highest_accepted, accepted_covers, accepted_at) VALUES (", subject_key: &'a [u8] => Binary,
         ", ", document: &'a str => Text,
         ", 'accepted', ", version: i32 => Integer,
         ", ", covers: &'a str => Text,

@@ -52,7 +52,7 @@ diesel::table! {
 diesel::table! {
     events (id) {
         id -> BigInt,
-        subject_key -> Text,
+        subject_key -> Binary,
         seq -> BigInt,
         kind -> Text,
         document -> Nullable<Text>,
@@ -61,14 +61,14 @@ diesel::table! {
         recorded_at -> Timestamp,
         recorded_by -> Text,
         method -> Text,
-        subject_hash -> Text,
-        ip_hash -> Nullable<Text>,
-        user_agent_hash -> Nullable<Text>,
+        subject_hash -> Binary,
+        ip_hash -> Nullable<Binary>,
+        user_agent_hash -> Nullable<Binary>,
         locale -> Nullable<Text>,
         idempotency_key -> Nullable<Text>,
-        request_hash -> Nullable<Text>,
-        prev_hash -> Text,
-        chain_hash -> Text,
+        request_hash -> Nullable<Binary>,
+        prev_hash -> Binary,
+        chain_hash -> Binary,
     }
 }
 
@@ -77,24 +77,24 @@ diesel::table! {
     event_personal (event_id) {
         event_id -> BigInt,
         subject -> Text,
-        salt -> Text,
+        salt -> Binary,
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
-        evidence_salt -> Nullable<Text>,
+        evidence_salt -> Nullable<Binary>,
     }
 }
 
 diesel::table! {
     subject_heads (subject_key) {
-        subject_key -> Text,
+        subject_key -> Binary,
         seq -> BigInt,
-        chain_hash -> Text,
+        chain_hash -> Binary,
     }
 }
 
 diesel::table! {
     subject_documents (subject_key, document) {
-        subject_key -> Text,
+        subject_key -> Binary,
         document -> Text,
         state -> Text,
         version -> Nullable<Integer>,
@@ -112,7 +112,8 @@ diesel::table! {
         idx -> BigInt,
         event_id -> Nullable<BigInt>,
         version_id -> Nullable<BigInt>,
-        data -> Text,
+        /// A version's leaf bytes; NULL for an event's, which are written out from its row.
+        data -> Nullable<Text>,
     }
 }
 
@@ -120,7 +121,7 @@ diesel::table! {
     log_nodes (level, idx) {
         level -> Integer,
         idx -> BigInt,
-        hash -> Text,
+        hash -> Binary,
     }
 }
 

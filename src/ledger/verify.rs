@@ -57,8 +57,9 @@ struct Counted {
 }
 
 /// The subjects, in shares whose chains are walked at once, as key ranges `from..until`.
-/// Subject keys are keyed hashes in hex, so a first digit splits the ledger evenly.
-const SHARES: [(&str, Option<&str>); 2] = [("", Some("8")), ("8", None)];
+/// Subject keys are keyed hashes (bounds in hex, compared as the stored bytes), so a first byte
+/// splits the ledger evenly.
+const SHARES: [(&str, Option<&str>); 2] = [("", Some("80")), ("80", None)];
 
 /// The connections [`verify`] holds at once: the log's walk and each share's.
 pub const CONNECTIONS: u32 = 1 + SHARES.len() as u32;
@@ -689,7 +690,14 @@ fn check_log(
             for &(level, idx, hash) in &completed {
                 if stored.get(&(level, idx)).map(String::as_str) != Some(crate::log::to_hex(&hash).as_str()) {
                     report.problems.push(if level == 0 {
-                        format!("log: leaf {next}: its data does not match its stored hash")
+                        match leaf.event_id.filter(|_| !leaf.stored) {
+                            // The leaf is written out from the event's row: the row changed.
+                            Some(id) if events.contains_key(&id) => format!(
+                                "log: leaf {next} (event {id}) no longer matches what it commits to: the event was changed"
+                            ),
+                            Some(_) => continue,
+                            None => format!("log: leaf {next}: its data does not match its stored hash"),
+                        }
                     } else {
                         format!(
                             "log: the stored hash of leaves {} to {} (level {level}, index {idx}) is wrong: proofs through it would fail",

@@ -339,6 +339,11 @@ impl TestApp {
         assent::ledger::SubjectKeys::new(&secret)
     }
 
+    /// A hash (hex) as a literal of the app's database, which stores hashes as their bytes.
+    pub fn bytes(&self, hex: &str) -> String {
+        if self.db.url.starts_with("sqlite://") { format!("X'{hex}'") } else { format!("'\\x{hex}'::bytea") }
+    }
+
     /// Runs SQL straight against the app's database, behind Assent's back (tampering tests).
     pub fn sql(&self, statements: &str) {
         use diesel::connection::SimpleConnection;
