@@ -115,7 +115,7 @@ fn main() -> anyhow::Result<()> {
 fn sequencer(db: &Db) -> anyhow::Result<()> {
     use diesel::connection::SimpleConnection;
     let mut conn = db.get()?;
-    let columns = "seq, kind, document, version, covers, recorded_at, recorded_by, method, subject_hash, ip_hash, \
+    let columns = "seq, kind, document, version, covers_id, recorded_at, recorded_by, method, subject_hash, ip_hash, \
                    user_agent_hash, locale, idempotency_key, request_hash, prev_hash, chain_hash";
     // Copies of this run's events only (a database used before holds earlier copies).
     let copy = format!("-copy-{}-{}", std::process::id(), chrono::Utc::now().timestamp());

@@ -23,14 +23,13 @@ use diesel::prelude::*;
 
 const CHUNK_SUBJECTS: usize = 2_000;
 
-/// subject, key, seq, kind, document, version, covers, recorded_at, prev_hash, chain_hash, salt, subject hash
-type Row<'a> =
-    (String, String, i64, &'a str, &'a str, i32, String, chrono::NaiveDateTime, String, String, String, String);
+/// subject, key, seq, kind, document, version, covers id, recorded_at, prev_hash, chain_hash, salt, subject hash
+type Row<'a> = (String, String, i64, &'a str, &'a str, i32, i64, chrono::NaiveDateTime, String, String, String, String);
 
-/// A status row: subject key, document, state, version, covers, updated at, the newest version
-/// accepted, and the latest acceptance (what it covered, when).
+/// A status row: subject key, document, state, version, covers id, updated at, the newest version
+/// accepted, and the latest acceptance (the id of what it covered, when).
 type State<'a> =
-    (String, String, &'a str, i32, String, chrono::NaiveDateTime, Option<i32>, Option<(String, chrono::NaiveDateTime)>);
+    (String, String, &'a str, i32, i64, chrono::NaiveDateTime, Option<i32>, Option<(i64, chrono::NaiveDateTime)>);
 
 /// Multi-row INSERTs are not offered on diesel's multi-backend connection, so the same statement
 /// is written for each backend.
@@ -74,6 +73,10 @@ fn main() -> anyhow::Result<()> {
         ("accepted", "service-agreement", 2, vec![cover("service-agreement", 2)?, cover("privacy-policy", 3)?]),
         ("withdrawn", "service-agreement", 2, vec![cover("service-agreement", 2)?, cover("privacy-policy", 3)?]),
     ];
+    let covers_ids = steps
+        .iter()
+        .map(|(_, _, _, covers)| Ok(assent::db::ledger::covers_id(&mut conn, &serde_json::to_string(covers)?)?))
+        .collect::<anyhow::Result<Vec<i64>>>()?;
     let per_subject = total.div_ceil(subjects);
     let start = Utc::now() - Duration::days(60);
     let began = Instant::now();
@@ -93,6 +96,7 @@ fn main() -> anyhow::Result<()> {
             let count = (per_subject.saturating_sub(2) + s % 5).min(total - written - rows.len());
             for seq in 1..=count {
                 let (kind, document, version, covers) = &steps[(seq - 1) % steps.len()];
+                let covers_id = covers_ids[(seq - 1) % steps.len()];
                 let at = start
                     + Duration::milliseconds(
                         ((written + rows.len()) as f64 / total as f64 * 60.0 * 86_400_000.0) as i64,
@@ -114,27 +118,26 @@ fn main() -> anyhow::Result<()> {
                     version: Some(*version),
                 };
                 let hash = chain_hash(&prev, &canonical);
-                let covers_json = serde_json::to_string(covers)?;
                 // As `ledger::record_once` keeps them: an acceptance or a withdrawal sets the
                 // agreement and each covered part, a decline the agreement; only an acceptance
                 // of the agreement moves its newest version accepted and its latest acceptance,
                 // which later decisions keep.
                 for c in covers.iter().filter(|c| *kind != "declined" || c.document.as_str() == *document) {
                     let earlier = mine.iter().position(|st| st.1 == c.document.as_str());
-                    let (mut highest, mut accepted) = earlier.map_or((None, None), |i| (mine[i].6, mine[i].7.clone()));
+                    let (mut highest, mut accepted) = earlier.map_or((None, None), |i| (mine[i].6, mine[i].7));
                     if let Some(i) = earlier {
                         mine.remove(i);
                     }
                     if c.document.as_str() == *document && *kind == "accepted" {
                         highest = highest.max(Some(*version));
-                        accepted = Some((covers_json.clone(), recorded_at));
+                        accepted = Some((covers_id, recorded_at));
                     }
                     mine.push((
                         key.clone(),
                         c.document.to_string(),
                         kind,
                         c.version.get() as i32,
-                        covers_json.clone(),
+                        covers_id,
                         recorded_at,
                         highest,
                         accepted,
@@ -147,7 +150,7 @@ fn main() -> anyhow::Result<()> {
                     kind,
                     document,
                     *version,
-                    covers_json,
+                    covers_id,
                     recorded_at,
                     prev.clone(),
                     hash.clone(),
@@ -174,7 +177,7 @@ fn main() -> anyhow::Result<()> {
                             events::kind.eq(*kind),
                             events::document.eq(Some(*document)),
                             events::version.eq(Some(*version)),
-                            events::covers.eq(covers),
+                            events::covers_id.eq(covers),
                             events::recorded_at.eq(*at),
                             events::recorded_by.eq("seed"),
                             events::method.eq("api"),
@@ -232,13 +235,13 @@ fn main() -> anyhow::Result<()> {
                             subject_documents::document.eq(d),
                             subject_documents::state.eq(*k),
                             subject_documents::version.eq(Some(*v)),
-                            subject_documents::covers.eq(cov),
+                            subject_documents::covers_id.eq(cov),
                             subject_documents::last_event_id.eq(0i64),
                             subject_documents::updated_at.eq(*at),
                             // The latest acceptance, which coverage groups by (its counts are
                             // kept by triggers as these rows go in).
                             subject_documents::highest_accepted.eq(*highest),
-                            subject_documents::accepted_covers.eq(accepted.as_ref().map(|(c, _)| c)),
+                            subject_documents::accepted_covers_id.eq(accepted.as_ref().map(|(c, _)| *c)),
                             subject_documents::accepted_at.eq(accepted.as_ref().map(|(_, at)| *at)),
                         )
                     })

@@ -521,7 +521,7 @@ fn verify_finds_tampering(backend: Backend) {
         l.app.bytes(&"0".repeat(64))
     );
     let orphan_state = format!(
-        "INSERT INTO subject_documents (subject_key, document, state, version, covers, last_event_id, updated_at) VALUES ({}, 'terms', 'declined', 2, '[]', 0, '2026-01-01 00:00:00')",
+        "INSERT INTO subject_documents (subject_key, document, state, version, covers_id, last_event_id, updated_at) VALUES ({}, 'terms', 'declined', 2, (SELECT min(id) FROM covers_sets), 0, '2026-01-01 00:00:00')",
         l.app.bytes(&"f".repeat(64))
     );
     let url = &l.app.db.url;

@@ -622,6 +622,7 @@ on_both_databases!(
     the_auditor_script_rebuilds_the_tree_from_the_api,
     read_only_commands_refuse_a_missing_database,
     verify_checks_every_stored_subtree_and_each_subjects_key,
+    what_events_cover_is_kept_once_and_checked_for_each,
     read_only_commands_change_nothing_and_refuse_what_they_cannot_check,
     verify_passes_while_the_server_writes,
 );
@@ -684,6 +685,35 @@ fn verify_checks_every_stored_subtree_and_each_subjects_key(backend: Backend) {
     let (code, out, _) = l.cli(&["verify"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("subject \"bob\" event") && out.contains("filed under another subject's key"), "{out}");
+}
+
+/// Events that cover the same versions share one stored text: the API shows it on each, and one
+/// edit of it breaks the chain of every event that refers to it, each named.
+fn what_events_cover_is_kept_once_and_checked_for_each(backend: Backend) {
+    let l = log(&backend);
+    for s in ["ann", "bob"] {
+        l.accept(s, "terms", 2);
+    }
+    let covers = |s: &str| l.get(&format!("/api/v1/subjects/{s}/events")).json()[0]["covers"].clone();
+    let terms = |s: &str| {
+        let covers = covers(s);
+        covers.as_array().and_then(|c| c.iter().find(|c| c["document"] == "terms").cloned()).unwrap_or(covers)
+    };
+    assert_eq!(covers("ann"), covers("bob"));
+    assert_eq!(terms("ann")["version"], 2, "{}", covers("ann"));
+    assert_eq!(l.cli(&["verify"]).0, 0);
+    // Ann's covers, edited: Bob's event refers to the same text.
+    l.app.sql(
+        "UPDATE covers_sets SET covers = replace(covers, '\"version\":2', '\"version\":1') \
+         WHERE id = (SELECT covers_id FROM events WHERE id = (SELECT min(id) FROM events));",
+    );
+    assert_eq!(terms("bob")["version"], 1, "{}", covers("bob"));
+    let (code, out, _) = l.cli(&["verify"]);
+    assert_eq!(code, 1, "{out}");
+    for s in ["ann", "bob"] {
+        assert!(out.contains(&format!("subject \"{s}\" event")), "{s}: {out}");
+    }
+    assert_eq!(out.matches("chain_hash does not match the event's contents").count(), 2, "{out}");
 }
 
 fn read_only_commands_change_nothing_and_refuse_what_they_cannot_check(backend: Backend) {

@@ -81,13 +81,14 @@ pub fn read(conn: &mut DbConnection, document: &str, split_at: Option<NaiveDateT
             Some((at, Some(from), Some(next))) => {
                 let to = next.and_hms_opt(0, 0, 0).unwrap_or(at);
                 let sql = if postgres {
-                    "SELECT accepted_covers, CAST(CASE WHEN accepted_at <= $1 THEN 1 ELSE 0 END AS BIGINT) AS at_or_before, \
-                     count(*) AS n FROM subject_documents WHERE document = $2 AND state = 'accepted' \
-                     AND accepted_at >= $3 AND accepted_at < $4 GROUP BY 1, 2"
+                    "SELECT c.covers AS accepted_covers, \
+                     CAST(CASE WHEN accepted_at <= $1 THEN 1 ELSE 0 END AS BIGINT) AS at_or_before, \
+                     count(*) AS n FROM subject_documents JOIN covers_sets c ON c.id = accepted_covers_id \
+                     WHERE document = $2 AND state = 'accepted' AND accepted_at >= $3 AND accepted_at < $4 GROUP BY 1, 2"
                 } else {
-                    "SELECT accepted_covers, CASE WHEN accepted_at <= ? THEN 1 ELSE 0 END AS at_or_before, \
-                     count(*) AS n FROM subject_documents WHERE document = ? AND state = 'accepted' \
-                     AND accepted_at >= ? AND accepted_at < ? GROUP BY 1, 2"
+                    "SELECT c.covers AS accepted_covers, CASE WHEN accepted_at <= ? THEN 1 ELSE 0 END AS at_or_before, \
+                     count(*) AS n FROM subject_documents JOIN covers_sets c ON c.id = accepted_covers_id \
+                     WHERE document = ? AND state = 'accepted' AND accepted_at >= ? AND accepted_at < ? GROUP BY 1, 2"
                 };
                 diesel::sql_query(sql)
                     .bind::<Timestamp, _>(at)
@@ -164,9 +165,10 @@ pub fn recount_mismatches(conn: &mut DbConnection) -> Result<Vec<String>, DbErro
     ))
     .load(conn)?;
     let actual: Vec<Keyed> = diesel::sql_query(format!(
-        "SELECT document, state, COALESCE(accepted_covers, '') AS accepted_covers, \
-         COALESCE({day}, '') AS accepted_day, count(*) AS n FROM subject_documents \
-         WHERE accepted_covers IS NOT NULL OR state = 'declined' GROUP BY 1, 2, 3, 4 \
+        "SELECT document, state, COALESCE(c.covers, '') AS accepted_covers, \
+         COALESCE({day}, '') AS accepted_day, count(*) AS n \
+         FROM subject_documents LEFT JOIN covers_sets c ON c.id = accepted_covers_id \
+         WHERE accepted_covers_id IS NOT NULL OR state = 'declined' GROUP BY 1, 2, 3, 4 \
          UNION ALL SELECT '', 'known', '', '', count(*) FROM subject_heads"
     ))
     .load(conn)?;

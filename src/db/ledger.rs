@@ -5,14 +5,19 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
 
 use super::hash::{Hex, MaybeHex, bytes, stored, stored_opt};
-use super::prepared::{InsertEvent, InsertPersonal, UpsertAcceptance, UpsertHead, UpsertState};
-use super::schema::{event_personal, events, log_leaves, subject_documents, subject_heads};
+use super::prepared::{
+    FindCovers, InsertCovers, InsertEvent, InsertPersonal, UpsertAcceptance, UpsertHead, UpsertState,
+};
+use super::schema::{covers_sets, event_personal, events, log_leaves, subject_documents, subject_heads};
 use super::{DbConnection, DbError, to_stored_time};
 
-/// An event as stored: what the chain commits to, with personal fields as salted hashes.
+/// An event as stored: what the chain commits to, with personal fields as salted hashes. Read
+/// from [`event_rows`], which joins what it covers.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
 pub struct EventRow {
@@ -23,6 +28,7 @@ pub struct EventRow {
     pub kind: String,
     pub document: Option<String>,
     pub version: Option<i32>,
+    #[diesel(select_expression = covers_sets::covers, select_expression_type = covers_sets::covers)]
     pub covers: String,
     pub recorded_at: NaiveDateTime,
     pub recorded_by: String,
@@ -82,6 +88,28 @@ impl Event {
     }
 }
 
+/// The events, each with the text of what it covers, for selecting [`EventRow`]s.
+pub fn event_rows() -> diesel::dsl::InnerJoin<events::table, covers_sets::table> {
+    events::table.inner_join(covers_sets::table)
+}
+
+/// The id of a covers text (a JSON list of documents, versions and hashes) in `covers_sets`,
+/// added there if new. It is looked up first: all but the first decision to cover something
+/// find it, and a lookup takes no lock. Added in the caller's transaction, it goes if that
+/// rolls back, and with it every row that refers to it.
+pub fn covers_id(conn: &mut DbConnection, covers: &str) -> Result<i64, DbError> {
+    let found: Option<i64> = (FindCovers { covers }).get_result(conn).optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    let added: Option<i64> = (InsertCovers { covers }).get_result(conn).optional()?;
+    if let Some(id) = added {
+        return Ok(id);
+    }
+    // Another writer added it meanwhile (PostgreSQL), and the insert waited for that to commit.
+    Ok((FindCovers { covers }).get_result(conn)?)
+}
+
 /// Attaches personal data and leaf indexes to stored rows (two queries for the lot).
 pub fn complete(conn: &mut DbConnection, rows: Vec<EventRow>) -> Result<Vec<Event>, DbError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -113,7 +141,8 @@ pub struct NewEventRow<'a> {
     pub kind: &'a str,
     pub document: Option<&'a str>,
     pub version: Option<i32>,
-    pub covers: &'a str,
+    /// From [`covers_id`].
+    pub covers_id: i64,
     pub recorded_at: NaiveDateTime,
     pub recorded_by: &'a str,
     pub method: &'a str,
@@ -138,7 +167,7 @@ pub fn insert_event(conn: &mut DbConnection, row: &NewEventRow<'_>) -> Result<i6
         kind: row.kind,
         document: row.document,
         version: row.version,
-        covers: row.covers,
+        covers_id: row.covers_id,
         recorded_at: row.recorded_at,
         recorded_by: row.recorded_by,
         method: row.method,
@@ -173,7 +202,7 @@ pub fn event_by_idempotency_key(
     subject_key: &str,
     key: &str,
 ) -> Result<Option<Event>, DbError> {
-    let row = events::table
+    let row = event_rows()
         .filter(events::subject_key.eq(bytes(subject_key)))
         .filter(events::idempotency_key.eq(key))
         .select(EventRow::as_select())
@@ -184,7 +213,7 @@ pub fn event_by_idempotency_key(
 
 /// Every event of a subject, oldest first.
 pub fn events_of(conn: &mut DbConnection, subject_key: &str) -> Result<Vec<Event>, DbError> {
-    let rows = events::table
+    let rows = event_rows()
         .filter(events::subject_key.eq(bytes(subject_key)))
         .order(events::seq.asc())
         .select(EventRow::as_select())
@@ -204,7 +233,7 @@ pub fn events_after(
     // The first condition is implied by the second; it is there so that the planner walks
     // the (subject_key, seq) index from the cursor on (PostgreSQL does not see that in an
     // OR, and would sort the whole table for every page).
-    let mut query = events::table
+    let mut query = event_rows()
         .select(EventRow::as_select())
         .filter(events::subject_key.ge(key.clone()))
         .filter(events::subject_key.gt(key.clone()).or(events::subject_key.eq(key).and(events::seq.gt(seq))))
@@ -269,6 +298,10 @@ pub struct StateRow {
     pub document: String,
     pub state: String,
     pub version: Option<i32>,
+    #[diesel(
+        select_expression = diesel::dsl::sql::<Text>(COVERS_OF_STATE),
+        select_expression_type = SqlLiteral<Text>
+    )]
     pub covers: String,
     pub last_event_id: i64,
     pub updated_at: NaiveDateTime,
@@ -277,9 +310,19 @@ pub struct StateRow {
     pub highest_accepted: Option<i32>,
     /// The subject's latest acceptance of the agreement (what it covered, and when), kept
     /// through a later decline or withdrawal; none on the rows of parts.
+    #[diesel(
+        select_expression = diesel::dsl::sql::<Nullable<Text>>(ACCEPTED_COVERS_OF_STATE),
+        select_expression_type = SqlLiteral<Nullable<Text>>
+    )]
     pub accepted_covers: Option<String>,
     pub accepted_at: Option<NaiveDateTime>,
 }
+
+// A status row's two covers texts, looked up by their ids (two joins of one table would need
+// aliases; these reads are off the recording path).
+const COVERS_OF_STATE: &str = "(SELECT covers FROM covers_sets WHERE covers_sets.id = subject_documents.covers_id)";
+const ACCEPTED_COVERS_OF_STATE: &str =
+    "(SELECT covers FROM covers_sets WHERE covers_sets.id = subject_documents.accepted_covers_id)";
 
 /// A subject's latest decision on one agreement, as the status rules read it.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -289,6 +332,10 @@ pub struct DecisionRow {
     pub state: String,
     pub version: Option<i32>,
     /// The latest acceptance: what it covered, and when (none if never accepted).
+    #[diesel(
+        select_expression = covers_sets::covers.nullable(),
+        select_expression_type = diesel::dsl::Nullable<covers_sets::covers>
+    )]
     pub accepted_covers: Option<String>,
     pub accepted_at: Option<NaiveDateTime>,
 }
@@ -297,8 +344,9 @@ pub struct DecisionRow {
 /// accepted with their agreement, never carry an acceptance of their own or a decline).
 pub fn decisions_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<DecisionRow>, DbError> {
     Ok(subject_documents::table
+        .left_join(covers_sets::table.on(subject_documents::accepted_covers_id.eq(covers_sets::id.nullable())))
         .filter(subject_documents::subject_key.eq(bytes(subject)))
-        .filter(subject_documents::accepted_covers.is_not_null().or(subject_documents::state.eq("declined")))
+        .filter(subject_documents::accepted_covers_id.is_not_null().or(subject_documents::state.eq("declined")))
         .select(DecisionRow::as_select())
         .load(conn)?)
 }
@@ -343,7 +391,7 @@ pub fn set_state(
     document: &str,
     state: &str,
     version: Option<i32>,
-    covers: &str,
+    covers_id: i64,
     event_id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
@@ -352,7 +400,7 @@ pub fn set_state(
         document,
         state,
         version,
-        covers,
+        covers_id,
         last_event_id: event_id,
         updated_at: to_stored_time(now),
     }
@@ -368,7 +416,7 @@ pub fn set_accepted(
     subject: &str,
     document: &str,
     version: i32,
-    covers: &str,
+    covers_id: i64,
     event_id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, DbError> {
@@ -376,11 +424,11 @@ pub fn set_accepted(
         subject_key: &stored(subject)?,
         document,
         version,
-        covers,
+        covers_id,
         last_event_id: event_id,
         updated_at: to_stored_time(now),
         highest_accepted: version,
-        accepted_covers: covers,
+        accepted_covers_id: covers_id,
         accepted_at: to_stored_time(now),
     }
     .execute(conn)?;
@@ -391,7 +439,7 @@ pub fn set_accepted(
 pub fn consent_events(conn: &mut DbConnection, subject_key: &str, nonce: &str) -> Result<Vec<Event>, DbError> {
     // The nonce is hex, so it holds no LIKE wildcards.
     let pattern = format!("consent:{}:%", nonce.chars().filter(char::is_ascii_hexdigit).collect::<String>());
-    let rows = events::table
+    let rows = event_rows()
         .filter(events::subject_key.eq(bytes(subject_key)))
         .filter(events::idempotency_key.like(pattern))
         .select(EventRow::as_select())
@@ -421,7 +469,7 @@ pub fn list_events(
     horizon: i64,
     limit: i64,
 ) -> Result<Vec<Event>, DbError> {
-    let mut q = events::table
+    let mut q = event_rows()
         .select(EventRow::as_select())
         .filter(events::id.gt(after))
         .filter(events::id.le(horizon))
@@ -580,7 +628,7 @@ pub fn clear_evidence_before(conn: &mut DbConnection, before: NaiveDateTime) -> 
 
 /// The newest event of a subject of one kind, if any.
 pub fn latest_of_kind(conn: &mut DbConnection, subject_key: &str, kind: &str) -> Result<Option<Event>, DbError> {
-    let row = events::table
+    let row = event_rows()
         .filter(events::subject_key.eq(bytes(subject_key)))
         .filter(events::kind.eq(kind))
         .order(events::seq.desc())
@@ -597,7 +645,7 @@ pub fn open_erasure_requests(conn: &mut DbConnection, limit: i64) -> Result<Vec<
         .filter(later.field(events::subject_key).eq(events::subject_key))
         .filter(later.field(events::kind).eq("erased"))
         .filter(later.field(events::seq).gt(events::seq));
-    let open: Vec<EventRow> = events::table
+    let open: Vec<EventRow> = event_rows()
         .filter(events::kind.eq("erasure_requested"))
         .filter(diesel::dsl::not(diesel::dsl::exists(erased_since)))
         .order(events::id.asc())

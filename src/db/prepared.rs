@@ -64,14 +64,14 @@ macro_rules! statement {
 statement! {
     /// Appends an event; returns its id.
     pub struct InsertEvent<'a> -> BigInt {
-        "INSERT INTO events (subject_key, seq, kind, document, version, covers, recorded_at, recorded_by, \
+        "INSERT INTO events (subject_key, seq, kind, document, version, covers_id, recorded_at, recorded_by, \
          method, subject_hash, ip_hash, user_agent_hash, locale, idempotency_key, request_hash, prev_hash, \
          chain_hash) VALUES (", subject_key: &'a [u8] => Binary,
         ", ", seq: i64 => BigInt,
         ", ", kind: &'a str => Text,
         ", ", document: Option<&'a str> => Nullable<Text>,
         ", ", version: Option<i32> => Nullable<Integer>,
-        ", ", covers: &'a str => Text,
+        ", ", covers_id: i64 => BigInt,
         ", ", recorded_at: chrono::NaiveDateTime => Timestamp,
         ", ", recorded_by: &'a str => Text,
         ", ", method: &'a str => Text,
@@ -84,6 +84,22 @@ statement! {
         ", ", prev_hash: &'a [u8] => Binary,
         ", ", chain_hash: &'a [u8] => Binary,
         ; ") RETURNING id",
+    }
+}
+
+statement! {
+    /// The id of a covers text, if it is stored.
+    pub struct FindCovers<'a> -> BigInt {
+        "SELECT id FROM covers_sets WHERE covers = ", covers: &'a str => Text,
+        ; "",
+    }
+}
+
+statement! {
+    /// Stores a covers text; returns its id, or nothing if it was there already.
+    pub struct InsertCovers<'a> -> BigInt {
+        "INSERT INTO covers_sets (covers) VALUES (", covers: &'a str => Text,
+        ; ") ON CONFLICT (covers) DO NOTHING RETURNING id",
     }
 }
 
@@ -114,38 +130,38 @@ statement! {
 statement! {
     /// Sets a subject's latest decision on one document.
     pub struct UpsertState<'a> {
-        "INSERT INTO subject_documents (subject_key, document, state, version, covers, last_event_id, updated_at) \
+        "INSERT INTO subject_documents (subject_key, document, state, version, covers_id, last_event_id, updated_at) \
          VALUES (", subject_key: &'a [u8] => Binary,
         ", ", document: &'a str => Text,
         ", ", state: &'a str => Text,
         ", ", version: Option<i32> => Nullable<Integer>,
-        ", ", covers: &'a str => Text,
+        ", ", covers_id: i64 => BigInt,
         ", ", last_event_id: i64 => BigInt,
         ", ", updated_at: chrono::NaiveDateTime => Timestamp,
         ; ") ON CONFLICT (subject_key, document) DO UPDATE SET state = excluded.state, version = excluded.version, \
-         covers = excluded.covers, last_event_id = excluded.last_event_id, updated_at = excluded.updated_at",
+         covers_id = excluded.covers_id, last_event_id = excluded.last_event_id, updated_at = excluded.updated_at",
     }
 }
 
 statement! {
     /// Sets a subject's latest decision on an agreement to an acceptance of `version`, unless the
     /// subject accepted a newer version before (then it writes nothing: no row is affected). The
-    /// acceptance itself (`accepted_covers`, `accepted_at`) stays through later declines and
+    /// acceptance itself (`accepted_covers_id`, `accepted_at`) stays through later declines and
     /// withdrawals, which [`UpsertState`] writes.
     pub struct UpsertAcceptance<'a> {
-        "INSERT INTO subject_documents (subject_key, document, state, version, covers, last_event_id, updated_at, \
-         highest_accepted, accepted_covers, accepted_at) VALUES (", subject_key: &'a [u8] => Binary,
+        "INSERT INTO subject_documents (subject_key, document, state, version, covers_id, last_event_id, updated_at, \
+         highest_accepted, accepted_covers_id, accepted_at) VALUES (", subject_key: &'a [u8] => Binary,
         ", ", document: &'a str => Text,
         ", 'accepted', ", version: i32 => Integer,
-        ", ", covers: &'a str => Text,
+        ", ", covers_id: i64 => BigInt,
         ", ", last_event_id: i64 => BigInt,
         ", ", updated_at: chrono::NaiveDateTime => Timestamp,
         ", ", highest_accepted: i32 => Integer,
-        ", ", accepted_covers: &'a str => Text,
+        ", ", accepted_covers_id: i64 => BigInt,
         ", ", accepted_at: chrono::NaiveDateTime => Timestamp,
         ; ") ON CONFLICT (subject_key, document) DO UPDATE SET state = excluded.state, version = excluded.version, \
-         covers = excluded.covers, last_event_id = excluded.last_event_id, updated_at = excluded.updated_at, \
-         highest_accepted = excluded.highest_accepted, accepted_covers = excluded.accepted_covers, \
+         covers_id = excluded.covers_id, last_event_id = excluded.last_event_id, updated_at = excluded.updated_at, \
+         highest_accepted = excluded.highest_accepted, accepted_covers_id = excluded.accepted_covers_id, \
          accepted_at = excluded.accepted_at \
          WHERE subject_documents.highest_accepted IS NULL OR subject_documents.highest_accepted <= excluded.highest_accepted",
     }

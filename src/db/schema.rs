@@ -57,7 +57,8 @@ diesel::table! {
         kind -> Text,
         document -> Nullable<Text>,
         version -> Nullable<Integer>,
-        covers -> Text,
+        /// What the event covers: a row of `covers_sets`.
+        covers_id -> BigInt,
         recorded_at -> Timestamp,
         recorded_by -> Text,
         method -> Text,
@@ -71,6 +72,17 @@ diesel::table! {
         chain_hash -> Binary,
     }
 }
+
+diesel::table! {
+    /// What events and status rows cover (a JSON list of documents, versions and hashes), each
+    /// text once: thousands of rows cover alike.
+    covers_sets (id) {
+        id -> BigInt,
+        covers -> Text,
+    }
+}
+
+diesel::joinable!(events -> covers_sets (covers_id));
 
 diesel::table! {
     /// Erasable personal data of an event.
@@ -98,11 +110,11 @@ diesel::table! {
         document -> Text,
         state -> Text,
         version -> Nullable<Integer>,
-        covers -> Text,
+        covers_id -> BigInt,
         last_event_id -> BigInt,
         updated_at -> Timestamp,
         highest_accepted -> Nullable<Integer>,
-        accepted_covers -> Nullable<Text>,
+        accepted_covers_id -> Nullable<BigInt>,
         accepted_at -> Nullable<Timestamp>,
     }
 }
@@ -149,7 +161,7 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(events, event_personal, log_leaves);
+diesel::allow_tables_to_appear_in_same_query!(events, event_personal, log_leaves, covers_sets, subject_documents);
 
 diesel::table! {
     webhook_endpoints (id) {

@@ -358,11 +358,13 @@ impl Logged {
     }
 }
 
-fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result<Receipt, RecordError> {
+/// Appends the event; returns its receipt, and the id of what it covers (for the status rows).
+fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result<(Receipt, i64), RecordError> {
     let (seq, prev_hash) = head(conn, a.subject_key)?.map_or((1, GENESIS.to_owned()), |(s, h)| (s + 1, h));
     let recorded_at = to_stored_time(now);
     let recorded_at_text = chain_time(from_stored_time(recorded_at));
     let covers_json = serde_json::to_string(a.covers).map_err(|e| DbError::Corrupt(e.to_string()))?;
+    let covers_id = crate::db::ledger::covers_id(conn, &covers_json)?;
     let salt = new_salt()?;
     let subject_hash = salted(&salt, "subject", a.subject.as_str());
     let evidence = a.evidence.cloned().unwrap_or_default();
@@ -397,7 +399,7 @@ fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result
             kind: a.kind.as_str(),
             document: a.document,
             version: a.version,
-            covers: &covers_json,
+            covers_id,
             recorded_at,
             recorded_by: a.recorded_by,
             method: a.method.as_str(),
@@ -442,7 +444,7 @@ fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result
         enqueue(conn, Source::Event(event_id))?;
     }
     let sha256 = a.covers.iter().find(|c| Some(c.document.as_str()) == a.document).map(|c| c.sha256.clone());
-    Ok(Receipt {
+    let receipt = Receipt {
         event_id,
         subject: a.evidence.is_some().then(|| a.subject.to_string()),
         kind: a.kind,
@@ -454,7 +456,8 @@ fn append(conn: &mut DbConnection, a: &Append<'_>, now: DateTime<Utc>) -> Result
         seq,
         chain_hash: hash,
         log_index: None,
-    })
+    };
+    Ok((receipt, covers_id))
 }
 
 /// Records one decision inside the caller's transaction. On `Err` the caller must roll back
@@ -500,7 +503,7 @@ pub(crate) fn record_once(
         }
     };
     let version = version.map(|v| i32::try_from(v.get()).unwrap_or(i32::MAX));
-    let receipt = append(
+    let (receipt, covers_id) = append(
         conn,
         &Append {
             subject: &d.subject,
@@ -519,21 +522,20 @@ pub(crate) fn record_once(
         now,
     )?;
     if let (Some(document), Kind::Accepted | Kind::Declined | Kind::Withdrawn) = (document, kind) {
-        let covers_json = serde_json::to_string(&covers).map_err(|e| DbError::Corrupt(e.to_string()))?;
         match (kind, version) {
             // Contract §2: once a subject accepted version n, an older version is refused, even
             // the current one. The state row keeps the newest version accepted and is written
             // only if this is not older; otherwise the whole decision is undone (the caller
             // rolls back), event included. No extra read on the way of every acceptance.
             (Kind::Accepted, Some(asked)) => {
-                if !set_accepted(conn, key, document, asked, &covers_json, receipt.event_id, now)? {
+                if !set_accepted(conn, key, document, asked, covers_id, receipt.event_id, now)? {
                     let accepted = state_of(conn, key, document)?.and_then(|s| s.highest_accepted).unwrap_or(asked);
                     return Err(RecordError::Backwards { document: document.to_owned(), accepted, asked });
                 }
             }
             // A withdrawal keeps what was withdrawn in `covers` for the record; the state says
             // withdrawn.
-            _ => set_state(conn, key, document, kind.as_str(), version, &covers_json, receipt.event_id, now)?,
+            _ => set_state(conn, key, document, kind.as_str(), version, covers_id, receipt.event_id, now)?,
         }
         // The parts an acceptance covers (and a withdrawal takes back) get a state row too, so
         // that coverage of a part is counted like that of an agreement. A decline concerns the
@@ -547,7 +549,7 @@ pub(crate) fn record_once(
                     part.document.as_str(),
                     kind.as_str(),
                     Some(part_version),
-                    &covers_json,
+                    covers_id,
                     receipt.event_id,
                     now,
                 )?;
@@ -606,7 +608,7 @@ pub fn erase(
             if !crate::db::ledger::has_personal(conn, subject_key)? {
                 return Err(RecordError::NothingToErase);
             }
-            let receipt = append(
+            let (receipt, _) = append(
                 conn,
                 &Append {
                     subject,
