@@ -714,6 +714,17 @@ fn what_events_cover_is_kept_once_and_checked_for_each(backend: Backend) {
         assert!(out.contains(&format!("subject \"{s}\" event")), "{s}: {out}");
     }
     assert_eq!(out.matches("chain_hash does not match the event's contents").count(), 2, "{out}");
+
+    // An id that names no stored text: `verify` names the event.
+    let l = log(&backend);
+    l.accept("cat", "terms", 2);
+    l.app.sql("UPDATE events SET covers_id = 999999 WHERE id = (SELECT max(id) FROM events);");
+    let (code, out, _) = l.cli(&["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("subject \"cat\" event") && out.contains("its covers_id names no stored covers text"),
+        "{out}"
+    );
 }
 
 fn read_only_commands_change_nothing_and_refuse_what_they_cannot_check(backend: Backend) {

@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Text};
 
 use super::hash::{Hex, MaybeHex, bytes, stored, stored_opt};
 use super::prepared::{
@@ -16,8 +14,7 @@ use super::prepared::{
 use super::schema::{covers_sets, event_personal, events, log_leaves, subject_documents, subject_heads};
 use super::{DbConnection, DbError, to_stored_time};
 
-/// An event as stored: what the chain commits to, with personal fields as salted hashes. Read
-/// from [`event_rows`], which joins what it covers.
+/// An event as stored: what the chain commits to, with personal fields as salted hashes.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
 pub struct EventRow {
@@ -28,8 +25,11 @@ pub struct EventRow {
     pub kind: String,
     pub document: Option<String>,
     pub version: Option<i32>,
-    #[diesel(select_expression = covers_sets::covers, select_expression_type = covers_sets::covers)]
-    pub covers: String,
+    pub covers_id: i64,
+    /// The text of what it covers; none if `covers_id` names no stored one (a tampered
+    /// database: `verify` says so, and a receipt cannot be made).
+    #[diesel(select_expression = covers_of_event(), select_expression_type = CoversOfEvent)]
+    pub covers: Option<String>,
     pub recorded_at: NaiveDateTime,
     pub recorded_by: String,
     pub method: String,
@@ -88,26 +88,19 @@ impl Event {
     }
 }
 
-/// The events, each with the text of what it covers, for selecting [`EventRow`]s.
-pub fn event_rows() -> diesel::dsl::InnerJoin<events::table, covers_sets::table> {
-    events::table.inner_join(covers_sets::table)
-}
-
 /// The id of a covers text (a JSON list of documents, versions and hashes) in `covers_sets`,
-/// added there if new. It is looked up first: all but the first decision to cover something
-/// find it, and a lookup takes no lock. Added in the caller's transaction, it goes if that
-/// rolls back, and with it every row that refers to it.
+/// added there if new, in the caller's transaction (it goes if that rolls back). Nothing makes
+/// a writer wait here: on PostgreSQL the text is not a unique key, since an insert that
+/// conflicted with another transaction's would wait for it, outside the order in which writers
+/// take their subjects' locks (two batches each adding a new text the other adds too would
+/// deadlock). Two writers adding the same text at once store it twice; either id reads the same.
+/// SQLite has one writer, which always finds what an earlier one added.
 pub fn covers_id(conn: &mut DbConnection, covers: &str) -> Result<i64, DbError> {
     let found: Option<i64> = (FindCovers { covers }).get_result(conn).optional()?;
-    if let Some(id) = found {
-        return Ok(id);
+    match found {
+        Some(id) => Ok(id),
+        None => Ok((InsertCovers { covers }).get_result(conn)?),
     }
-    let added: Option<i64> = (InsertCovers { covers }).get_result(conn).optional()?;
-    if let Some(id) = added {
-        return Ok(id);
-    }
-    // Another writer added it meanwhile (PostgreSQL), and the insert waited for that to commit.
-    Ok((FindCovers { covers }).get_result(conn)?)
 }
 
 /// Attaches personal data and leaf indexes to stored rows (two queries for the lot).
@@ -202,7 +195,7 @@ pub fn event_by_idempotency_key(
     subject_key: &str,
     key: &str,
 ) -> Result<Option<Event>, DbError> {
-    let row = event_rows()
+    let row = events::table
         .filter(events::subject_key.eq(bytes(subject_key)))
         .filter(events::idempotency_key.eq(key))
         .select(EventRow::as_select())
@@ -213,7 +206,7 @@ pub fn event_by_idempotency_key(
 
 /// Every event of a subject, oldest first.
 pub fn events_of(conn: &mut DbConnection, subject_key: &str) -> Result<Vec<Event>, DbError> {
-    let rows = event_rows()
+    let rows = events::table
         .filter(events::subject_key.eq(bytes(subject_key)))
         .order(events::seq.asc())
         .select(EventRow::as_select())
@@ -233,7 +226,7 @@ pub fn events_after(
     // The first condition is implied by the second; it is there so that the planner walks
     // the (subject_key, seq) index from the cursor on (PostgreSQL does not see that in an
     // OR, and would sort the whole table for every page).
-    let mut query = event_rows()
+    let mut query = events::table
         .select(EventRow::as_select())
         .filter(events::subject_key.ge(key.clone()))
         .filter(events::subject_key.gt(key.clone()).or(events::subject_key.eq(key).and(events::seq.gt(seq))))
@@ -298,11 +291,10 @@ pub struct StateRow {
     pub document: String,
     pub state: String,
     pub version: Option<i32>,
-    #[diesel(
-        select_expression = diesel::dsl::sql::<Text>(COVERS_OF_STATE),
-        select_expression_type = SqlLiteral<Text>
-    )]
-    pub covers: String,
+    pub covers_id: i64,
+    /// None if its `covers_id` names no stored text (a tampered database).
+    #[diesel(select_expression = covers_of_state(), select_expression_type = CoversOfState)]
+    pub covers: Option<String>,
     pub last_event_id: i64,
     pub updated_at: NaiveDateTime,
     /// The newest version of the agreement the subject accepted since its last erasure; none if
@@ -310,19 +302,54 @@ pub struct StateRow {
     pub highest_accepted: Option<i32>,
     /// The subject's latest acceptance of the agreement (what it covered, and when), kept
     /// through a later decline or withdrawal; none on the rows of parts.
-    #[diesel(
-        select_expression = diesel::dsl::sql::<Nullable<Text>>(ACCEPTED_COVERS_OF_STATE),
-        select_expression_type = SqlLiteral<Nullable<Text>>
-    )]
+    #[diesel(select_expression = accepted_covers_of_state(), select_expression_type = AcceptedCoversOfState)]
     pub accepted_covers: Option<String>,
     pub accepted_at: Option<NaiveDateTime>,
 }
 
-// A status row's two covers texts, looked up by their ids (two joins of one table would need
-// aliases; these reads are off the recording path).
-const COVERS_OF_STATE: &str = "(SELECT covers FROM covers_sets WHERE covers_sets.id = subject_documents.covers_id)";
-const ACCEPTED_COVERS_OF_STATE: &str =
-    "(SELECT covers FROM covers_sets WHERE covers_sets.id = subject_documents.accepted_covers_id)";
+// An event's or a status row's covers texts, each looked up by its id in a subquery: a join
+// would need an alias for a status row's second one, and on PostgreSQL, whose planner hashes the whole (small) covers
+// table for a join until it has statistics, a lookup per row is cheaper. Unlike an SQL literal,
+// these keep the statement's text fixed, so that it is prepared once per connection.
+type CoversOfEvent = diesel::dsl::SingleValue<
+    diesel::dsl::Select<
+        diesel::dsl::Filter<covers_sets::table, diesel::dsl::Eq<covers_sets::id, events::covers_id>>,
+        covers_sets::covers,
+    >,
+>;
+type CoversOfState = diesel::dsl::SingleValue<
+    diesel::dsl::Select<
+        diesel::dsl::Filter<covers_sets::table, diesel::dsl::Eq<covers_sets::id, subject_documents::covers_id>>,
+        covers_sets::covers,
+    >,
+>;
+type AcceptedCoversOfState = diesel::dsl::SingleValue<
+    diesel::dsl::Select<
+        diesel::dsl::Filter<
+            covers_sets::table,
+            diesel::dsl::Eq<diesel::dsl::Nullable<covers_sets::id>, subject_documents::accepted_covers_id>,
+        >,
+        covers_sets::covers,
+    >,
+>;
+
+fn covers_of_event() -> CoversOfEvent {
+    covers_sets::table.filter(covers_sets::id.eq(events::covers_id)).select(covers_sets::covers).single_value()
+}
+
+fn covers_of_state() -> CoversOfState {
+    covers_sets::table
+        .filter(covers_sets::id.eq(subject_documents::covers_id))
+        .select(covers_sets::covers)
+        .single_value()
+}
+
+fn accepted_covers_of_state() -> AcceptedCoversOfState {
+    covers_sets::table
+        .filter(covers_sets::id.nullable().eq(subject_documents::accepted_covers_id))
+        .select(covers_sets::covers)
+        .single_value()
+}
 
 /// A subject's latest decision on one agreement, as the status rules read it.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -332,10 +359,7 @@ pub struct DecisionRow {
     pub state: String,
     pub version: Option<i32>,
     /// The latest acceptance: what it covered, and when (none if never accepted).
-    #[diesel(
-        select_expression = covers_sets::covers.nullable(),
-        select_expression_type = diesel::dsl::Nullable<covers_sets::covers>
-    )]
+    #[diesel(select_expression = accepted_covers_of_state(), select_expression_type = AcceptedCoversOfState)]
     pub accepted_covers: Option<String>,
     pub accepted_at: Option<NaiveDateTime>,
 }
@@ -344,7 +368,6 @@ pub struct DecisionRow {
 /// accepted with their agreement, never carry an acceptance of their own or a decline).
 pub fn decisions_of(conn: &mut DbConnection, subject: &str) -> Result<Vec<DecisionRow>, DbError> {
     Ok(subject_documents::table
-        .left_join(covers_sets::table.on(subject_documents::accepted_covers_id.eq(covers_sets::id.nullable())))
         .filter(subject_documents::subject_key.eq(bytes(subject)))
         .filter(subject_documents::accepted_covers_id.is_not_null().or(subject_documents::state.eq("declined")))
         .select(DecisionRow::as_select())
@@ -439,7 +462,7 @@ pub fn set_accepted(
 pub fn consent_events(conn: &mut DbConnection, subject_key: &str, nonce: &str) -> Result<Vec<Event>, DbError> {
     // The nonce is hex, so it holds no LIKE wildcards.
     let pattern = format!("consent:{}:%", nonce.chars().filter(char::is_ascii_hexdigit).collect::<String>());
-    let rows = event_rows()
+    let rows = events::table
         .filter(events::subject_key.eq(bytes(subject_key)))
         .filter(events::idempotency_key.like(pattern))
         .select(EventRow::as_select())
@@ -469,7 +492,7 @@ pub fn list_events(
     horizon: i64,
     limit: i64,
 ) -> Result<Vec<Event>, DbError> {
-    let mut q = event_rows()
+    let mut q = events::table
         .select(EventRow::as_select())
         .filter(events::id.gt(after))
         .filter(events::id.le(horizon))
@@ -628,7 +651,7 @@ pub fn clear_evidence_before(conn: &mut DbConnection, before: NaiveDateTime) -> 
 
 /// The newest event of a subject of one kind, if any.
 pub fn latest_of_kind(conn: &mut DbConnection, subject_key: &str, kind: &str) -> Result<Option<Event>, DbError> {
-    let row = event_rows()
+    let row = events::table
         .filter(events::subject_key.eq(bytes(subject_key)))
         .filter(events::kind.eq(kind))
         .order(events::seq.desc())
@@ -645,7 +668,7 @@ pub fn open_erasure_requests(conn: &mut DbConnection, limit: i64) -> Result<Vec<
         .filter(later.field(events::subject_key).eq(events::subject_key))
         .filter(later.field(events::kind).eq("erased"))
         .filter(later.field(events::seq).gt(events::seq));
-    let open: Vec<EventRow> = event_rows()
+    let open: Vec<EventRow> = events::table
         .filter(events::kind.eq("erasure_requested"))
         .filter(diesel::dsl::not(diesel::dsl::exists(erased_since)))
         .order(events::id.asc())

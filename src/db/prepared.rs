@@ -88,18 +88,19 @@ statement! {
 }
 
 statement! {
-    /// The id of a covers text, if it is stored.
+    /// The id of a covers text, if it is stored (the first, should two writers on PostgreSQL
+    /// have stored it at once).
     pub struct FindCovers<'a> -> BigInt {
         "SELECT id FROM covers_sets WHERE covers = ", covers: &'a str => Text,
-        ; "",
+        ; " ORDER BY id LIMIT 1",
     }
 }
 
 statement! {
-    /// Stores a covers text; returns its id, or nothing if it was there already.
+    /// Stores a covers text; returns its id.
     pub struct InsertCovers<'a> -> BigInt {
         "INSERT INTO covers_sets (covers) VALUES (", covers: &'a str => Text,
-        ; ") ON CONFLICT (covers) DO NOTHING RETURNING id",
+        ; ") RETURNING id",
     }
 }
 

@@ -82,8 +82,6 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(events -> covers_sets (covers_id));
-
 diesel::table! {
     /// Erasable personal data of an event.
     event_personal (event_id) {

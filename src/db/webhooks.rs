@@ -379,9 +379,6 @@ pub fn published_versions(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Pu
 /// Events by id, with their personal data and leaves.
 pub fn events_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<super::ledger::Event>, DbError> {
     use super::schema::events;
-    let rows = super::ledger::event_rows()
-        .filter(events::id.eq_any(ids))
-        .select(super::ledger::EventRow::as_select())
-        .load(conn)?;
+    let rows = events::table.filter(events::id.eq_any(ids)).select(super::ledger::EventRow::as_select()).load(conn)?;
     super::ledger::complete(conn, rows)
 }

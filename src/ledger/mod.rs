@@ -496,7 +496,7 @@ pub(crate) fn record_once(
             let standing = state_of(conn, key, document)?
                 .filter(|s| s.state == Kind::Accepted.as_str())
                 .ok_or_else(|| RecordError::NothingToWithdraw(document.to_owned()))?;
-            let covers: Vec<Covered> = serde_json::from_str(&standing.covers)
+            let covers: Vec<Covered> = serde_json::from_str(standing.covers.as_deref().unwrap_or_default())
                 .map_err(|e| DbError::Corrupt(format!("covers of {key}/{document}: {e}")))?;
             let version = standing.version.and_then(|v| u32::try_from(v).ok()).and_then(VersionNumber::new);
             (Kind::Withdrawn, version, covers)
@@ -533,7 +533,7 @@ pub(crate) fn record_once(
                     return Err(RecordError::Backwards { document: document.to_owned(), accepted, asked });
                 }
             }
-            // A withdrawal keeps what was withdrawn in `covers` for the record; the state says
+            // A withdrawal keeps what was withdrawn in `covers_id` for the record; the state says
             // withdrawn.
             _ => set_state(conn, key, document, kind.as_str(), version, covers_id, receipt.event_id, now)?,
         }
@@ -670,8 +670,11 @@ pub fn retention_interval(keep: std::time::Duration) -> std::time::Duration {
 /// The receipt of a stored event.
 pub fn receipt(event: &Event) -> Result<Receipt, DbError> {
     let row = &event.row;
+    let text = row.covers.as_deref().ok_or_else(|| {
+        DbError::Corrupt(format!("event {} covers set {}, which is not stored", row.id, row.covers_id))
+    })?;
     let covers: Vec<Covered> =
-        serde_json::from_str(&row.covers).map_err(|e| DbError::Corrupt(format!("covers of event {}: {e}", row.id)))?;
+        serde_json::from_str(text).map_err(|e| DbError::Corrupt(format!("covers of event {}: {e}", row.id)))?;
     let kind =
         Kind::parse(&row.kind).ok_or_else(|| DbError::Corrupt(format!("event {} has kind `{}`", row.id, row.kind)))?;
     Ok(Receipt {

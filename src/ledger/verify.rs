@@ -273,7 +273,10 @@ fn check_chains(
                     })
                 }
             };
-            let parsed = covers.check(&row.covers, hashes);
+            let parsed = match &row.covers {
+                Some(text) => covers.check(text, hashes),
+                None => Err("its covers_id names no stored covers text"),
+            };
             check_event(event, &walking.hash, parsed, hashes, keys, &mut filed, &mut report.problems);
             expect_state(event, parsed.ok().map(|p| p.covers.as_slice()), &mut walking.expected);
             // The subject's name as the events still hold it (erasure clears them all at once).
@@ -309,7 +312,10 @@ fn finish_subject(done: Walking, around: &mut Around, report: &mut Report) -> us
         let stored = Row {
             state: row.state.clone(),
             version: row.version,
-            covers: row.covers.clone(),
+            covers: row
+                .covers
+                .clone()
+                .unwrap_or_else(|| format!("a covers_id ({}) that names no stored text", row.covers_id)),
             highest: row.highest_accepted,
             accepted: row.accepted_covers.clone().zip(row.accepted_at),
         };
@@ -440,16 +446,16 @@ fn expect_state(event: &Event, covers: Option<&[Covered]>, expected: &mut Expect
         return;
     }
     // Covers that cannot be read are a problem of their own (see `check_event`).
-    let (Some(document), Some(covers)) = (&row.document, covers) else { return };
+    let (Some(document), Some(covers), Some(text)) = (&row.document, covers, &row.covers) else { return };
     let before = |expected: &Expected, document: &str| {
         expected.get(document).map_or((None, None), |e| (e.highest, e.accepted.clone()))
     };
     let (mut highest, mut accepted) = before(expected, document);
     if row.kind == "accepted" {
         highest = highest.max(row.version);
-        accepted = Some((row.covers.clone(), row.recorded_at));
+        accepted = Some((text.clone(), row.recorded_at));
     }
-    let state = Row { state: row.kind.clone(), version: row.version, covers: row.covers.clone(), highest, accepted };
+    let state = Row { state: row.kind.clone(), version: row.version, covers: text.clone(), highest, accepted };
     expected.insert(document.clone(), state);
     if row.kind != "declined" {
         for part in covers.iter().filter(|c| c.document.as_str() != document) {
@@ -457,7 +463,7 @@ fn expect_state(event: &Event, covers: Option<&[Covered]>, expected: &mut Expect
             let state = Row {
                 state: row.kind.clone(),
                 version: i32::try_from(part.version.get()).ok(),
-                covers: row.covers.clone(),
+                covers: text.clone(),
                 highest,
                 accepted,
             };

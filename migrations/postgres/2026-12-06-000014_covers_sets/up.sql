@@ -1,15 +1,20 @@
 -- A smaller ledger, continued (issue 13: bytes per event). What an event covers (a JSON list of
 -- documents, versions and hashes, some 150 bytes) repeats across thousands of events alike, so
 -- it is stored once, in covers_sets, and events and status rows refer to it by id. The text is
--- unchanged, and so is what the chain commits to. No foreign key points at covers_sets: every
--- decision would lock the shared row it refers to (concurrent writers then share that lock
--- through multixacts), and verify reads every event through its covers anyway. Besides, the
--- idempotency key's unique index holds only the events that have one. A dropped column's bytes
--- stay in the rows they were in until the table is rewritten (README: Upgrading).
+-- unchanged, and so is what the chain commits to. The text is not a unique key: an insert that
+-- met another transaction's uncommitted insert of the same text would wait for it, outside the
+-- order in which writers take their subjects' locks, and two batches could deadlock; two
+-- writers that add one text at once store it twice instead (`db::ledger::covers_id`). It is
+-- found through a hash index, which, unlike a btree, takes a text of any length. No foreign
+-- key points at covers_sets: every decision would lock the shared row it refers to (concurrent
+-- writers then share that lock through multixacts); `verify` names an id that points nowhere.
+-- Besides, the idempotency key's unique index holds only the events that have one. A dropped
+-- column's bytes stay in the rows until the table is rewritten (README: Upgrading).
 CREATE TABLE covers_sets (
     id BIGSERIAL PRIMARY KEY,
-    covers TEXT NOT NULL UNIQUE
+    covers TEXT NOT NULL
 );
+CREATE INDEX covers_sets_covers ON covers_sets USING hash (covers);
 INSERT INTO covers_sets (covers)
 SELECT covers FROM events UNION SELECT covers FROM subject_documents
 UNION SELECT accepted_covers FROM subject_documents WHERE accepted_covers IS NOT NULL ORDER BY 1;

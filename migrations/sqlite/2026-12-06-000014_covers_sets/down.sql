@@ -28,11 +28,13 @@ INSERT INTO events_new (id, subject_key, seq, kind, document, version, covers, r
                         subject_hash, ip_hash, user_agent_hash, locale, idempotency_key, request_hash, prev_hash, chain_hash)
 SELECT e.id, e.subject_key, e.seq, e.kind, e.document, e.version, c.covers, e.recorded_at, e.recorded_by, e.method,
        e.subject_hash, e.ip_hash, e.user_agent_hash, e.locale, e.idempotency_key, e.request_hash, e.prev_hash, e.chain_hash
-FROM events e JOIN covers_sets c ON c.id = e.covers_id ORDER BY e.id;
+FROM events e LEFT JOIN covers_sets c ON c.id = e.covers_id ORDER BY e.id;
 CREATE TEMP TABLE events_sequence AS SELECT seq FROM sqlite_sequence WHERE name = 'events';
 DROP TABLE events;
 ALTER TABLE events_new RENAME TO events;
-UPDATE sqlite_sequence SET seq = max(seq, COALESCE((SELECT seq FROM temp.events_sequence), 0)) WHERE name = 'events';
+DELETE FROM sqlite_sequence WHERE name = 'events';
+INSERT INTO sqlite_sequence (name, seq)
+VALUES ('events', max(COALESCE((SELECT seq FROM temp.events_sequence), 0), COALESCE((SELECT max(id) FROM events), 0)));
 DROP TABLE temp.events_sequence;
 CREATE INDEX events_recorded_at ON events (recorded_at);
 CREATE INDEX events_document_id ON events (document, id);
@@ -55,7 +57,7 @@ INSERT INTO subject_documents_new (subject_key, document, state, version, covers
                                    highest_accepted, accepted_covers, accepted_at)
 SELECT d.subject_key, d.document, d.state, d.version, c.covers, d.last_event_id, d.updated_at,
        d.highest_accepted, a.covers, d.accepted_at
-FROM subject_documents d JOIN covers_sets c ON c.id = d.covers_id LEFT JOIN covers_sets a ON a.id = d.accepted_covers_id;
+FROM subject_documents d LEFT JOIN covers_sets c ON c.id = d.covers_id LEFT JOIN covers_sets a ON a.id = d.accepted_covers_id;
 DROP TABLE subject_documents;
 ALTER TABLE subject_documents_new RENAME TO subject_documents;
 CREATE INDEX subject_documents_coverage ON subject_documents (document, state, version);

@@ -1,7 +1,8 @@
 -- A smaller ledger, continued (issue 13: bytes per event). What an event covers (a JSON list of
 -- documents, versions and hashes, some 150 bytes) repeats across thousands of events alike, so
 -- it is stored once, in covers_sets, and events and status rows refer to it by id. The text is
--- unchanged, and so is what the chain commits to. Besides: the idempotency key's unique index
+-- unchanged, and so is what the chain commits to. No foreign key points at covers_sets, as on
+-- PostgreSQL (see there); `verify` names an id that points nowhere. Besides: the idempotency key's unique index
 -- holds only the events that have one, and subject_documents, whose rows are found by their
 -- primary key, is kept in that key's order (WITHOUT ROWID) instead of in a table and an index
 -- beside it. SQLite drops columns only by copying the table, with foreign keys off (outside a
@@ -24,7 +25,7 @@ CREATE TABLE events_new (
     kind TEXT NOT NULL CHECK (kind IN ('accepted', 'declined', 'withdrawn', 'erasure_requested', 'erased')),
     document TEXT,
     version INTEGER,
-    covers_id BIGINT NOT NULL REFERENCES covers_sets (id),
+    covers_id BIGINT NOT NULL,
     recorded_at TIMESTAMP NOT NULL,
     recorded_by TEXT NOT NULL,
     method TEXT NOT NULL,
@@ -46,7 +47,11 @@ FROM events e JOIN covers_sets c ON c.covers = e.covers ORDER BY e.id;
 CREATE TEMP TABLE events_sequence AS SELECT seq FROM sqlite_sequence WHERE name = 'events';
 DROP TABLE events;
 ALTER TABLE events_new RENAME TO events;
-UPDATE sqlite_sequence SET seq = max(seq, COALESCE((SELECT seq FROM temp.events_sequence), 0)) WHERE name = 'events';
+-- The next id stays past every id ever given (log_leaves refers to events by id), even if the
+-- copy brought no row.
+DELETE FROM sqlite_sequence WHERE name = 'events';
+INSERT INTO sqlite_sequence (name, seq)
+VALUES ('events', max(COALESCE((SELECT seq FROM temp.events_sequence), 0), COALESCE((SELECT max(id) FROM events), 0)));
 DROP TABLE temp.events_sequence;
 CREATE UNIQUE INDEX events_idempotency ON events (subject_key, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX events_recorded_at ON events (recorded_at);
@@ -58,11 +63,11 @@ CREATE TABLE subject_documents_new (
     document TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('accepted', 'declined', 'withdrawn')),
     version INTEGER,
-    covers_id BIGINT NOT NULL REFERENCES covers_sets (id),
+    covers_id BIGINT NOT NULL,
     last_event_id BIGINT NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     highest_accepted INTEGER,
-    accepted_covers_id BIGINT REFERENCES covers_sets (id),
+    accepted_covers_id BIGINT,
     accepted_at TIMESTAMP,
     PRIMARY KEY (subject_key, document)
 ) WITHOUT ROWID;
