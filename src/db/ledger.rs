@@ -302,6 +302,7 @@ pub struct StateRow {
     pub highest_accepted: Option<i32>,
     /// The subject's latest acceptance of the agreement (what it covered, and when), kept
     /// through a later decline or withdrawal; none on the rows of parts.
+    pub accepted_covers_id: Option<i64>,
     #[diesel(select_expression = accepted_covers_of_state(), select_expression_type = AcceptedCoversOfState)]
     pub accepted_covers: Option<String>,
     pub accepted_at: Option<NaiveDateTime>,
@@ -358,7 +359,9 @@ pub struct DecisionRow {
     pub document: String,
     pub state: String,
     pub version: Option<i32>,
-    /// The latest acceptance: what it covered, and when (none if never accepted).
+    /// The latest acceptance: what it covered, and when (none if never accepted; the text is
+    /// none too if its id names no stored one).
+    pub accepted_covers_id: Option<i64>,
     #[diesel(select_expression = accepted_covers_of_state(), select_expression_type = AcceptedCoversOfState)]
     pub accepted_covers: Option<String>,
     pub accepted_at: Option<NaiveDateTime>,

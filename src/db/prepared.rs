@@ -88,11 +88,11 @@ statement! {
 }
 
 statement! {
-    /// The id of a covers text, if it is stored (the first, should two writers on PostgreSQL
-    /// have stored it at once).
+    /// The id of a covers text, if it is stored (any of them, should two writers on PostgreSQL
+    /// have stored it at once: each reads the same).
     pub struct FindCovers<'a> -> BigInt {
         "SELECT id FROM covers_sets WHERE covers = ", covers: &'a str => Text,
-        ; " ORDER BY id LIMIT 1",
+        ; " LIMIT 1",
     }
 }
 

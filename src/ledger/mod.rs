@@ -496,8 +496,14 @@ pub(crate) fn record_once(
             let standing = state_of(conn, key, document)?
                 .filter(|s| s.state == Kind::Accepted.as_str())
                 .ok_or_else(|| RecordError::NothingToWithdraw(document.to_owned()))?;
-            let covers: Vec<Covered> = serde_json::from_str(standing.covers.as_deref().unwrap_or_default())
-                .map_err(|e| DbError::Corrupt(format!("covers of {key}/{document}: {e}")))?;
+            let text = standing.covers.as_deref().ok_or_else(|| {
+                DbError::Corrupt(format!(
+                    "covers of {key}/{document}: covers_id {} names no stored text",
+                    standing.covers_id
+                ))
+            })?;
+            let covers: Vec<Covered> =
+                serde_json::from_str(text).map_err(|e| DbError::Corrupt(format!("covers of {key}/{document}: {e}")))?;
             let version = standing.version.and_then(|v| u32::try_from(v).ok()).and_then(VersionNumber::new);
             (Kind::Withdrawn, version, covers)
         }
@@ -702,6 +708,9 @@ pub fn decisions(
     for row in crate::db::ledger::decisions_of(conn, subject_key)? {
         let Ok(slug) = Slug::parse(&row.document) else { continue };
         let corrupt = |what: &str| DbError::Corrupt(format!("{what} of {subject_key}/{slug}"));
+        if let (None, Some(id)) = (&row.accepted_covers, row.accepted_covers_id) {
+            return Err(corrupt(&format!("the latest acceptance (its covers_id {id} names no stored text)")));
+        }
         let decision = match (row.state.as_str(), row.accepted_covers, row.accepted_at) {
             ("accepted", Some(covers), Some(at)) => {
                 let covers: Vec<Covered> = serde_json::from_str(&covers).map_err(|_| corrupt("covers"))?;

@@ -317,7 +317,11 @@ fn finish_subject(done: Walking, around: &mut Around, report: &mut Report) -> us
                 .clone()
                 .unwrap_or_else(|| format!("a covers_id ({}) that names no stored text", row.covers_id)),
             highest: row.highest_accepted,
-            accepted: row.accepted_covers.clone().zip(row.accepted_at),
+            accepted: match (&row.accepted_covers, row.accepted_covers_id) {
+                (None, Some(id)) => Some(format!("a covers_id ({id}) that names no stored text")),
+                (text, _) => text.clone(),
+            }
+            .zip(row.accepted_at),
         };
         match expected.remove(&row.document) {
             Some(want) if want == stored => {}

@@ -18,6 +18,7 @@ CREATE INDEX covers_sets_covers ON covers_sets USING hash (covers);
 INSERT INTO covers_sets (covers)
 SELECT covers FROM events UNION SELECT covers FROM subject_documents
 UNION SELECT accepted_covers FROM subject_documents WHERE accepted_covers IS NOT NULL ORDER BY 1;
+ANALYZE covers_sets;
 
 DROP TRIGGER coverage_on_insert ON subject_documents;
 DROP TRIGGER coverage_on_delete ON subject_documents;
