@@ -309,9 +309,10 @@ pub struct StateRow {
 }
 
 // An event's or a status row's covers texts, each looked up by its id in a subquery: a join
-// would need an alias for a status row's second one, and on PostgreSQL, whose planner hashes the whole (small) covers
-// table for a join until it has statistics, a lookup per row is cheaper. Unlike an SQL literal,
-// these keep the statement's text fixed, so that it is prepared once per connection.
+// would need an alias for a status row's second one, and PostgreSQL's planner hashes the whole
+// (small) covers table for a join until it has statistics, where a lookup per row is cheaper.
+// Unlike an SQL literal, these keep the statement's text fixed, so that it is prepared once per
+// connection.
 type CoversOfEvent = diesel::dsl::SingleValue<
     diesel::dsl::Select<
         diesel::dsl::Filter<covers_sets::table, diesel::dsl::Eq<covers_sets::id, events::covers_id>>,
